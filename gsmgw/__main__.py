@@ -1,0 +1,7 @@
+"""``python -m gsmgw``."""
+
+import sys
+
+from gsmgw.cli import main
+
+sys.exit(main())

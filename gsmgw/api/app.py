@@ -1,0 +1,467 @@
+"""aiohttp application factory: the only module tree that imports aiohttp.web."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from aiohttp import web
+
+from gsmgw import __version__
+from gsmgw.config import Config
+from gsmgw.domain import MessageState
+from gsmgw.errors import CodecError, ValidationError
+from gsmgw.sms import preview
+from gsmgw.store import ApiKey, NewMessage, Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_RECIPIENTS = 1000
+MAX_TEXT_CHARS = 10_000
+
+
+@dataclass
+class Services:
+    """What the API needs from the rest of the gateway; wired by gsmgw.daemon."""
+
+    cfg: Config
+    store: Store
+    notify_work: Callable[[], None]
+    modems: Callable[[], list[dict[str, Any]]]
+    set_modem_enabled: Callable[[str, bool], bool]
+    started_at: float = dataclasses.field(default_factory=time.time)
+    sent_total: Callable[[], int] = lambda: 0
+
+
+SERVICES = web.AppKey("services", Services)
+API_KEY = "gsmgw.api_key"  # request-scoped (request[API_KEY])
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    body = {"error": {"code": code, "message": message, **extra}}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        extra = {"field": exc.field} if exc.field else {}
+        return error_response(422, exc.code, exc.message, **extra)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "body_too_large", "request body is larger than the configured limit")
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            return error_response(exc.status, code, exc.reason)
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the gateway log")
+
+
+# --- auth ---------------------------------------------------------------------
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    key = request.headers.get("X-API-Key")
+    return key.strip() if key else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    presented = _presented_key(request)
+    if not presented:
+        return error_response(401, "unauthorized", "an API key is required (Authorization: Bearer KEY)")
+    if len(presented) > 200:
+        return error_response(401, "unauthorized", "invalid API key")
+    svc = request.app[SERVICES]
+    key = await svc.store.call(svc.store.verify_api_key, presented)
+    if key is None:
+        return error_response(401, "unauthorized", "invalid or revoked API key")
+    request[API_KEY] = key
+    return await handler(request)
+
+
+def require_scope(request: web.Request, scope: str) -> ApiKey:
+    key: ApiKey = request[API_KEY]
+    if scope not in key.scopes and "admin" not in key.scopes:
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": {"code": "forbidden", "message": f"this key lacks the {scope!r} scope"}}),
+            content_type="application/json",
+        )
+    return key
+
+
+# --- validation -----------------------------------------------------------------
+
+
+def normalise_number(raw: Any, region: str, field: str = "to") -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("invalid_number", "a phone number must be a non-empty string", field=field)
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValidationError("invalid_number", "control characters are not allowed in a number", field=field)
+    if len(raw) > 32:
+        raise ValidationError("invalid_number", "number is too long", field=field)
+    try:
+        num = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError("invalid_number", f"{raw!r} is not a phone number: {exc}", field=field) from None
+    if not phonenumbers.is_valid_number(num):
+        raise ValidationError("invalid_number", f"{raw!r} is not a valid phone number", field=field)
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_time(raw: Any, field: str) -> dt.datetime:
+    if not isinstance(raw, str):
+        raise ValidationError("invalid_time", f"{field} must be an ISO 8601 string", field=field)
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError("invalid_time", f"{field}: {raw!r} is not ISO 8601", field=field) from None
+    if value.tzinfo is None:
+        raise ValidationError("invalid_time", f"{field} needs a time zone (e.g. Z or +02:00)", field=field)
+    return value.astimezone(dt.UTC)
+
+
+def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ValidationError("invalid_field", f"{name} must be true or false", field=name)
+    return value
+
+
+PRIORITIES = {"low": -5, "normal": 0, "high": 5, "otp": 9}
+
+
+def _priority(raw: Any) -> int:
+    if raw is None:
+        return 0
+    if isinstance(raw, str) and raw in PRIORITIES:
+        return PRIORITIES[raw]
+    if isinstance(raw, int) and not isinstance(raw, bool) and -10 <= raw <= 10:
+        return raw
+    raise ValidationError(
+        "invalid_field", "priority must be an integer from -10 to 10 or one of low, normal, high, otp",
+        field="priority",
+    )
+
+
+ALLOWED_FIELDS = frozenset(
+    {"to", "text", "priority", "send_at", "ttl", "valid_until", "sim", "flash", "delivery_report",
+     "transactional", "resend_unknown", "callback_url"}
+)
+
+
+def _text_and_preview(svc: Services, text: Any) -> tuple[str, Any]:
+    if not isinstance(text, str) or text == "":
+        raise ValidationError("invalid_text", "text must be a non-empty string", field="text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValidationError("text_too_long", f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
+    try:
+        pv = preview(text, smart_encoding=svc.cfg.dispatch.smart_encoding, max_parts=svc.cfg.dispatch.max_parts)
+    except CodecError as exc:
+        raise ValidationError("text_too_long", str(exc), field="text") from None
+    return text, pv
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ValidationError("invalid_json", "send a JSON object with Content-Type: application/json")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValidationError("invalid_json", "the body must be a JSON object")
+    return body
+
+
+# --- handlers -------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        await svc.store.call(svc.store.queue_depth)
+    except Exception as exc:
+        return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}")
+    return web.json_response({"status": "ready"})
+
+
+async def post_messages(request: web.Request) -> web.Response:
+    key = require_scope(request, "send")
+    svc = request.app[SERVICES]
+    body = await _json_body(request)
+    unknown = set(body) - ALLOWED_FIELDS
+    if unknown:
+        raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
+    raw_to = body.get("to")
+    recipients = raw_to if isinstance(raw_to, list) else [raw_to]
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise ValidationError("invalid_number", f"give 1 to {MAX_RECIPIENTS} recipients", field="to")
+    region = svc.cfg.api.default_region
+    numbers = [normalise_number(n, region) for n in recipients]
+    text, pv = _text_and_preview(svc, body.get("text"))
+    now = dt.datetime.now(dt.UTC)
+    send_at = _parse_time(body["send_at"], "send_at") if body.get("send_at") is not None else None
+    valid_until = None
+    if body.get("valid_until") is not None:
+        valid_until = _parse_time(body["valid_until"], "valid_until")
+    if body.get("ttl") is not None:
+        ttl = body["ttl"]
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= 30 * 86400:
+            raise ValidationError("invalid_field", "ttl must be seconds, from 1 to 2592000", field="ttl")
+        valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
+    if valid_until is not None and valid_until <= (send_at or now):
+        raise ValidationError("invalid_time", "the message would expire before it could be sent", field="valid_until")
+    sim = body.get("sim")
+    if sim is not None and (not isinstance(sim, str) or sim not in {m["id"] for m in svc.modems()}):
+        raise ValidationError("unknown_sim", f"no modem with id {sim!r}", field="sim")
+    callback_url = body.get("callback_url")
+    if callback_url is not None:
+        _check_callback(svc, callback_url)
+    depth = await svc.store.call(svc.store.queue_depth)
+    if depth + len(numbers) > svc.cfg.api.max_queue_depth:
+        resp = error_response(429, "queue_full", "the outbound queue is full; retry later")
+        resp.headers["Retry-After"] = "30"
+        return resp
+    items = [
+        NewMessage(
+            to_number=n,
+            text=text,
+            encoding=str(pv.encoding),
+            parts_total=pv.parts,
+            priority=_priority(body.get("priority")),
+            send_at=send_at,
+            valid_until=valid_until,
+            sim_requested=sim,
+            flash=_bool(body, "flash", False),
+            delivery_report=_bool(body, "delivery_report", svc.cfg.dispatch.delivery_reports),
+            transactional=_bool(body, "transactional", False),
+            resend_unknown=_bool(body, "resend_unknown", svc.cfg.dispatch.unknown_policy == "resend"),
+            callback_url=callback_url,
+        )
+        for n in numbers
+    ]
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None and not (0 < len(idem) <= 200 and idem.isprintable()):
+        raise ValidationError("invalid_header", "Idempotency-Key must be 1-200 printable characters")
+    result = await svc.store.call(
+        svc.store.enqueue,
+        items,
+        api_key_id=key.id,
+        idempotency_key=idem,
+        default_ttl_s=svc.cfg.dispatch.default_ttl_s,
+    )
+    svc.notify_work()
+    reply = {
+        "id": result.message_ids[0] if len(result.message_ids) == 1 else result.batch_id,
+        "batch_id": result.batch_id,
+        "state": MessageState.QUEUED.value,
+        "encoding": str(pv.encoding),
+        "parts": pv.parts,
+        "messages": [{"id": mid, "to": n} for mid, n in zip(result.message_ids, numbers, strict=False)],
+    }
+    resp = web.json_response(reply, status=202)
+    resp.headers["Location"] = f"/api/v1/messages/{reply['messages'][0]['id']}"
+    if result.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+def _check_callback(svc: Services, url: Any) -> None:
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise ValidationError("invalid_callback", "callback_url must be a string", field="callback_url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("invalid_callback", "callback_url must be an http(s) URL", field="callback_url")
+    if parts.hostname not in svc.cfg.webhooks.allowed_hosts:
+        raise ValidationError(
+            "callback_not_allowed",
+            f"host {parts.hostname!r} is not in webhooks.allowed_hosts",
+            field="callback_url",
+        )
+
+
+async def post_preview(request: web.Request) -> web.Response:
+    require_scope(request, "send")
+    svc = request.app[SERVICES]
+    body = await _json_body(request)
+    text, pv = _text_and_preview(svc, body.get("text"))
+    return web.json_response(_jsonable(dataclasses.asdict(pv) if dataclasses.is_dataclass(pv) else dict(pv)))
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, dt.datetime):
+        return _iso(obj)
+    if hasattr(obj, "value") and isinstance(getattr(obj, "value", None), str):
+        return obj.value
+    return obj
+
+
+def message_view(row: dict[str, Any]) -> dict[str, Any]:
+    err = {"code": row["error_code"], "message": row["error_text"]} if row.get("error_code") else None
+    out = {
+        "id": row["id"],
+        "batch_id": row["batch_id"],
+        "to": row["to_number"],
+        "text": row["text"],
+        "state": row["state"],
+        "encoding": row["encoding"],
+        "parts_total": row["parts_total"],
+        "priority": row["priority"],
+        "sim": row["modem_id"],
+        "sim_requested": row["sim_requested"],
+        "flash": row["flash"],
+        "delivery_report": row["delivery_report"],
+        "transactional": row["transactional"],
+        "attempts": row["attempts"],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "send_at": _iso(row["send_at"]),
+        "valid_until": _iso(row["valid_until"]),
+        "sent_at": _iso(row["sent_at"]),
+        "delivered_at": _iso(row["delivered_at"]),
+        "error": err,
+    }
+    if "parts" in row:
+        out["parts"] = [
+            {
+                "seq": p["seq"],
+                "state": p["state"],
+                "sim": p["modem_id"],
+                "tp_mr": p["tp_mr"],
+                "sent_at": _iso(p["sent_at"]),
+                "delivered_at": _iso(p["delivered_at"]),
+                "report_status": p["report_status"],
+                "error": {"code": p["error_code"], "message": p["error_text"]} if p["error_code"] else None,
+            }
+            for p in row["parts"]
+        ]
+    return out
+
+
+async def get_message(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    row = await svc.store.call(svc.store.get_message, request.match_info["id"])
+    if row is None:
+        return error_response(404, "not_found", "no such message")
+    return web.json_response(message_view(row))
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    q = request.query
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise ValidationError("invalid_query", "limit must be an integer", field="limit") from None
+    if not 1 <= limit <= 500:
+        raise ValidationError("invalid_query", "limit must be from 1 to 500", field="limit")
+    state = q.get("state")
+    if state is not None and state not in {s.value for s in MessageState}:
+        raise ValidationError("invalid_query", f"unknown state {state!r}", field="state")
+    to = normalise_number(q["to"], svc.cfg.api.default_region) if "to" in q else None
+    rows = await svc.store.call(
+        svc.store.list_messages, state=state, to_number=to, before_id=q.get("cursor"), limit=limit
+    )
+    items = [message_view(r) for r in rows]
+    next_cursor = items[-1]["id"] if len(items) == limit else None
+    return web.json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def get_modems(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    return web.json_response({"items": svc.modems()})
+
+
+async def patch_modem(request: web.Request) -> web.Response:
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
+    body = await _json_body(request)
+    if set(body) - {"enabled"} or not isinstance(body.get("enabled"), bool):
+        raise ValidationError("invalid_field", "send {\"enabled\": true|false}")
+    if not svc.set_modem_enabled(request.match_info["id"], body["enabled"]):
+        return error_response(404, "not_found", "no such modem")
+    return web.json_response({"id": request.match_info["id"], "enabled": body["enabled"]})
+
+
+async def get_status(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    counts = await svc.store.call(svc.store.counts_by_state)
+    modems = svc.modems()
+    uptime_s = time.time() - svc.started_at
+    return web.json_response(
+        {
+            "version": __version__,
+            "uptime_s": round(uptime_s, 1),
+            "queue_depth": counts.get("queued", 0) + counts.get("sending", 0),
+            "messages_by_state": counts,
+            "sent_since_start": svc.sent_total(),
+            "modems": [
+                {k: m[k] for k in ("id", "state", "enabled", "busy", "operator", "signal_csq", "sent_parts",
+                                   "failed_parts", "last_error")}
+                for m in modems
+            ],
+            "modems_ready": sum(1 for m in modems if m["state"] == "ready" and m["enabled"]),
+        }
+    )
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware],
+        client_max_size=services.cfg.api.max_body_bytes,
+    )
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/api/v1/messages", post_messages)
+    app.router.add_post("/api/v1/messages/preview", post_preview)
+    app.router.add_get("/api/v1/messages", list_messages)
+    app.router.add_get("/api/v1/messages/{id}", get_message)
+    app.router.add_get("/api/v1/modems", get_modems)
+    app.router.add_patch("/api/v1/modems/{id}", patch_modem)
+    app.router.add_get("/api/v1/status", get_status)
+    return app

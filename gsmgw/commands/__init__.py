@@ -1,0 +1,1 @@
+"""CLI subcommands that live next to their feature; each module has register(sub)."""

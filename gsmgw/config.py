@@ -1,0 +1,281 @@
+"""TOML configuration → typed, frozen config objects.
+
+Every error names the file, the dotted key and what was expected, e.g.::
+
+    /etc/gsmgw/gsmgw.toml: modem[1].send_timeout_s: expected a number, got 'slow'
+
+The schema *is* the dataclasses below: a key that no field declares is an
+error, and every timeout and limit carries its unit in its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gsmgw.errors import ConfigError
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    # "HOST:PORT"; "[::1]:8080" for IPv6.
+    listen: str = DEFAULT_LISTEN
+    # Requests with a larger body are refused with 413 before they are parsed.
+    max_body_bytes: int = 256 * 1024
+    # Region used to read numbers written without "+country" (ISO 3166 alpha-2).
+    default_region: str = "US"
+    # Refuse new messages with 429 once this many are queued.
+    max_queue_depth: int = 1_000_000
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    # SQLAlchemy URL. SQLite (WAL) by default; postgresql+psycopg://... for a shared store.
+    url: str = "sqlite:///gsmgw.db"
+    # How long a host's claim on a message lasts without renewal.
+    lease_s: float = 120.0
+    # Run alembic migrations at start (turn off only if an operator runs them by hand).
+    migrate_on_start: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    id: str
+    # Either a port (device path, pty, or socket://host:port) or a match on identity.
+    port: str = ""
+    imei: str = ""
+    iccid: str = ""
+    baudrate: int = 115200
+    pin: str = ""
+    enabled: bool = True
+    # Name of the SIM group this modem belongs to (used by routing rules).
+    group: str = "default"
+    # Per-SIM limits; 0 means unlimited.
+    max_per_minute: int = 0
+    max_per_hour: int = 0
+    max_per_day: int = 0
+    # Device timeouts (seconds).
+    command_timeout_s: float = 5.0
+    prompt_timeout_s: float = 5.0
+    send_timeout_s: float = 60.0
+    registration_timeout_s: float = 90.0
+    health_interval_s: float = 30.0
+    max_consecutive_timeouts: int = 3
+    # Preferred SMS storage ("SM", "ME", "MT").
+    sms_storage: str = "SM"
+    # Use an explicit SMSC number instead of the SIM's (+CSCA); empty = SIM's.
+    smsc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    # Fallback poll for work when no wake-up arrives (seconds).
+    poll_interval_s: float = 1.0
+    # Texts needing more parts than this are refused at intake.
+    max_parts: int = 10
+    # Replace typographic characters with GSM equivalents instead of UCS-2.
+    smart_encoding: bool = False
+    # Default validity of a message from acceptance (seconds); it expires after that.
+    default_ttl_s: float = 24 * 3600.0
+    # Ask the network for status reports unless the request says otherwise.
+    delivery_reports: bool = True
+    # Transient failures are retried this many times in all, with backoff.
+    max_attempts: int = 5
+    retry_backoff_initial_s: float = 5.0
+    retry_backoff_max_s: float = 300.0
+    # What to do when a send's outcome is unknown (PDU written, no final result):
+    # "never" marks the part unknown and stops; "resend" queues it again (may duplicate).
+    unknown_policy: Literal["never", "resend"] = "never"
+    # How long a status report may follow its send (seconds) and still match.
+    status_report_window_s: float = 3 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSubscription:
+    url: str
+    events: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    # Hosts that per-message callback_url values may point at; empty = none allowed.
+    allowed_hosts: tuple[str, ...] = ()
+    # HMAC-SHA256 key for the X-Gsmgw-Signature header; empty = unsigned.
+    signing_secret: str = ""
+    timeout_s: float = 10.0
+    max_attempts: int = 20
+    subscription: tuple[WebhookSubscription, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["trace", "debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    api: ApiConfig = field(default_factory=ApiConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    modem: tuple[ModemConfig, ...] = ()
+    # Where the file came from (for messages); not a TOML key.
+    source: str = field(default="<defaults>", metadata={"internal": True})
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return from_dict(data, source=str(p))
+
+
+def from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Config:
+    cfg = _build(Config, data, source, "")
+    cfg = dataclasses.replace(cfg, source=source)
+    _check(cfg, source)
+    return cfg
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "an array"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, source, key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise bad
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(item_tp, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, source, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        if value < 0:
+            raise ConfigError(f"{source}: {key}: must not be negative, got {value}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if value < 0:
+            raise ConfigError(f"{source}: {key}: must not be negative, got {value}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad  # pragma: no cover - schema uses only the types above
+
+
+def _build(cls: Any, data: dict[str, Any], source: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: {key}: unknown key (known keys here: {known})")
+        kwargs[name] = _convert(hints[name], value, source, key)
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            key = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(f"{source}: {key}: required key is missing")
+    return cls(**kwargs)
+
+
+_LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    m = _LISTEN_RE.match(listen)
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    return (m["v6"] or m["host"], int(m["port"]))
+
+
+def _check(cfg: Config, source: str) -> None:
+    try:
+        parse_listen(cfg.api.listen)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: api.listen: {exc}") from None
+    if bool(cfg.api.tls_cert_file) != bool(cfg.api.tls_key_file):
+        raise ConfigError(f"{source}: api.tls_cert_file / api.tls_key_file: give both or neither")
+    if not (len(cfg.api.default_region) == 2 and cfg.api.default_region.isalpha()):
+        raise ConfigError(
+            f"{source}: api.default_region: expected an ISO 3166 two-letter code, got {cfg.api.default_region!r}"
+        )
+    if cfg.dispatch.max_parts < 1 or cfg.dispatch.max_parts > 255:
+        raise ConfigError(f"{source}: dispatch.max_parts: expected 1..255, got {cfg.dispatch.max_parts}")
+    seen: set[str] = set()
+    for i, m in enumerate(cfg.modem):
+        key = f"modem[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", m.id):
+            raise ConfigError(f"{source}: {key}.id: expected 1-64 of A-Z a-z 0-9 _ . -, got {m.id!r}")
+        if m.id in seen:
+            raise ConfigError(f"{source}: {key}.id: duplicate modem id {m.id!r}")
+        seen.add(m.id)
+        if not (m.port or m.imei or m.iccid):
+            raise ConfigError(f"{source}: {key}: give port, imei or iccid")
+        if m.pin and not re.fullmatch(r"\d{4,8}", m.pin):
+            raise ConfigError(f"{source}: {key}.pin: expected 4 to 8 digits")
+        if m.baudrate == 0:
+            raise ConfigError(f"{source}: {key}.baudrate: must be positive")
+    for i, sub in enumerate(cfg.webhooks.subscription):
+        if not sub.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: webhooks.subscription[{i}].url: expected an http(s) URL")

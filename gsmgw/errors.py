@@ -1,0 +1,88 @@
+"""One exception tree for gsmgw.
+
+Lower layers raise these; the API layer maps them to stable JSON error codes.
+"""
+
+from __future__ import annotations
+
+
+class GsmgwError(Exception):
+    """Base of every error gsmgw raises on purpose."""
+
+
+class ConfigError(GsmgwError):
+    """A configuration file is invalid; the message names file, key and expectation."""
+
+
+# --- SMS codec -------------------------------------------------------------
+
+
+class CodecError(GsmgwError, ValueError):
+    """Malformed PDU or text that cannot be encoded; the only error the codec raises."""
+
+
+# --- Modems ----------------------------------------------------------------
+
+
+class ModemError(GsmgwError):
+    """Anything that went wrong talking to a modem."""
+
+
+class PortClosed(ModemError):
+    """The serial port vanished or was closed (unplug, EOF, EIO)."""
+
+
+class ATTimeout(ModemError):
+    """No final result within the command's timeout."""
+
+
+class ATError(ModemError):
+    """The modem answered plain ``ERROR`` (or another non-OK final result)."""
+
+    def __init__(self, command: str, final: str = "ERROR") -> None:
+        super().__init__(f"{command!r} failed: {final}")
+        self.command = command
+        self.final = final
+
+
+class CMEError(ATError):
+    """``+CME ERROR: <code>`` (equipment / SIM errors, TS 27.007 §9.2)."""
+
+    def __init__(self, command: str, code: int | None, text: str = "") -> None:
+        super().__init__(command, f"+CME ERROR: {code if code is not None else text}")
+        self.code = code
+        self.text = text
+
+
+class CMSError(ATError):
+    """``+CMS ERROR: <code>`` (message service errors, TS 27.005 §3.2.5)."""
+
+    def __init__(self, command: str, code: int | None, text: str = "") -> None:
+        super().__init__(command, f"+CMS ERROR: {code if code is not None else text}")
+        self.code = code
+        self.text = text
+
+
+class SimError(ModemError):
+    """The SIM is locked, PUK-locked, absent, or the PIN was refused."""
+
+
+# --- Store / API -------------------------------------------------------------
+
+
+class StoreError(GsmgwError):
+    """The database refused an operation."""
+
+
+class ValidationError(GsmgwError):
+    """Caller input is invalid. ``code`` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotFound(GsmgwError):
+    """The requested object does not exist."""

@@ -1,0 +1,1 @@
+"""Modem pool: supervision, balancing, dispatch (see dispatcher.py)."""

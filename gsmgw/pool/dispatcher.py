@@ -1,0 +1,417 @@
+"""The modem pool: one driver task and one send worker per modem.
+
+Each worker claims the most urgent message its SIM may send (a database claim
+under a lease), encodes it, and hands all its parts to the driver in one go. A
+slow or failing modem only ever holds its own claim, so nothing else waits
+behind it (no head-of-line blocking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gsmgw.config import Config, ModemConfig
+from gsmgw.domain import MessageState, ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
+from gsmgw.errors import CodecError, ModemError
+from gsmgw.pool.limits import Limits, SimLimiter
+from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
+from gsmgw.sms import encode_submit
+from gsmgw.store import ClaimedMessage, PartResult, Store, utcnow
+
+log = logging.getLogger(__name__)
+msglog = logging.getLogger("gsmgw.messages")
+
+
+class Driver(Protocol):
+    """What the pool needs of a modem driver (gsmgw.modem.Modem satisfies it)."""
+
+    state: ModemState
+    identity: ModemIdentity
+
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send_pdus(self, parts: list[tuple[str, int]]) -> list[SendOutcome]: ...
+
+
+DriverFactory = Callable[[ModemConfig, Callable[[Any], None]], Driver]
+
+
+@dataclass
+class ModemSlot:
+    cfg: ModemConfig
+    driver: Driver
+    limiter: SimLimiter
+    enabled: bool
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set while the worker holds a claim; shutdown waits for it.
+    busy: bool = False
+    claim_id: str | None = None
+    resting_until: float = 0.0
+    sent_parts: int = 0
+    failed_parts: int = 0
+    last_error: str = ""
+    state_reason: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.cfg.id
+
+
+def default_driver_factory(cfg: ModemConfig, on_event: Callable[[Any], None]) -> Driver:
+    from gsmgw.modem import Modem, ModemSettings
+
+    settings = ModemSettings(
+        port=cfg.port,
+        modem_id=cfg.id,
+        baudrate=cfg.baudrate,
+        pin=cfg.pin or None,
+        command_timeout_s=cfg.command_timeout_s,
+        prompt_timeout_s=cfg.prompt_timeout_s,
+        send_timeout_s=cfg.send_timeout_s,
+        registration_timeout_s=cfg.registration_timeout_s,
+        health_interval_s=cfg.health_interval_s,
+        max_consecutive_timeouts=cfg.max_consecutive_timeouts,
+        sms_storage=cfg.sms_storage,
+    )
+    return Modem(settings, on_event=on_event)
+
+
+class Pool:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        driver_factory: DriverFactory = default_driver_factory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self._driver_factory = driver_factory
+        self._clock = clock
+        self.slots: dict[str, ModemSlot] = {}
+        self._stopping = False
+        self._maintenance: asyncio.Task[None] | None = None
+        self._status_q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._status_task: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+        self.sent_total = 0
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._status_task = asyncio.create_task(self._status_writer(), name="pool-status")
+        for mcfg in self.cfg.modem:
+            self._add(mcfg)
+        self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
+
+    def _add(self, mcfg: ModemConfig) -> None:
+        slot_ref: list[ModemSlot] = []
+
+        def on_event(ev: Any) -> None:
+            if slot_ref:
+                self._on_driver_event(slot_ref[0], ev)
+
+        driver = self._driver_factory(mcfg, on_event)
+        limits = Limits(mcfg.max_per_minute, mcfg.max_per_hour, mcfg.max_per_day)
+        slot = ModemSlot(cfg=mcfg, driver=driver, limiter=SimLimiter(limits), enabled=mcfg.enabled)
+        slot_ref.append(slot)
+        self.slots[mcfg.id] = slot
+        self._status_q.put_nowait(
+            (mcfg.id, {"port": mcfg.port, "state": ModemState.DISCONNECTED.value, "enabled": slot.enabled})
+        )
+        slot.tasks.append(asyncio.create_task(driver.run(), name=f"modem-{mcfg.id}"))
+        slot.tasks.append(asyncio.create_task(self._worker(slot), name=f"worker-{mcfg.id}"))
+
+    async def stop(self, *, drain_timeout_s: float = 90.0) -> None:
+        """Stop claiming; let in-flight sends finish (or time out); stop drivers."""
+        self._stopping = True
+        for slot in self.slots.values():
+            slot.wake.set()
+        deadline = self._clock() + drain_timeout_s
+        while any(s.busy for s in self.slots.values()) and self._clock() < deadline:
+            await asyncio.sleep(0.05)
+        for slot in self.slots.values():
+            with contextlib.suppress(Exception):
+                await slot.driver.stop()
+        tasks = [t for s in self.slots.values() for t in s.tasks]
+        for t in [*tasks, self._maintenance]:
+            if t is not None:
+                t.cancel()
+        await asyncio.gather(*[t for t in [*tasks, self._maintenance] if t], return_exceptions=True)
+        # Flush the last modem states.
+        while not self._status_q.empty():
+            await asyncio.sleep(0.01)
+        if self._status_task:
+            self._status_task.cancel()
+            await asyncio.gather(self._status_task, return_exceptions=True)
+
+    # --- external controls ------------------------------------------------------
+
+    def notify_work(self) -> None:
+        """New messages were committed: wake idle workers at once."""
+        for slot in self.slots.values():
+            slot.wake.set()
+
+    def set_enabled(self, modem_id: str, enabled: bool) -> bool:
+        slot = self.slots.get(modem_id)
+        if slot is None:
+            return False
+        slot.enabled = enabled
+        slot.wake.set()
+        self._status_q.put_nowait((modem_id, {"enabled": enabled}))
+        return True
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        out = []
+        for slot in self.slots.values():
+            ident = slot.driver.identity
+            out.append(
+                {
+                    "id": slot.id,
+                    "port": slot.cfg.port,
+                    "state": slot.driver.state.value,
+                    "state_reason": slot.state_reason,
+                    "enabled": slot.enabled,
+                    "busy": slot.busy,
+                    "resting": slot.resting_until > now,
+                    "group": slot.cfg.group,
+                    "imei": ident.imei,
+                    "iccid": ident.iccid,
+                    "imsi": ident.imsi,
+                    "operator": ident.operator,
+                    "model": ident.model,
+                    "manufacturer": ident.manufacturer,
+                    "own_number": ident.own_number,
+                    "signal_csq": getattr(slot.driver, "csq", None),
+                    "sent_parts": slot.sent_parts,
+                    "failed_parts": slot.failed_parts,
+                    "last_error": slot.last_error,
+                    "limits": {
+                        "per_minute": slot.cfg.max_per_minute,
+                        "per_hour": slot.cfg.max_per_hour,
+                        "per_day": slot.cfg.max_per_day,
+                        "used_minute": slot.limiter.used(now, 60.0),
+                        "used_hour": slot.limiter.used(now, 3600.0),
+                        "used_day": slot.limiter.used(now, 86400.0),
+                    },
+                }
+            )
+        return out
+
+    # --- driver events ------------------------------------------------------------
+
+    def _on_driver_event(self, slot: ModemSlot, ev: Any) -> None:
+        kind = type(ev).__name__
+        if kind == "StateChanged":
+            new = getattr(ev, "new", None)
+            slot.state_reason = str(getattr(ev, "reason", "") or "")
+            log.info("modem %s: %s -> %s %s", slot.id, getattr(ev, "old", "?"), new, slot.state_reason)
+            self._status_q.put_nowait(
+                (slot.id, {"state": str(getattr(new, "value", new)), "state_reason": slot.state_reason})
+            )
+            slot.wake.set()
+        elif kind == "Identified":
+            ident = getattr(ev, "identity", None)
+            if isinstance(ident, ModemIdentity):
+                self._status_q.put_nowait(
+                    (
+                        slot.id,
+                        {
+                            "manufacturer": ident.manufacturer,
+                            "model": ident.model,
+                            "firmware": ident.firmware,
+                            "imei": ident.imei,
+                            "imsi": ident.imsi,
+                            "iccid": ident.iccid,
+                            "operator": ident.operator,
+                            "own_number": ident.own_number,
+                        },
+                    )
+                )
+        elif kind == "Health":
+            csq = getattr(ev, "csq", None)
+            self._status_q.put_nowait(
+                (slot.id, {"signal_csq": csq, "registration": str(getattr(ev, "registration", ""))})
+            )
+
+    async def _status_writer(self) -> None:
+        while True:
+            modem_id, values = await self._status_q.get()
+            try:
+                await self.store.call(self.store.upsert_modem, modem_id, **values)
+            except Exception:  # a status row is not worth crashing the pool for
+                log.exception("could not record status of modem %s", modem_id)
+            finally:
+                self._status_q.task_done()
+
+    # --- the send loop ----------------------------------------------------------------
+
+    async def _sleep(self, slot: ModemSlot, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(slot.wake.wait(), timeout=max(0.0, timeout_s))
+        slot.wake.clear()
+
+    async def _worker(self, slot: ModemSlot) -> None:
+        poll_s = self.cfg.dispatch.poll_interval_s
+        while not self._stopping:
+            now = self._clock()
+            if not slot.enabled or slot.driver.state is not ModemState.READY:
+                await self._sleep(slot, poll_s)
+                continue
+            if slot.resting_until > now:
+                await self._sleep(slot, slot.resting_until - now)
+                continue
+            wait = slot.limiter.wait_s(now)
+            if wait > 0:
+                await self._sleep(slot, min(wait, poll_s * 10))
+                continue
+            slot.wake.clear()
+            try:
+                claim = await self.store.call(
+                    self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s
+                )
+            except Exception:
+                log.exception("claim failed for modem %s", slot.id)
+                await self._sleep(slot, poll_s)
+                continue
+            if claim is None:
+                await self._sleep(slot, poll_s)
+                continue
+            slot.busy = True
+            slot.claim_id = claim.id
+            try:
+                await self._send(slot, claim)
+            except Exception:
+                # Never leave a claim dangling: the lease would expire, but only after
+                # lease_s; recover() settles 'sending' parts as unknown right away.
+                log.exception("unexpected error sending %s on %s", claim.id, slot.id)
+                await self.store.call(self.store.recover)
+            finally:
+                slot.busy = False
+                slot.claim_id = None
+
+    async def _send(self, slot: ModemSlot, claim: ClaimedMessage) -> None:
+        dcfg = self.cfg.dispatch
+        remaining = claim.valid_until - utcnow()
+        try:
+            encoded = encode_submit(
+                claim.to_number,
+                claim.text,
+                smsc=slot.cfg.smsc or None,
+                status_report=claim.delivery_report,
+                flash=claim.flash,
+                validity=max(remaining, dt.timedelta(minutes=5)),
+                concat_ref=claim.concat_ref,
+                concat_16bit=False,
+                max_parts=255,
+                smart_encoding=dcfg.smart_encoding,
+            )
+            if len(encoded.parts) != claim.parts_total:
+                raise CodecError(
+                    f"text now encodes into {len(encoded.parts)} parts, {claim.parts_total} were queued"
+                )
+        except CodecError as exc:
+            await self.store.call(
+                self.store.settle_claim,
+                claim.id,
+                [PartResult(s, MessageState.FAILED, error_code="encoding", error_text=str(exc))
+                 for s in claim.pending_seqs],
+            )
+            return
+        # Per-SIM limits count parts: hold the claim until they all fit.
+        wait = slot.limiter.wait_s(self._clock(), len(claim.pending_seqs))
+        if wait == float("inf"):
+            await self.store.call(
+                self.store.settle_claim,
+                claim.id,
+                [PartResult(s, MessageState.FAILED, error_code="limit",
+                            error_text="more parts than this SIM's limits allow at once")
+                 for s in claim.pending_seqs],
+            )
+            return
+        if wait > 0:
+            await asyncio.sleep(wait)
+        pdus = [(encoded.parts[s - 1].pdu, encoded.parts[s - 1].tpdu_length) for s in claim.pending_seqs]
+        await self.store.call(self.store.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
+        try:
+            outcomes = await slot.driver.send_pdus(pdus)
+        except ModemError as exc:
+            # Raised only when nothing was written: requeue at once, elsewhere if possible.
+            slot.last_error = str(exc)
+            await self.store.call(self.store.settle_claim, claim.id, [])
+            return
+        results: list[PartResult] = []
+        retry_at: dt.datetime | None = None
+        resend_unknown = claim.resend_unknown or dcfg.unknown_policy == "resend"
+        for seq, out in zip(claim.pending_seqs, outcomes, strict=False):
+            if out.kind is SendOutcomeKind.OK:
+                results.append(PartResult(seq, MessageState.SENT, tp_mr=out.tp_mr))
+                slot.sent_parts += 1
+                msglog.info("message %s part %d sent on %s (tp_mr=%s)", claim.id, seq, slot.id, out.tp_mr)
+                continue
+            slot.failed_parts += 1
+            if out.kind is SendOutcomeKind.UNKNOWN:
+                slot.last_error = out.detail or "no final result after the PDU was written"
+                if resend_unknown:
+                    retry_at = utcnow()
+                    results.append(PartResult(seq, MessageState.QUEUED, error_code="unknown_resent",
+                                              error_text=slot.last_error))
+                else:
+                    results.append(PartResult(seq, MessageState.UNKNOWN, error_code="unknown",
+                                              error_text=slot.last_error))
+                continue
+            klass, meaning = classify_cms(out.cms_code)
+            code = f"cms:{out.cms_code}" if out.cms_code is not None else "error"
+            text = f"{meaning}" + (f" ({out.detail})" if out.detail else "")
+            slot.last_error = f"{code} {text}"
+            if klass is ErrorClass.PERMANENT or claim.attempts >= dcfg.max_attempts:
+                results.append(PartResult(seq, MessageState.FAILED, error_code=code, error_text=text))
+            else:
+                if klass is ErrorClass.MODEM:
+                    # This SIM is the problem: rest it so that the retry goes elsewhere.
+                    slot.resting_until = self._clock() + backoff_s(
+                        claim.attempts, initial_s=dcfg.retry_backoff_initial_s, max_s=dcfg.retry_backoff_max_s
+                    )
+                    retry_at = utcnow()
+                else:
+                    retry_at = utcnow() + dt.timedelta(
+                        seconds=backoff_s(claim.attempts, initial_s=dcfg.retry_backoff_initial_s,
+                                          max_s=dcfg.retry_backoff_max_s)
+                    )
+                results.append(PartResult(seq, MessageState.QUEUED, error_code=code, error_text=text))
+        used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
+        if used:
+            slot.limiter.record(self._clock(), used)
+        final = await self.store.call(self.store.settle_claim, claim.id, results, retry_at=retry_at)
+        if final is MessageState.SENT:
+            self.sent_total += 1
+        msglog.info("message %s -> %s on %s", claim.id, final.value, slot.id)
+        if final is MessageState.QUEUED:
+            self.notify_work()
+
+    async def _maintain(self) -> None:
+        """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
+        while True:
+            await asyncio.sleep(max(self.cfg.dispatch.poll_interval_s, 1.0))
+            try:
+                # Renew our own leases first so that a long multipart send is never
+                # mistaken for a dead host's claim.
+                for slot in self.slots.values():
+                    if slot.claim_id is not None:
+                        await self.store.call(
+                            self.store.renew_lease, slot.claim_id, self.cfg.store.lease_s
+                        )
+                await self.store.call(self.store.expire_due)
+                await self.store.call(self.store.recover, only_expired_leases=True)
+            except Exception:
+                log.exception("pool maintenance failed")

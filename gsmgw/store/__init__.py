@@ -1,0 +1,14 @@
+"""Persistence: the only package that imports sqlalchemy."""
+
+from gsmgw.store.repo import (
+    ApiKey,
+    ClaimedMessage,
+    EnqueueResult,
+    NewMessage,
+    PartResult,
+    Store,
+    new_id,
+    utcnow,
+)
+
+__all__ = ["ApiKey", "ClaimedMessage", "EnqueueResult", "NewMessage", "PartResult", "Store", "new_id", "utcnow"]

@@ -1,0 +1,743 @@
+"""All SQL of gsmgw. Synchronous methods, run off the event loop by ``Store.call``.
+
+Every state change that matters is one transaction; ``enqueue`` returns only
+after the commit, so an accepted message survives a crash (``kill -9``) that
+comes after the HTTP reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from gsmgw.domain import MessageState
+from gsmgw.errors import StoreError
+from gsmgw.store import tables as t
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SCOPES = frozenset({"send", "read", "admin"})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """Time-ordered id: 12 hex digits of milliseconds, then 12 random hex digits."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: frozenset[str]
+    rate_per_s: int = 0
+    daily_quota: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message ready to be queued (one recipient)."""
+
+    to_number: str
+    text: str
+    encoding: str
+    parts_total: int
+    priority: int = 0
+    send_at: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    sim_requested: str | None = None
+    flash: bool = False
+    delivery_report: bool = True
+    transactional: bool = False
+    resend_unknown: bool = False
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    batch_id: str
+    message_ids: tuple[str, ...]
+    # True when the Idempotency-Key matched an earlier request: nothing new was queued.
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    seq: int
+    state: MessageState
+    tp_mr: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+
+
+@dataclass(slots=True)
+class ClaimedMessage:
+    id: str
+    to_number: str
+    text: str
+    parts_total: int
+    flash: bool
+    delivery_report: bool
+    resend_unknown: bool
+    concat_ref: int
+    attempts: int
+    valid_until: dt.datetime
+    # Sequence numbers (1-based) of the parts still to send, in order.
+    pending_seqs: list[int] = field(default_factory=list)
+
+
+class Store:
+    """Owns the engine and a worker thread pool for blocking database calls."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        host: str = "local",
+        sqlite_synchronous: str = "FULL",
+    ) -> None:
+        self.url = url
+        self.host = host
+        u = make_url(url)
+        self.is_sqlite = u.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if u.database and u.database != ":memory:":
+                Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            sync_mode = sqlite_synchronous
+
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={sync_mode}")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            # One writer thread: SQLite serialises writers anyway, and this keeps
+            # "database is locked" out of the hot path.
+            workers = 1
+        else:
+            if u.drivername == "postgresql":
+                u = u.set(drivername="postgresql+psycopg")
+            self.engine = create_engine(u, pool_size=8, max_overflow=4, pool_pre_ping=True)
+            workers = 6
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gsmgw-db")
+        self._closed = False
+
+    # --- plumbing -----------------------------------------------------------
+
+    async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a blocking store method in the store's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        from gsmgw.store.migrate import upgrade
+
+        upgrade(self.engine)
+
+    # --- API keys -----------------------------------------------------------
+
+    @staticmethod
+    def _hash_secret(secret: str) -> str:
+        # API keys are 192-bit random strings, so a fast hash is safe here (no
+        # dictionary to attack); what matters is that the database never holds them.
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def create_api_key(
+        self,
+        name: str,
+        scopes: Iterable[str],
+        *,
+        rate_per_s: int = 0,
+        daily_quota: int = 0,
+        key: str | None = None,
+    ) -> tuple[str, str]:
+        """Create a key; returns (key id, the full key). The key is shown once only."""
+        scope_set = set(scopes)
+        unknown = scope_set - SCOPES
+        if unknown or not scope_set:
+            raise ValueError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
+        key_id = secrets.token_hex(4)
+        full = key if key is not None else f"gsk_{key_id}_{secrets.token_urlsafe(24)}"
+        if key is not None:
+            # A caller-chosen key (gsmgw demo --api-key): stored hashed like any other.
+            key_id = hashlib.sha256(full.encode()).hexdigest()[:8]
+        with self.engine.begin() as conn:
+            if key is not None:
+                conn.execute(t.api_keys.delete().where(t.api_keys.c.id == key_id))
+            conn.execute(
+                insert(t.api_keys).values(
+                    id=key_id,
+                    name=name,
+                    key_hash=self._hash_secret(full),
+                    scopes=",".join(sorted(scope_set)),
+                    rate_per_s=rate_per_s,
+                    daily_quota=daily_quota,
+                    created_at=utcnow(),
+                )
+            )
+        return key_id, full
+
+    def verify_api_key(self, presented: str) -> ApiKey | None:
+        digest = self._hash_secret(presented)
+        key_id = _key_id_of(presented)
+        with self.engine.connect() as conn:
+            if key_id is not None:
+                rows = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).all()
+            else:
+                rows = conn.execute(
+                    select(t.api_keys).where(
+                        t.api_keys.c.id == hashlib.sha256(presented.encode()).hexdigest()[:8]
+                    )
+                ).all()
+        for row in rows:
+            if row.revoked_at is None and hmac.compare_digest(row.key_hash, digest):
+                return ApiKey(
+                    id=row.id,
+                    name=row.name,
+                    scopes=frozenset(row.scopes.split(",")),
+                    rate_per_s=row.rate_per_s,
+                    daily_quota=row.daily_quota,
+                )
+        return None
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(t.api_keys)
+                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return res.rowcount == 1
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at)).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "scopes": r.scopes.split(","),
+                "created_at": r.created_at,
+                "revoked_at": r.revoked_at,
+            }
+            for r in rows
+        ]
+
+    # --- intake -------------------------------------------------------------
+
+    def enqueue(
+        self,
+        items: Sequence[NewMessage],
+        *,
+        api_key_id: str | None = None,
+        idempotency_key: str | None = None,
+        default_ttl_s: float = 86400.0,
+    ) -> EnqueueResult:
+        """Queue messages in one transaction; returns once committed."""
+        if not items:
+            raise ValueError("nothing to enqueue")
+        now = utcnow()
+        batch_id = new_id()
+        rows: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        for i, m in enumerate(items):
+            mid = batch_id if len(items) == 1 else new_id()
+            rows.append(
+                {
+                    "id": mid,
+                    "batch_id": batch_id,
+                    "api_key_id": api_key_id,
+                    # Only the first row carries the key: the unique constraint then
+                    # makes a replayed request fail as a whole.
+                    "idempotency_key": idempotency_key if i == 0 else None,
+                    "to_number": m.to_number,
+                    "text": m.text,
+                    "encoding": m.encoding,
+                    "parts_total": m.parts_total,
+                    "state": MessageState.QUEUED.value,
+                    "priority": m.priority,
+                    "sim_requested": m.sim_requested,
+                    "flash": m.flash,
+                    "delivery_report": m.delivery_report,
+                    "transactional": m.transactional,
+                    "resend_unknown": m.resend_unknown,
+                    "callback_url": m.callback_url,
+                    "concat_ref": secrets.randbelow(65536),
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "send_at": m.send_at or now,
+                    "valid_until": m.valid_until or now + dt.timedelta(seconds=default_ttl_s),
+                }
+            )
+            for seq in range(1, m.parts_total + 1):
+                parts.append(
+                    {
+                        "message_id": mid,
+                        "seq": seq,
+                        "state": MessageState.QUEUED.value,
+                        "recipient": m.to_number,
+                    }
+                )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.messages), rows)
+                conn.execute(insert(t.message_parts), parts)
+                conn.execute(
+                    insert(t.events),
+                    [
+                        {
+                            "type": "message:queued",
+                            "message_id": r["id"],
+                            "payload": "{}",
+                            "created_at": now,
+                        }
+                        for r in rows
+                    ],
+                )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            replay = self.find_by_idempotency_key(api_key_id, idempotency_key)
+            if replay is None:
+                raise
+            return replay
+        return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
+
+    def find_by_idempotency_key(self, api_key_id: str | None, key: str) -> EnqueueResult | None:
+        with self.engine.connect() as conn:
+            first = conn.execute(
+                select(t.messages.c.batch_id).where(
+                    t.messages.c.api_key_id == api_key_id, t.messages.c.idempotency_key == key
+                )
+            ).first()
+            if first is None:
+                return None
+            ids = conn.execute(
+                select(t.messages.c.id)
+                .where(t.messages.c.batch_id == first.batch_id)
+                .order_by(t.messages.c.id)
+            ).scalars()
+            return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(ids), replayed=True)
+
+    def queue_depth(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.messages)
+                    .where(t.messages.c.state.in_([MessageState.QUEUED, MessageState.SENDING]))
+                ).scalar_one()
+            )
+
+    # --- reading ------------------------------------------------------------
+
+    def get_message(self, message_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).first()
+            if row is None:
+                return None
+            parts = conn.execute(
+                select(t.message_parts)
+                .where(t.message_parts.c.message_id == message_id)
+                .order_by(t.message_parts.c.seq)
+            ).all()
+        out = dict(row._mapping)
+        out["parts"] = [dict(p._mapping) for p in parts]
+        return out
+
+    def list_messages(
+        self,
+        *,
+        state: str | None = None,
+        to_number: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        q = select(t.messages).order_by(t.messages.c.id.desc()).limit(limit)
+        if state:
+            q = q.where(t.messages.c.state == state)
+        if to_number:
+            q = q.where(t.messages.c.to_number == to_number)
+        if before_id:
+            q = q.where(t.messages.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+    # --- dispatch -------------------------------------------------------------
+
+    def expire_due(self, now: dt.datetime | None = None) -> list[str]:
+        """Queued messages past their validity become ``expired``; returns their ids."""
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(t.messages.c.id)
+                    .where(
+                        t.messages.c.state == MessageState.QUEUED,
+                        t.messages.c.valid_until <= now,
+                    )
+                    .limit(1000)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(
+                    update(t.messages)
+                    .where(t.messages.c.id.in_(ids), t.messages.c.state == MessageState.QUEUED)
+                    .values(
+                        state=MessageState.EXPIRED,
+                        updated_at=now,
+                        error_code="expired",
+                        error_text="validity ended before it could be sent",
+                    )
+                )
+                conn.execute(
+                    update(t.message_parts)
+                    .where(
+                        t.message_parts.c.message_id.in_(ids),
+                        t.message_parts.c.state == MessageState.QUEUED,
+                    )
+                    .values(state=MessageState.EXPIRED)
+                )
+                self._events(conn, "sms:expired", ids, now)
+        return ids
+
+    def claim_next(
+        self, modem_id: str, *, lease_s: float, now: dt.datetime | None = None
+    ) -> ClaimedMessage | None:
+        """Take the most urgent queued message this modem may send, under a lease."""
+        now = now or utcnow()
+        m = t.messages
+        with self.engine.begin() as conn:
+            for _attempt in range(5):
+                q = (
+                    select(m.c.id)
+                    .where(
+                        m.c.state == MessageState.QUEUED,
+                        m.c.send_at <= now,
+                        m.c.valid_until > now,
+                        or_(m.c.sim_requested.is_(None), m.c.sim_requested == modem_id),
+                    )
+                    .order_by(m.c.priority.desc(), m.c.created_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                msg_id = conn.execute(q).scalar()
+                if msg_id is None:
+                    return None
+                res = conn.execute(
+                    update(m)
+                    .where(m.c.id == msg_id, m.c.state == MessageState.QUEUED)
+                    .values(
+                        state=MessageState.SENDING,
+                        modem_id=modem_id,
+                        lease_owner=self.host,
+                        lease_until=now + dt.timedelta(seconds=lease_s),
+                        attempts=m.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(
+                        m.c.id,
+                        m.c.to_number,
+                        m.c.text,
+                        m.c.parts_total,
+                        m.c.flash,
+                        m.c.delivery_report,
+                        m.c.resend_unknown,
+                        m.c.concat_ref,
+                        m.c.attempts,
+                        m.c.valid_until,
+                    )
+                ).first()
+                if res is None:
+                    continue  # another host took it between select and update
+                seqs = list(
+                    conn.execute(
+                        select(t.message_parts.c.seq)
+                        .where(
+                            t.message_parts.c.message_id == msg_id,
+                            t.message_parts.c.state == MessageState.QUEUED,
+                        )
+                        .order_by(t.message_parts.c.seq)
+                    ).scalars()
+                )
+                return ClaimedMessage(
+                    id=res.id,
+                    to_number=res.to_number,
+                    text=res.text,
+                    parts_total=res.parts_total,
+                    flash=res.flash,
+                    delivery_report=res.delivery_report,
+                    resend_unknown=res.resend_unknown,
+                    concat_ref=res.concat_ref,
+                    attempts=res.attempts,
+                    valid_until=res.valid_until,
+                    pending_seqs=seqs,
+                )
+        return None
+
+    def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str) -> None:
+        """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.message_parts)
+                .where(t.message_parts.c.message_id == message_id, t.message_parts.c.seq.in_(seqs))
+                .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+            )
+
+    def settle_claim(
+        self,
+        message_id: str,
+        results: Sequence[PartResult],
+        *,
+        retry_at: dt.datetime | None = None,
+    ) -> MessageState:
+        """Record what a send achieved and close the claim, in one transaction.
+
+        Parts named in ``results`` take their state (SENT with TP-MR, FAILED, UNKNOWN,
+        or QUEUED for a transient error). Parts still ``sending`` that are not named
+        were never written and go back to ``queued``. Then the message is settled:
+        final when its parts say so, else requeued at ``retry_at`` (pinned to the
+        same SIM if some part already left, so that the phone can reassemble).
+        """
+        now = utcnow()
+        p, m = t.message_parts, t.messages
+        with self.engine.begin() as conn:
+            for r in results:
+                values: dict[str, Any] = {"state": r.state}
+                if r.state is MessageState.SENT:
+                    values.update(tp_mr=r.tp_mr, sent_at=now, error_code=None, error_text=None)
+                else:
+                    values.update(error_code=r.error_code, error_text=r.error_text)
+                conn.execute(
+                    update(p).where(p.c.message_id == message_id, p.c.seq == r.seq).values(**values)
+                )
+            conn.execute(
+                update(p)
+                .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
+                .values(state=MessageState.QUEUED)
+            )
+            states = [s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))]
+            settled = _settle(states)
+            if settled in (MessageState.FAILED, MessageState.UNKNOWN):
+                # The rest was never written; it will not be either.
+                conn.execute(
+                    update(p)
+                    .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
+                    .values(
+                        state=MessageState.CANCELLED,
+                        error_code="not_sent",
+                        error_text="not sent because an earlier part did not go through",
+                    )
+                )
+            last_err = next((r for r in reversed(results) if r.error_code), None)
+            values = {"updated_at": now, "lease_owner": None, "lease_until": None}
+            if last_err is not None:
+                values.update(error_code=last_err.error_code, error_text=last_err.error_text)
+            if settled is None:
+                values.update(state=MessageState.QUEUED, send_at=retry_at or now)
+                if MessageState.SENT in states:
+                    values["sim_requested"] = conn.execute(
+                        select(m.c.modem_id).where(m.c.id == message_id)
+                    ).scalar()
+                else:
+                    values["modem_id"] = None
+                final = MessageState.QUEUED
+            else:
+                values["state"] = settled
+                if settled is MessageState.SENT:
+                    values.update(sent_at=now, error_code=None, error_text=None)
+                final = settled
+            conn.execute(update(m).where(m.c.id == message_id).values(**values))
+            if final is not MessageState.QUEUED:
+                self._events(conn, f"sms:{final.value}", [message_id], now)
+        return final
+
+    def renew_lease(self, message_id: str, lease_s: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.messages)
+                .where(t.messages.c.id == message_id, t.messages.c.lease_owner == self.host)
+                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s))
+            )
+
+    def recover(self, *, only_expired_leases: bool = False) -> dict[str, int]:
+        """After a crash: parts left ``sending`` become ``unknown``; untouched claims requeue.
+
+        At start (``only_expired_leases=False``) this host's own claims are settled;
+        claims of other hosts are settled only once their lease has run out.
+        """
+        now = utcnow()
+        m, p = t.messages, t.message_parts
+        counts = {"unknown": 0, "requeued": 0, "sent": 0}
+        with self.engine.begin() as conn:
+            cond = and_(m.c.state == MessageState.SENDING, m.c.lease_until < now)
+            if not only_expired_leases:
+                cond = or_(cond, and_(m.c.state == MessageState.SENDING, m.c.lease_owner == self.host))
+            rows = conn.execute(select(m.c.id, m.c.resend_unknown).where(cond)).all()
+            for row in rows:
+                if row.resend_unknown:
+                    target, code = MessageState.QUEUED, "resent_after_crash"
+                else:
+                    target, code = MessageState.UNKNOWN, "unknown_after_crash"
+                conn.execute(
+                    update(p)
+                    .where(p.c.message_id == row.id, p.c.state == MessageState.SENDING)
+                    .values(
+                        state=target,
+                        error_code=code,
+                        error_text="the gateway stopped while this part was being sent; "
+                        "it may or may not have left the modem",
+                    )
+                )
+                states = [s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == row.id))]
+                settled = _settle(states)
+                values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_until": None}
+                if settled is None:
+                    values.update(state=MessageState.QUEUED)
+                    if not any(s == MessageState.SENT for s in states):
+                        values["modem_id"] = None
+                    counts["requeued"] += 1
+                else:
+                    values["state"] = settled
+                    if settled is MessageState.UNKNOWN:
+                        values.update(error_code=code, error_text="outcome unknown after a crash")
+                        counts["unknown"] += 1
+                    else:
+                        counts["sent"] += 1
+                conn.execute(update(m).where(m.c.id == row.id).values(**values))
+                if settled is not None:
+                    self._events(conn, f"sms:{settled.value}", [row.id], now)
+        if any(counts.values()):
+            log.warning("recovered claims after restart: %s", counts)
+        return counts
+
+    # --- modems ----------------------------------------------------------------
+
+    def upsert_modem(self, modem_id: str, **values: Any) -> None:
+        now = utcnow()
+        values = {k: v for k, v in values.items() if v is not None}
+        values["updated_at"] = now
+        values.setdefault("host", self.host)
+        with self.engine.begin() as conn:
+            res = conn.execute(update(t.modems).where(t.modems.c.id == modem_id).values(**values))
+            if res.rowcount == 0:
+                values.setdefault("state", "disconnected")
+                conn.execute(insert(t.modems).values(id=modem_id, **values))
+
+    def list_modems(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(t.modems).order_by(t.modems.c.id))]
+
+    def add_event(self, type_: str, *, message_id: str | None = None, modem_id: str | None = None,
+                  payload: dict[str, Any] | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.events).values(
+                    type=type_,
+                    message_id=message_id,
+                    modem_id=modem_id,
+                    payload=json.dumps(payload or {}),
+                    created_at=utcnow(),
+                )
+            )
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.messages.c.state, func.count()).group_by(t.messages.c.state)
+            ).all()
+        return {state: n for state, n in rows}
+
+    # --- helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _events(conn: Connection, type_: str, ids: Iterable[str], now: dt.datetime) -> None:
+        rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
+        if rows:
+            conn.execute(insert(t.events), rows)
+
+
+def _key_id_of(presented: str) -> str | None:
+    parts = presented.split("_")
+    if len(parts) >= 3 and parts[0] == "gsk" and len(parts[1]) == 8:
+        return parts[1]
+    return None
+
+
+def _settle(states: Sequence[str]) -> MessageState | None:
+    """A message's state from its parts' states; None while parts remain to send."""
+    s = set(states)
+    # UNKNOWN first: if one part may have reached the phone, "failed" would invite a resend.
+    if MessageState.UNKNOWN in s:
+        return MessageState.UNKNOWN
+    if MessageState.FAILED in s:
+        return MessageState.FAILED
+    if MessageState.EXPIRED in s:
+        return MessageState.EXPIRED
+    if MessageState.CANCELLED in s and not (s & {MessageState.QUEUED, MessageState.SENDING}):
+        return MessageState.CANCELLED
+    if MessageState.QUEUED in s or MessageState.SENDING in s:
+        return None
+    if s == {MessageState.DELIVERED}:
+        return MessageState.DELIVERED
+    return MessageState.SENT
+
+
+__all__ = [
+    "ApiKey",
+    "ClaimedMessage",
+    "EnqueueResult",
+    "NewMessage",
+    "PartResult",
+    "Store",
+    "StoreError",
+    "new_id",
+    "utcnow",
+]

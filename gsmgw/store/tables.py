@@ -1,0 +1,188 @@
+"""Table definitions (SQLAlchemy Core). Changes here need an alembic migration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("scopes", String(100), nullable=False),
+    Column("rate_per_s", Integer, nullable=False, default=0),
+    Column("daily_quota", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+modems = Table(
+    "modems",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(100), nullable=False, default=""),
+    Column("port", String(255), nullable=False, default=""),
+    Column("state", String(20), nullable=False),
+    Column("state_reason", Text, nullable=False, default=""),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("manufacturer", String(100), nullable=False, default=""),
+    Column("model", String(100), nullable=False, default=""),
+    Column("firmware", String(100), nullable=False, default=""),
+    Column("imei", String(20), nullable=False, default=""),
+    Column("imsi", String(20), nullable=False, default=""),
+    Column("iccid", String(24), nullable=False, default=""),
+    Column("operator", String(100), nullable=False, default=""),
+    Column("own_number", String(32), nullable=False, default=""),
+    Column("signal_csq", Integer),
+    Column("registration", String(32), nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("batch_id", String(32), nullable=False),
+    Column("api_key_id", String(16)),
+    Column("idempotency_key", String(200)),
+    Column("to_number", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("parts_total", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("sim_requested", String(64)),
+    Column("modem_id", String(64)),
+    Column("flash", Boolean, nullable=False, default=False),
+    Column("delivery_report", Boolean, nullable=False, default=True),
+    Column("transactional", Boolean, nullable=False, default=False),
+    Column("resend_unknown", Boolean, nullable=False, default=False),
+    Column("callback_url", Text),
+    Column("concat_ref", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("send_at", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_until", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("error_code", String(40)),
+    Column("error_text", Text),
+    UniqueConstraint("api_key_id", "idempotency_key", name="uq_messages_idempotency"),
+)
+# The dispatcher's claim query walks this index in priority order.
+Index("ix_messages_claim", messages.c.state, messages.c.priority.desc(), messages.c.created_at)
+Index("ix_messages_created", messages.c.created_at)
+Index("ix_messages_to_number", messages.c.to_number)
+
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("modem_id", String(64)),
+    Column("tp_mr", Integer),
+    Column("recipient", String(32), nullable=False),
+    Column("sending_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("report_status", Integer),
+    Column("error_code", String(40)),
+    Column("error_text", Text),
+)
+Index("ix_message_parts_report", message_parts.c.modem_id, message_parts.c.tp_mr)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("modem_id", String(64), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("parts_total", Integer, nullable=False, default=1),
+    Column("parts_received", Integer, nullable=False, default=1),
+    Column("complete", Boolean, nullable=False, default=True),
+    # sha256 over the sender, the SCTS and the user data: the same SMS seen twice
+    # (indication and sweep, or after a crash between commit and delete) stores once.
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("in_reply_to", String(32)),
+    Column("sent_at", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+Index("ix_inbound_received", inbound_messages.c.received_at)
+
+status_reports = Table(
+    "status_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("modem_id", String(64), nullable=False),
+    Column("tp_mr", Integer, nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("scts", UTCDateTime),
+    Column("discharge_at", UTCDateTime),
+    Column("message_id", String(32)),
+    Column("seq", Integer),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(40), nullable=False),
+    Column("message_id", String(32)),
+    Column("modem_id", String(64)),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_events_created", events.c.created_at)
