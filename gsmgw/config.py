@@ -26,7 +26,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
-    # "HOST:PORT"; "[::1]:8080" for IPv6.
+    # "HOST:PORT"; "[::1]:8080" for IPv6; port 0 picks a free port.
     listen: str = DEFAULT_LISTEN
     # Requests with a larger body are refused with 413 before they are parsed.
     max_body_bytes: int = 256 * 1024
@@ -244,7 +244,7 @@ _LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+)):(?
 
 def parse_listen(listen: str) -> tuple[str, int]:
     m = _LISTEN_RE.match(listen)
-    if not m or not 0 < int(m["port"]) < 65536:
+    if not m or not 0 <= int(m["port"]) < 65536:
         raise ValueError(f"expected HOST:PORT, got {listen!r}")
     return (m["v6"] or m["host"], int(m["port"]))
 

@@ -58,8 +58,8 @@ async def run_demo(
     if modems < 1 or modems > 64:
         print("gsmgw demo: --modems must be from 1 to 64", file=sys.stderr)
         return 2
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = _load_or_make_key(state_dir, api_key)
+    await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
+    key = await asyncio.to_thread(_load_or_make_key, state_dir, api_key)
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
     behaviours = [Behaviour(send_latency_s=latency_s) for _ in range(modems)]

@@ -66,3 +66,4 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(TRACE if level == "trace" else getattr(logging, level.upper()))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

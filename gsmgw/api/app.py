@@ -43,7 +43,7 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
-API_KEY = "gsmgw.api_key"  # request-scoped (request[API_KEY])
+API_KEY = web.RequestKey("api_key", ApiKey)
 
 
 # --- errors -------------------------------------------------------------------
@@ -127,8 +127,12 @@ def normalise_number(raw: Any, region: str, field: str = "to") -> str:
         num = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError("invalid_number", f"{raw!r} is not a phone number: {exc}", field=field) from None
-    if not phonenumbers.is_valid_number(num):
-        raise ValidationError("invalid_number", f"{raw!r} is not a valid phone number", field=field)
+    # "Possible" (right length for the country) rather than "valid" (an assigned range):
+    # number plans change faster than the phonenumbers package, and test ranges such as
+    # +1 555 01xx are legitimate targets on private networks.
+    known_country = phonenumbers.region_code_for_country_code(num.country_code or 0) != "ZZ"
+    if not known_country or not phonenumbers.is_possible_number(num):
+        raise ValidationError("invalid_number", f"{raw!r} is not a possible phone number", field=field)
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -314,7 +318,7 @@ async def post_preview(request: web.Request) -> web.Response:
     require_scope(request, "send")
     svc = request.app[SERVICES]
     body = await _json_body(request)
-    text, pv = _text_and_preview(svc, body.get("text"))
+    _text, pv = _text_and_preview(svc, body.get("text"))
     return web.json_response(_jsonable(dataclasses.asdict(pv) if dataclasses.is_dataclass(pv) else dict(pv)))
 
 

@@ -50,6 +50,8 @@ class ModemSlot:
     limiter: SimLimiter
     enabled: bool
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set whenever the worker holds no claim; shutdown waits on it.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set while the worker holds a claim; shutdown waits for it.
     busy: bool = False
@@ -123,6 +125,7 @@ class Pool:
         driver = self._driver_factory(mcfg, on_event)
         limits = Limits(mcfg.max_per_minute, mcfg.max_per_hour, mcfg.max_per_day)
         slot = ModemSlot(cfg=mcfg, driver=driver, limiter=SimLimiter(limits), enabled=mcfg.enabled)
+        slot.idle.set()
         slot_ref.append(slot)
         self.slots[mcfg.id] = slot
         self._status_q.put_nowait(
@@ -136,9 +139,12 @@ class Pool:
         self._stopping = True
         for slot in self.slots.values():
             slot.wake.set()
-        deadline = self._clock() + drain_timeout_s
-        while any(s.busy for s in self.slots.values()) and self._clock() < deadline:
-            await asyncio.sleep(0.05)
+        idle = [s.idle.wait() for s in self.slots.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*idle), timeout=drain_timeout_s)
+        except TimeoutError:
+            log.error("sends still in flight after %.0f s; their parts stay 'sending' "
+                      "and are settled as unknown at next start", drain_timeout_s)
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await slot.driver.stop()
@@ -148,8 +154,8 @@ class Pool:
                 t.cancel()
         await asyncio.gather(*[t for t in [*tasks, self._maintenance] if t], return_exceptions=True)
         # Flush the last modem states.
-        while not self._status_q.empty():
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._status_q.join(), timeout=5.0)
         if self._status_task:
             self._status_task.cancel()
             await asyncio.gather(self._status_task, return_exceptions=True)
@@ -215,7 +221,7 @@ class Pool:
         if kind == "StateChanged":
             new = getattr(ev, "new", None)
             slot.state_reason = str(getattr(ev, "reason", "") or "")
-            log.info("modem %s: %s -> %s %s", slot.id, getattr(ev, "old", "?"), new, slot.state_reason)
+            log.debug("modem %s: %s -> %s %s", slot.id, getattr(ev, "old", "?"), new, slot.state_reason)
             self._status_q.put_nowait(
                 (slot.id, {"state": str(getattr(new, "value", new)), "state_reason": slot.state_reason})
             )
@@ -288,6 +294,7 @@ class Pool:
                 await self._sleep(slot, poll_s)
                 continue
             slot.busy = True
+            slot.idle.clear()
             slot.claim_id = claim.id
             try:
                 await self._send(slot, claim)
@@ -299,6 +306,7 @@ class Pool:
             finally:
                 slot.busy = False
                 slot.claim_id = None
+                slot.idle.set()
 
     async def _send(self, slot: ModemSlot, claim: ClaimedMessage) -> None:
         dcfg = self.cfg.dispatch

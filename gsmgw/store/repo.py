@@ -205,7 +205,9 @@ class Store:
         full = key if key is not None else f"gsk_{key_id}_{secrets.token_urlsafe(24)}"
         if key is not None:
             # A caller-chosen key (gsmgw demo --api-key): stored hashed like any other.
-            key_id = hashlib.sha256(full.encode()).hexdigest()[:8]
+            if len(key) < 16 or len(key) > 200 or not key.isprintable() or " " in key:
+                raise ValueError("an API key must be 16-200 printable characters without spaces")
+            key_id = _key_id_of(key) or hashlib.sha256(full.encode()).hexdigest()[:8]
         with self.engine.begin() as conn:
             if key is not None:
                 conn.execute(t.api_keys.delete().where(t.api_keys.c.id == key_id))
@@ -224,16 +226,9 @@ class Store:
 
     def verify_api_key(self, presented: str) -> ApiKey | None:
         digest = self._hash_secret(presented)
-        key_id = _key_id_of(presented)
+        key_id = _key_id_of(presented) or hashlib.sha256(presented.encode()).hexdigest()[:8]
         with self.engine.connect() as conn:
-            if key_id is not None:
-                rows = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).all()
-            else:
-                rows = conn.execute(
-                    select(t.api_keys).where(
-                        t.api_keys.c.id == hashlib.sha256(presented.encode()).hexdigest()[:8]
-                    )
-                ).all()
+            rows = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).all()
         for row in rows:
             if row.revoked_at is None and hmac.compare_digest(row.key_hash, digest):
                 return ApiKey(
@@ -307,7 +302,7 @@ class Store:
                     "transactional": m.transactional,
                     "resend_unknown": m.resend_unknown,
                     "callback_url": m.callback_url,
-                    "concat_ref": secrets.randbelow(65536),
+                    "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
@@ -448,11 +443,22 @@ class Store:
         return ids
 
     def claim_next(
-        self, modem_id: str, *, lease_s: float, now: dt.datetime | None = None
+        self,
+        modem_id: str,
+        *,
+        lease_s: float,
+        now: dt.datetime | None = None,
+        avoid_grace_s: float = 10.0,
     ) -> ClaimedMessage | None:
-        """Take the most urgent queued message this modem may send, under a lease."""
+        """Take the most urgent queued message this modem may send, under a lease.
+
+        A message whose last attempt failed transiently on this SIM is left to the
+        other SIMs for ``avoid_grace_s`` after it became due again; then this SIM
+        may retry it too (it may be the only one).
+        """
         now = now or utcnow()
         m = t.messages
+        grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
         with self.engine.begin() as conn:
             for _attempt in range(5):
                 q = (
@@ -462,6 +468,12 @@ class Store:
                         m.c.send_at <= now,
                         m.c.valid_until > now,
                         or_(m.c.sim_requested.is_(None), m.c.sim_requested == modem_id),
+                        or_(
+                            m.c.last_failed_modem.is_(None),
+                            m.c.last_failed_modem != modem_id,
+                            m.c.sim_requested == modem_id,
+                            m.c.send_at <= grace_cutoff,
+                        ),
                     )
                     .order_by(m.c.priority.desc(), m.c.created_at)
                     .limit(1)
@@ -582,6 +594,10 @@ class Store:
                 values.update(error_code=last_err.error_code, error_text=last_err.error_text)
             if settled is None:
                 values.update(state=MessageState.QUEUED, send_at=retry_at or now)
+                if last_err is not None:
+                    values["last_failed_modem"] = conn.execute(
+                        select(m.c.modem_id).where(m.c.id == message_id)
+                    ).scalar()
                 if MessageState.SENT in states:
                     values["sim_requested"] = conn.execute(
                         select(m.c.modem_id).where(m.c.id == message_id)

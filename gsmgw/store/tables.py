@@ -98,6 +98,8 @@ messages = Table(
     Column("priority", Integer, nullable=False, default=0),
     Column("sim_requested", String(64)),
     Column("modem_id", String(64)),
+    # The SIM whose last attempt met a transient error: others get the retry first.
+    Column("last_failed_modem", String(64)),
     Column("flash", Boolean, nullable=False, default=False),
     Column("delivery_report", Boolean, nullable=False, default=True),
     Column("transactional", Boolean, nullable=False, default=False),

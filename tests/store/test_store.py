@@ -166,3 +166,12 @@ def test_timestamps_are_utc_aware(store: Store) -> None:
     row = store.get_message(mid)
     assert row["created_at"].tzinfo is not None
     assert abs((row["created_at"] - dt.datetime.now(dt.UTC)).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("given", ["my-own-demo-key-123", "gsk_0badc0de_chosenByTheAdmin42"])
+def test_caller_chosen_key_verifies(store: Store, given: str) -> None:
+    store.create_api_key("demo", ["send"], key=given)
+    assert store.verify_api_key(given) is not None
+    store.create_api_key("demo", ["send"], key=given)  # re-created at each demo start: no clash
+    with pytest.raises(ValueError):
+        store.create_api_key("demo", ["send"], key="short")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 22:37:49.641825
+Create Date: 2026-11-21 22:43:58.186540
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("sim_requested", sa.String(length=64), nullable=True),
         sa.Column("modem_id", sa.String(length=64), nullable=True),
+        sa.Column("last_failed_modem", sa.String(length=64), nullable=True),
         sa.Column("flash", sa.Boolean(), nullable=False),
         sa.Column("delivery_report", sa.Boolean(), nullable=False),
         sa.Column("transactional", sa.Boolean(), nullable=False),
