@@ -22,7 +22,7 @@ from gsmgw.domain import MessageState, ModemIdentity, ModemState, SendOutcome, S
 from gsmgw.errors import CodecError, ModemError
 from gsmgw.pool.limits import Limits, SimLimiter
 from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
-from gsmgw.sms import encode_submit
+from gsmgw.sms import StatusReport, decode_pdu, encode_submit
 from gsmgw.store import ClaimedMessage, PartResult, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ class Pool:
         self._status_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self.sent_total = 0
+        self.reports_total = 0
+        # Short-lived tasks started from driver callbacks (report handling...).
+        self._bg: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class Pool:
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await slot.driver.stop()
-        tasks = [t for s in self.slots.values() for t in s.tasks]
+        tasks = [t for s in self.slots.values() for t in s.tasks] + list(self._bg)
         for t in [*tasks, self._maintenance]:
             if t is not None:
                 t.cancel()
@@ -244,11 +247,66 @@ class Pool:
                         },
                     )
                 )
+        elif kind == "StatusReportReceived":  # +CDS: the PDU came with the URC
+            self._spawn(self._handle_report(slot, ev.pdu_hex, ev.tpdu_length, None), f"report-{slot.id}")
+        elif kind == "StatusReportIndication":  # +CDSI: stored, read it then delete it
+            self._spawn(self._read_stored_report(slot, ev.index), f"report-{slot.id}-{ev.index}")
         elif kind == "Health":
             csq = getattr(ev, "csq", None)
             self._status_q.put_nowait(
                 (slot.id, {"signal_csq": csq, "registration": str(getattr(ev, "registration", ""))})
             )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _read_stored_report(self, slot: ModemSlot, index: int) -> None:
+        try:
+            stored = await slot.driver.read_sms(index)  # type: ignore[attr-defined]
+        except ModemError as exc:
+            log.warning("modem %s: could not read status report at %d: %s", slot.id, index, exc)
+            return
+        if stored is None:
+            return
+        if await self._handle_report(slot, stored.pdu_hex, stored.tpdu_length, index):
+            try:
+                await slot.driver.delete_sms(index)  # type: ignore[attr-defined]
+            except ModemError as exc:
+                log.warning("modem %s: could not delete status report at %d: %s", slot.id, index, exc)
+
+    async def _handle_report(self, slot: ModemSlot, pdu_hex: str, tpdu_length: int | None,
+                             index: int | None) -> bool:
+        """Decode and record one status report; True once it is committed."""
+        try:
+            rep = decode_pdu(pdu_hex, tpdu_length=tpdu_length)
+        except CodecError as exc:
+            log.warning("modem %s: undecodable status report %s: %s", slot.id, pdu_hex[:80], exc)
+            return index is not None  # garbage in storage: delete it rather than re-read forever
+        if not isinstance(rep, StatusReport):
+            log.info("modem %s: expected a status report, got %s", slot.id, rep.type)
+            return False
+        match = await self.store.call(
+            self.store.record_status_report,
+            slot.id,
+            tp_mr=rep.tp_mr,
+            recipient=rep.recipient,
+            status=rep.status,
+            category=str(rep.category),
+            meaning=rep.status_meaning,
+            scts=rep.scts,
+            discharge_at=rep.discharge_time,
+            window_s=self.cfg.dispatch.status_report_window_s,
+        )
+        self.reports_total += 1
+        if match.message_id is None:
+            log.info("modem %s: status report for tp_mr=%d to %s matched no message (kept)",
+                     slot.id, rep.tp_mr, rep.recipient)
+        elif match.new_state is not None:
+            msglog.info("message %s -> %s (status report 0x%02X on %s)", match.message_id,
+                        match.new_state.value, rep.status, slot.id)
+        return True
 
     async def _status_writer(self) -> None:
         while True:
@@ -400,8 +458,11 @@ class Pool:
         used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
         if used:
             slot.limiter.record(self._clock(), used)
-        final = await self.store.call(self.store.settle_claim, claim.id, results, retry_at=retry_at)
-        if final is MessageState.SENT:
+        final = await self.store.call(
+            self.store.settle_claim, claim.id, results, retry_at=retry_at,
+            report_window_s=dcfg.status_report_window_s,
+        )
+        if final in (MessageState.SENT, MessageState.DELIVERED):
             self.sent_total += 1
         msglog.info("message %s -> %s on %s", claim.id, final.value, slot.id)
         if final is MessageState.QUEUED:

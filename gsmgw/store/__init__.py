@@ -6,9 +6,20 @@ from gsmgw.store.repo import (
     EnqueueResult,
     NewMessage,
     PartResult,
+    ReportMatch,
     Store,
     new_id,
     utcnow,
 )
 
-__all__ = ["ApiKey", "ClaimedMessage", "EnqueueResult", "NewMessage", "PartResult", "Store", "new_id", "utcnow"]
+__all__ = [
+    "ApiKey",
+    "ClaimedMessage",
+    "EnqueueResult",
+    "NewMessage",
+    "PartResult",
+    "ReportMatch",
+    "Store",
+    "new_id",
+    "utcnow",
+]

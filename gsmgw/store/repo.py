@@ -102,6 +102,15 @@ class PartResult:
     error_text: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReportMatch:
+    report_id: int
+    message_id: str | None
+    seq: int | None = None
+    # Set when the report changed the message's state (delivered / failed).
+    new_state: MessageState | None = None
+
+
 @dataclass(slots=True)
 class ClaimedMessage:
     id: str
@@ -549,6 +558,7 @@ class Store:
         results: Sequence[PartResult],
         *,
         retry_at: dt.datetime | None = None,
+        report_window_s: float = 3 * 86400.0,
     ) -> MessageState:
         """Record what a send achieved and close the claim, in one transaction.
 
@@ -575,7 +585,9 @@ class Store:
                 .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
                 .values(state=MessageState.QUEUED)
             )
-            states = [s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))]
+            states = [
+                s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))
+            ]
             settled = _settle(states)
             if settled in (MessageState.FAILED, MessageState.UNKNOWN):
                 # The rest was never written; it will not be either.
@@ -613,7 +625,175 @@ class Store:
             conn.execute(update(m).where(m.c.id == message_id).values(**values))
             if final is not MessageState.QUEUED:
                 self._events(conn, f"sms:{final.value}", [message_id], now)
+            if any(r.state is MessageState.SENT for r in results):
+                self._match_waiting_reports(conn, message_id, report_window_s)
+                if final is MessageState.SENT:
+                    final = MessageState(
+                        conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar_one()
+                    )
         return final
+
+    def record_status_report(
+        self,
+        modem_id: str,
+        *,
+        tp_mr: int,
+        recipient: str,
+        status: int,
+        category: str,
+        meaning: str,
+        scts: dt.datetime | None,
+        discharge_at: dt.datetime | None,
+        window_s: float,
+    ) -> ReportMatch:
+        """Store a status report and apply it to the part it answers, in one transaction.
+
+        Matched on (SIM, TP-MR, recipient) among parts sent within ``window_s``;
+        TP-MR wraps at 256, so among several candidates the part sent closest to
+        the report's SCTS (when the SC took the message) wins. A report that
+        matches nothing is kept (``message_id`` NULL) and retried whenever a part
+        is recorded as sent: it may have overtaken the send's own commit.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            report_id = conn.execute(
+                insert(t.status_reports)
+                .values(
+                    modem_id=modem_id,
+                    tp_mr=tp_mr,
+                    recipient=recipient,
+                    status=status,
+                    category=category,
+                    meaning=meaning,
+                    scts=scts,
+                    discharge_at=discharge_at,
+                    received_at=now,
+                )
+                .returning(t.status_reports.c.id)
+            ).scalar_one()
+            return self._apply_report(
+                conn,
+                report_id,
+                modem_id,
+                tp_mr,
+                recipient,
+                status,
+                category,
+                meaning,
+                scts,
+                discharge_at,
+                window_s,
+                now,
+            )
+
+    def _apply_report(
+        self,
+        conn: Connection,
+        report_id: int,
+        modem_id: str,
+        tp_mr: int,
+        recipient: str,
+        status: int,
+        category: str,
+        meaning: str,
+        scts: dt.datetime | None,
+        discharge_at: dt.datetime | None,
+        window_s: float,
+        now: dt.datetime,
+    ) -> ReportMatch:
+        p = t.message_parts
+        rows = conn.execute(
+            select(p.c.message_id, p.c.seq, p.c.recipient, p.c.sent_at, p.c.state).where(
+                p.c.modem_id == modem_id,
+                p.c.tp_mr == tp_mr,
+                p.c.sent_at >= now - dt.timedelta(seconds=window_s),
+            )
+        ).all()
+        cands = [r for r in rows if same_number(r.recipient, recipient)]
+        if not cands:
+            return ReportMatch(report_id=report_id, message_id=None)
+        ref = scts or now
+        best = min(cands, key=lambda r: abs((r.sent_at - ref).total_seconds()))
+        conn.execute(
+            update(t.status_reports)
+            .where(t.status_reports.c.id == report_id)
+            .values(message_id=best.message_id, seq=best.seq)
+        )
+        values: dict[str, Any] = {"report_status": status}
+        if category == "delivered":
+            values.update(state=MessageState.DELIVERED, delivered_at=discharge_at or now)
+        elif category in ("failed", "failed-temporary"):
+            values.update(
+                state=MessageState.FAILED, error_code=f"report:0x{status:02X}", error_text=meaning
+            )
+        conn.execute(
+            update(p).where(p.c.message_id == best.message_id, p.c.seq == best.seq).values(**values)
+        )
+        m = t.messages
+        msg_state = conn.execute(select(m.c.state).where(m.c.id == best.message_id)).scalar()
+        if msg_state not in (MessageState.SENT, MessageState.DELIVERED):
+            # Still sending other parts (or already final): the claim's settlement decides.
+            return ReportMatch(report_id=report_id, message_id=best.message_id, seq=best.seq)
+        states = [
+            s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == best.message_id))
+        ]
+        settled = _settle(states)
+        new_state = None
+        if settled is not None and settled != msg_state:
+            mvalues: dict[str, Any] = {"state": settled, "updated_at": now}
+            if settled is MessageState.DELIVERED:
+                mvalues["delivered_at"] = discharge_at or now
+            if settled is MessageState.FAILED:
+                mvalues.update(error_code=f"report:0x{status:02X}", error_text=meaning)
+            conn.execute(update(m).where(m.c.id == best.message_id).values(**mvalues))
+            self._events(conn, f"sms:{settled.value}", [best.message_id], now)
+            new_state = settled
+        return ReportMatch(
+            report_id=report_id, message_id=best.message_id, seq=best.seq, new_state=new_state
+        )
+
+    def _match_waiting_reports(self, conn: Connection, message_id: str, window_s: float) -> None:
+        """Reports that arrived before this message's parts were recorded as sent."""
+        p, sr = t.message_parts, t.status_reports
+        parts = conn.execute(
+            select(p.c.modem_id, p.c.tp_mr).where(
+                p.c.message_id == message_id, p.c.state == MessageState.SENT, p.c.tp_mr.is_not(None)
+            )
+        ).all()
+        now = utcnow()
+        for part in parts:
+            waiting = conn.execute(
+                select(sr).where(
+                    sr.c.modem_id == part.modem_id,
+                    sr.c.tp_mr == part.tp_mr,
+                    sr.c.message_id.is_(None),
+                    sr.c.received_at >= now - dt.timedelta(seconds=window_s),
+                )
+            ).all()
+            for w in waiting:
+                self._apply_report(
+                    conn,
+                    w.id,
+                    w.modem_id,
+                    w.tp_mr,
+                    w.recipient,
+                    w.status,
+                    w.category,
+                    w.meaning,
+                    w.scts,
+                    w.discharge_at,
+                    window_s,
+                    now,
+                )
+
+    def list_status_reports(
+        self, *, unmatched_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        q = select(t.status_reports).order_by(t.status_reports.c.id.desc()).limit(limit)
+        if unmatched_only:
+            q = q.where(t.status_reports.c.message_id.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def renew_lease(self, message_id: str, lease_s: float) -> None:
         with self.engine.begin() as conn:
@@ -635,7 +815,9 @@ class Store:
         with self.engine.begin() as conn:
             cond = and_(m.c.state == MessageState.SENDING, m.c.lease_until < now)
             if not only_expired_leases:
-                cond = or_(cond, and_(m.c.state == MessageState.SENDING, m.c.lease_owner == self.host))
+                cond = or_(
+                    cond, and_(m.c.state == MessageState.SENDING, m.c.lease_owner == self.host)
+                )
             rows = conn.execute(select(m.c.id, m.c.resend_unknown).where(cond)).all()
             for row in rows:
                 if row.resend_unknown:
@@ -652,9 +834,15 @@ class Store:
                         "it may or may not have left the modem",
                     )
                 )
-                states = [s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == row.id))]
+                states = [
+                    s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == row.id))
+                ]
                 settled = _settle(states)
-                values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_until": None}
+                values: dict[str, Any] = {
+                    "updated_at": now,
+                    "lease_owner": None,
+                    "lease_until": None,
+                }
                 if settled is None:
                     values.update(state=MessageState.QUEUED)
                     if not any(s == MessageState.SENT for s in states):
@@ -689,10 +877,18 @@ class Store:
 
     def list_modems(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(t.modems).order_by(t.modems.c.id))]
+            return [
+                dict(r._mapping) for r in conn.execute(select(t.modems).order_by(t.modems.c.id))
+            ]
 
-    def add_event(self, type_: str, *, message_id: str | None = None, modem_id: str | None = None,
-                  payload: dict[str, Any] | None = None) -> None:
+    def add_event(
+        self,
+        type_: str,
+        *,
+        message_id: str | None = None,
+        modem_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.events).values(
@@ -718,6 +914,23 @@ class Store:
         rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
         if rows:
             conn.execute(insert(t.events), rows)
+
+
+def same_number(a: str, b: str) -> bool:
+    """Whether two renderings of a number are the same subscriber.
+
+    Status reports carry the recipient as the network saw it: international
+    ("+447700900123"), national ("07700900123") or without the plus. Compare the
+    significant digits: equal, or one ending in the other's last 8 or more.
+    """
+    da = "".join(c for c in a if c.isdigit()).lstrip("0")
+    db = "".join(c for c in b if c.isdigit()).lstrip("0")
+    if not da or not db:
+        return a == b
+    if da == db:
+        return True
+    short, long_ = sorted((da, db), key=len)
+    return len(short) >= 8 and long_.endswith(short)
 
 
 def _key_id_of(presented: str) -> str | None:
@@ -752,6 +965,7 @@ __all__ = [
     "EnqueueResult",
     "NewMessage",
     "PartResult",
+    "ReportMatch",
     "Store",
     "StoreError",
     "new_id",

@@ -127,7 +127,9 @@ Index("ix_messages_to_number", messages.c.to_number)
 message_parts = Table(
     "message_parts",
     metadata,
-    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("seq", Integer, primary_key=True),
     Column("state", String(16), nullable=False),
     Column("modem_id", String(64)),
@@ -170,6 +172,9 @@ status_reports = Table(
     Column("tp_mr", Integer, nullable=False),
     Column("recipient", String(32), nullable=False),
     Column("status", Integer, nullable=False),
+    # TS 23.040 §9.2.3.15 class of TP-ST: delivered / pending / failed / failed-temporary.
+    Column("category", String(20), nullable=False),
+    Column("meaning", Text, nullable=False, default=""),
     Column("scts", UTCDateTime),
     Column("discharge_at", UTCDateTime),
     Column("message_id", String(32)),

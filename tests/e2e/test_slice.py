@@ -125,3 +125,25 @@ async def test_hang_on_submit_is_unknown_not_resent(tmp_path: Path) -> None:
             assert msg["state"] == "unknown"
             assert msg["parts"][0]["state"] == "unknown"
             assert msg["attempts"] == 1
+
+
+async def test_status_reports_make_messages_delivered_or_failed(tmp_path: Path) -> None:
+    from gsmgw.emulator import DeliveryRule
+
+    rules = [DeliveryRule(r"\+1555999.*", 0x41)]  # incompatible destination: permanent failure
+    async with FakeModemPool(count=1, directory=tmp_path / "ports", report_delay_s=0.05,
+                             delivery_rule=rules) as fake:
+        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems])
+        async with running_gateway(cfg) as (gw, c):
+            _, ok = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "a " * 100})
+            _, bad = await c.request("POST", "/api/v1/messages", json={"to": "+15559990000", "text": "b"})
+            good = await c.wait_state(ok["id"], {"delivered", "failed"})
+            assert good["state"] == "delivered" and good["delivered_at"]
+            assert all(p["state"] == "delivered" and p["report_status"] == 0 for p in good["parts"])
+            failed = await c.wait_state(bad["id"], {"delivered", "failed"})
+            assert failed["state"] == "failed"
+            assert failed["error"]["code"] == "report:0x41"
+            assert failed["parts"][0]["report_status"] == 0x41
+            reports = await gw.store.call(gw.store.list_status_reports)
+            assert len(reports) == good["parts_total"] + 1
+            assert all(r["message_id"] for r in reports)

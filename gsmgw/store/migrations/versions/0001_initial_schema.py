@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 22:43:58.186540
+Create Date: 2026-11-21 22:46:45.294471
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ def upgrade() -> None:
         sa.Column("tp_mr", sa.Integer(), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("category", sa.String(length=20), nullable=False),
+        sa.Column("meaning", sa.Text(), nullable=False),
         sa.Column("scts", sa.DateTime(), nullable=True),
         sa.Column("discharge_at", sa.DateTime(), nullable=True),
         sa.Column("message_id", sa.String(length=32), nullable=True),
