@@ -60,6 +60,8 @@ class ModemConfig:
     enabled: bool = True
     # Name of the SIM group this modem belongs to (used by routing rules).
     group: str = "default"
+    # No sending in this local-time window, e.g. "22:00-07:00"; empty = none.
+    quiet_hours: str = ""
     # Per-SIM limits; 0 means unlimited.
     max_per_minute: int = 0
     max_per_hour: int = 0
@@ -75,6 +77,17 @@ class ModemConfig:
     sms_storage: str = "SM"
     # Use an explicit SMSC number instead of the SIM's (+CSCA); empty = SIM's.
     smsc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """Numbers matching ``prefix`` (E.164, e.g. "+44") or ``regex`` go to SIMs of ``group``."""
+
+    group: str
+    prefix: str = ""
+    regex: str = ""
+    # After this long unsent, any SIM may take the message; 0 = only this group, ever.
+    fallback_after_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,13 @@ class DispatchConfig:
     unknown_policy: Literal["never", "resend"] = "never"
     # How long a status report may follow its send (seconds) and still match.
     status_report_window_s: float = 3 * 24 * 3600.0
+    # Stickiness: a number that got a message from a SIM within this window gets the
+    # next one from the same SIM (so replies reach the same number); 0 = off.
+    sticky_s: float = 7 * 24 * 3600.0
+    # ...unless that SIM has not taken it within this long (it may be offline).
+    sticky_fallback_s: float = 60.0
+    # Routing rules, first match wins.
+    route: tuple[RouteRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +259,8 @@ def _build(cls: Any, data: dict[str, Any], source: str, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+_QUIET_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]")
+
 _LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
 
@@ -276,6 +298,21 @@ def _check(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: {key}.pin: expected 4 to 8 digits")
         if m.baudrate == 0:
             raise ConfigError(f"{source}: {key}.baudrate: must be positive")
+        if m.quiet_hours and not _QUIET_RE.fullmatch(m.quiet_hours):
+            raise ConfigError(f"{source}: {key}.quiet_hours: expected \"HH:MM-HH:MM\", got {m.quiet_hours!r}")
+    for i, r in enumerate(cfg.dispatch.route):
+        key = f"dispatch.route[{i}]"
+        if bool(r.prefix) == bool(r.regex):
+            raise ConfigError(f"{source}: {key}: give exactly one of prefix or regex")
+        if r.prefix and not re.fullmatch(r"\+[0-9]{1,15}", r.prefix):
+            raise ConfigError(f"{source}: {key}.prefix: expected \"+\" and digits, got {r.prefix!r}")
+        if r.regex:
+            try:
+                re.compile(r.regex)
+            except re.error as exc:
+                raise ConfigError(f"{source}: {key}.regex: not a regular expression: {exc}") from None
+        if r.group not in {m.group for m in cfg.modem} and cfg.modem:
+            raise ConfigError(f"{source}: {key}.group: no [[modem]] has group {r.group!r}")
     for i, sub in enumerate(cfg.webhooks.subscription):
         if not sub.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhooks.subscription[{i}].url: expected an http(s) URL")

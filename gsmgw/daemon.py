@@ -17,6 +17,7 @@ from aiohttp import web
 from gsmgw.api import Services, create_app
 from gsmgw.config import Config, parse_listen
 from gsmgw.pool.dispatcher import DriverFactory, Pool, default_driver_factory
+from gsmgw.pool.routing import Router
 from gsmgw.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,14 @@ class Gateway:
         self.host = host or socket.gethostname()
         self.store = Store(cfg.store.url, host=self.host)
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
+        self.router = Router(cfg.dispatch.route)
         self._runner: web.AppRunner | None = None
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
+
+    def _route(self, number: str) -> tuple[str | None, float | None]:
+        r = self.router.route(number)
+        return r.group, r.fallback_after_s
 
     async def start(self) -> None:
         if self.cfg.store.migrate_on_start:
@@ -81,6 +87,7 @@ class Gateway:
             set_modem_enabled=self.pool.set_enabled,
             started_at=self.started_at,
             sent_total=lambda: self.pool.sent_total,
+            route=self._route,
         )
         app = create_app(services)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -40,6 +40,8 @@ class Services:
     set_modem_enabled: Callable[[str, bool], bool]
     started_at: float = dataclasses.field(default_factory=time.time)
     sent_total: Callable[[], int] = lambda: 0
+    # number -> (SIM group or None, fallback seconds or None for strict)
+    route: Callable[[str], tuple[str | None, float | None]] = lambda _n: (None, None)
 
 
 SERVICES = web.AppKey("services", Services)
@@ -254,9 +256,12 @@ async def post_messages(request: web.Request) -> web.Response:
         resp = error_response(429, "queue_full", "the outbound queue is full; retry later")
         resp.headers["Retry-After"] = "30"
         return resp
+    routes = {n: svc.route(n) for n in numbers}
     items = [
         NewMessage(
             to_number=n,
+            route_group=routes[n][0],
+            route_fallback_s=routes[n][1],
             text=text,
             encoding=str(pv.encoding),
             parts_total=pv.parts,
@@ -281,6 +286,8 @@ async def post_messages(request: web.Request) -> web.Response:
         api_key_id=key.id,
         idempotency_key=idem,
         default_ttl_s=svc.cfg.dispatch.default_ttl_s,
+        sticky_s=svc.cfg.dispatch.sticky_s,
+        sticky_fallback_s=svc.cfg.dispatch.sticky_fallback_s,
     )
     svc.notify_work()
     reply = {
@@ -391,6 +398,18 @@ async def get_message(request: web.Request) -> web.Response:
     return web.json_response(message_view(row))
 
 
+async def delete_message(request: web.Request) -> web.Response:
+    require_scope(request, "send")
+    svc = request.app[SERVICES]
+    done, state = await svc.store.call(svc.store.cancel, request.match_info["id"])
+    if state is None:
+        return error_response(404, "not_found", "no such message")
+    if not done:
+        return error_response(409, "not_cancellable", f"the message is {state}; only queued messages can be cancelled",
+                              state=state)
+    return web.json_response({"id": request.match_info["id"], "state": state})
+
+
 async def list_messages(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
@@ -465,6 +484,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_post("/api/v1/messages/preview", post_preview)
     app.router.add_get("/api/v1/messages", list_messages)
     app.router.add_get("/api/v1/messages/{id}", get_message)
+    app.router.add_delete("/api/v1/messages/{id}", delete_message)
     app.router.add_get("/api/v1/modems", get_modems)
     app.router.add_patch("/api/v1/modems/{id}", patch_modem)
     app.router.add_get("/api/v1/status", get_status)

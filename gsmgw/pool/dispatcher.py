@@ -20,13 +20,18 @@ from typing import Any, Protocol
 from gsmgw.config import Config, ModemConfig
 from gsmgw.domain import MessageState, ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.errors import CodecError, ModemError
-from gsmgw.pool.limits import Limits, SimLimiter
+from gsmgw.pool.limits import Limits, SimLimiter, quiet_wait_s
 from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
 from gsmgw.sms import StatusReport, decode_pdu, encode_submit
 from gsmgw.store import ClaimedMessage, PartResult, Store, utcnow
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
+
+
+def _local_minutes() -> float:
+    now = dt.datetime.now().astimezone()
+    return now.hour * 60 + now.minute + now.second / 60
 
 
 class Driver(Protocol):
@@ -335,6 +340,10 @@ class Pool:
             if slot.resting_until > now:
                 await self._sleep(slot, slot.resting_until - now)
                 continue
+            quiet = quiet_wait_s(slot.cfg.quiet_hours, _local_minutes())
+            if quiet > 0:
+                await self._sleep(slot, min(quiet, poll_s * 10))
+                continue
             wait = slot.limiter.wait_s(now)
             if wait > 0:
                 await self._sleep(slot, min(wait, poll_s * 10))
@@ -342,7 +351,7 @@ class Pool:
             slot.wake.clear()
             try:
                 claim = await self.store.call(
-                    self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s
+                    self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group
                 )
             except Exception:
                 log.exception("claim failed for modem %s", slot.id)

@@ -31,8 +31,7 @@ class SimLimiter:
         self._sent: deque[float] = deque()  # one timestamp per part, oldest first
 
     def _trim(self, now: float) -> None:
-        horizon = now - 86400.0
-        while self._sent and self._sent[0] <= horizon:
+        while self._sent and self._sent[0] + 86400.0 <= now:
             self._sent.popleft()
 
     def wait_s(self, now: float, parts: int = 1) -> float:
@@ -42,8 +41,9 @@ class SimLimiter:
         for window_s, cap in self.limits.as_windows():
             if parts > cap:
                 return float("inf")  # can never fit on this SIM
-            # Timestamps inside the window, newest last.
-            inside = [ts for ts in self._sent if ts > now - window_s]
+            # Sends still counting in the window, oldest first. A send leaves the
+            # window at ts + window_s exactly (the same float sum as the wait below).
+            inside = [ts for ts in self._sent if ts + window_s > now]
             excess = len(inside) + parts - cap
             if excess > 0:
                 # The excess-th oldest send inside the window must leave it first.
@@ -55,4 +55,26 @@ class SimLimiter:
         self._sent.extend([now] * parts)
 
     def used(self, now: float, window_s: float) -> int:
-        return sum(1 for ts in self._sent if ts > now - window_s)
+        return sum(1 for ts in self._sent if ts + window_s > now)
+
+
+def quiet_wait_s(spec: str, now_minutes: float) -> float:
+    """Seconds until a "HH:MM-HH:MM" quiet window ends, or 0 outside it.
+
+    ``now_minutes`` is minutes since local midnight. A window may wrap midnight
+    ("22:00-07:00"); an empty spec or a zero-length window is never quiet.
+    """
+    if not spec:
+        return 0.0
+    start_s, end_s = spec.split("-")
+    start = int(start_s[:2]) * 60 + int(start_s[3:])
+    end = int(end_s[:2]) * 60 + int(end_s[3:])
+    if start == end:
+        return 0.0
+    if start < end:
+        inside = start <= now_minutes < end
+    else:
+        inside = now_minutes >= start or now_minutes < end
+    if not inside:
+        return 0.0
+    return ((end - now_minutes) % 1440) * 60.0

@@ -83,6 +83,10 @@ class NewMessage:
     transactional: bool = False
     resend_unknown: bool = False
     callback_url: str | None = None
+    # From the routing rules: the SIM group to use, and after how long any SIM may
+    # (None = strict).
+    route_group: str | None = None
+    route_fallback_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +285,8 @@ class Store:
         api_key_id: str | None = None,
         idempotency_key: str | None = None,
         default_ttl_s: float = 86400.0,
+        sticky_s: float = 0.0,
+        sticky_fallback_s: float = 60.0,
     ) -> EnqueueResult:
         """Queue messages in one transaction; returns once committed."""
         if not items:
@@ -289,8 +295,14 @@ class Store:
         batch_id = new_id()
         rows: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
+        sticky: dict[str, str] = {}
+        if sticky_s > 0:
+            sticky = self._last_sims({m.to_number for m in items if m.sim_requested is None},
+                                     now - dt.timedelta(seconds=sticky_s))
         for i, m in enumerate(items):
             mid = batch_id if len(items) == 1 else new_id()
+            send_at = m.send_at or now
+            preferred = sticky.get(m.to_number) if m.sim_requested is None else None
             rows.append(
                 {
                     "id": mid,
@@ -315,8 +327,14 @@ class Store:
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
-                    "send_at": m.send_at or now,
+                    "send_at": send_at,
                     "valid_until": m.valid_until or now + dt.timedelta(seconds=default_ttl_s),
+                    "route_group": m.route_group,
+                    "group_until": send_at + dt.timedelta(seconds=m.route_fallback_s)
+                    if m.route_group and m.route_fallback_s
+                    else None,
+                    "preferred_sim": preferred,
+                    "prefer_until": send_at + dt.timedelta(seconds=sticky_fallback_s) if preferred else None,
                 }
             )
             for seq in range(1, m.parts_total + 1):
@@ -352,6 +370,44 @@ class Store:
                 raise
             return replay
         return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
+
+    def _last_sims(self, numbers: set[str], since: dt.datetime) -> dict[str, str]:
+        """The SIM each number last got a message from, since ``since``."""
+        if not numbers:
+            return {}
+        m = t.messages
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.c.to_number, m.c.modem_id)
+                .where(m.c.to_number.in_(numbers), m.c.sent_at >= since, m.c.modem_id.is_not(None))
+                .order_by(m.c.sent_at)
+            ).all()
+        for r in rows:
+            out[r.to_number] = r.modem_id  # newest wins
+        return out
+
+    def cancel(self, message_id: str) -> tuple[bool, str | None]:
+        """Cancel a queued message. Returns (cancelled?, state now or None if absent)."""
+        now = utcnow()
+        m, p = t.messages, t.message_parts
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(m)
+                .where(m.c.id == message_id, m.c.state == MessageState.QUEUED)
+                .values(state=MessageState.CANCELLED, updated_at=now, error_code="cancelled",
+                        error_text="cancelled through the API")
+            )
+            if res.rowcount == 1:
+                conn.execute(
+                    update(p)
+                    .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
+                    .values(state=MessageState.CANCELLED)
+                )
+                self._events(conn, "sms:cancelled", [message_id], now)
+                return True, MessageState.CANCELLED.value
+            state = conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar()
+            return False, state
 
     def find_by_idempotency_key(self, api_key_id: str | None, key: str) -> EnqueueResult | None:
         with self.engine.connect() as conn:
@@ -456,6 +512,7 @@ class Store:
         modem_id: str,
         *,
         lease_s: float,
+        group: str = "default",
         now: dt.datetime | None = None,
         avoid_grace_s: float = 10.0,
     ) -> ClaimedMessage | None:
@@ -482,6 +539,16 @@ class Store:
                             m.c.last_failed_modem != modem_id,
                             m.c.sim_requested == modem_id,
                             m.c.send_at <= grace_cutoff,
+                        ),
+                        or_(
+                            m.c.route_group.is_(None),
+                            m.c.route_group == group,
+                            and_(m.c.group_until.is_not(None), m.c.group_until <= now),
+                        ),
+                        or_(
+                            m.c.preferred_sim.is_(None),
+                            m.c.preferred_sim == modem_id,
+                            m.c.prefer_until <= now,
                         ),
                     )
                     .order_by(m.c.priority.desc(), m.c.created_at)

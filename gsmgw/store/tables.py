@@ -100,6 +100,13 @@ messages = Table(
     Column("modem_id", String(64)),
     # The SIM whose last attempt met a transient error: others get the retry first.
     Column("last_failed_modem", String(64)),
+    # Soft routing: a routing rule's SIM group and/or the SIM this number last used
+    # (stickiness) get the message first; after prefer_until any SIM may take it.
+    # group_until NULL with a route_group set = strict (that group only, ever).
+    Column("route_group", String(64)),
+    Column("group_until", UTCDateTime),
+    Column("preferred_sim", String(64)),
+    Column("prefer_until", UTCDateTime),
     Column("flash", Boolean, nullable=False, default=False),
     Column("delivery_report", Boolean, nullable=False, default=True),
     Column("transactional", Boolean, nullable=False, default=False),

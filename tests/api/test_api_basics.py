@@ -145,3 +145,15 @@ async def test_unknown_message_is_404_json(gw) -> None:
     assert status == 404 and body["error"]["code"] == "not_found"
     status, body = await c.request("GET", "/api/v1/nowhere")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_delete_cancels_a_queued_message(gw) -> None:
+    _, c = gw
+    _, body = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "x",
+                                                               "send_at": "2099-01-01T00:00:00Z"})
+    status, got = await c.request("DELETE", f"/api/v1/messages/{body['id']}")
+    assert status == 200 and got["state"] == "cancelled"
+    status, got = await c.request("DELETE", f"/api/v1/messages/{body['id']}")
+    assert status == 409 and got["error"]["code"] == "not_cancellable"
+    status, _ = await c.request("DELETE", "/api/v1/messages/nope")
+    assert status == 404

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 22:46:45.294471
+Create Date: 2026-11-21 22:47:57.063402
 """
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ def upgrade() -> None:
         sa.Column("sim_requested", sa.String(length=64), nullable=True),
         sa.Column("modem_id", sa.String(length=64), nullable=True),
         sa.Column("last_failed_modem", sa.String(length=64), nullable=True),
+        sa.Column("route_group", sa.String(length=64), nullable=True),
+        sa.Column("group_until", sa.DateTime(), nullable=True),
+        sa.Column("preferred_sim", sa.String(length=64), nullable=True),
+        sa.Column("prefer_until", sa.DateTime(), nullable=True),
         sa.Column("flash", sa.Boolean(), nullable=False),
         sa.Column("delivery_report", sa.Boolean(), nullable=False),
         sa.Column("transactional", sa.Boolean(), nullable=False),
