@@ -488,4 +488,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/api/v1/modems", get_modems)
     app.router.add_patch("/api/v1/modems/{id}", patch_modem)
     app.router.add_get("/api/v1/status", get_status)
+    from gsmgw.api import inbound
+
+    inbound.add_routes(app)
     return app

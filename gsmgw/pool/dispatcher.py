@@ -114,11 +114,15 @@ class Pool:
         self.reports_total = 0
         # Short-lived tasks started from driver callbacks (report handling...).
         self._bg: set[asyncio.Task[None]] = set()
+        from gsmgw.pool.inbound import InboundProcessor
+
+        self.inbound = InboundProcessor(self)
 
     # --- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
         self._status_task = asyncio.create_task(self._status_writer(), name="pool-status")
+        await self.inbound.start()
         for mcfg in self.cfg.modem:
             self._add(mcfg)
         self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
@@ -153,6 +157,7 @@ class Pool:
         except TimeoutError:
             log.error("sends still in flight after %.0f s; their parts stay 'sending' "
                       "and are settled as unknown at next start", drain_timeout_s)
+        await self.inbound.stop()
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await slot.driver.stop()
@@ -234,6 +239,9 @@ class Pool:
                 (slot.id, {"state": str(getattr(new, "value", new)), "state_reason": slot.state_reason})
             )
             slot.wake.set()
+            if new is ModemState.READY:
+                self.inbound.on_modem_ready(slot)
+            self.inbound.on_event(slot, ev)
         elif kind == "Identified":
             ident = getattr(ev, "identity", None)
             if isinstance(ident, ModemIdentity):
@@ -256,7 +264,10 @@ class Pool:
             self._spawn(self._handle_report(slot, ev.pdu_hex, ev.tpdu_length, None), f"report-{slot.id}")
         elif kind == "StatusReportIndication":  # +CDSI: stored, read it then delete it
             self._spawn(self._read_stored_report(slot, ev.index), f"report-{slot.id}-{ev.index}")
+        elif kind in ("SmsIndication", "SmsReceived"):
+            self.inbound.on_event(slot, ev)
         elif kind == "Health":
+            self.inbound.on_event(slot, ev)
             csq = getattr(ev, "csq", None)
             self._status_q.put_nowait(
                 (slot.id, {"signal_csq": csq, "registration": str(getattr(ev, "registration", ""))})

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from gsmgw.domain import MessageState
 from gsmgw.errors import StoreError
 from gsmgw.store import tables as t
+from gsmgw.store.inbound_repo import InboundRepo
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class ClaimedMessage:
     pending_seqs: list[int] = field(default_factory=list)
 
 
-class Store:
+class Store(InboundRepo):
     """Owns the engine and a worker thread pool for blocking database calls."""
 
     def __init__(
