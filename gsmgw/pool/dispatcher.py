@@ -62,6 +62,8 @@ class ModemSlot:
     busy: bool = False
     claim_id: str | None = None
     resting_until: float = 0.0
+    # Unknown outcomes and modem-class errors in a row; reset by a good send.
+    consecutive_failures: int = 0
     sent_parts: int = 0
     failed_parts: int = 0
     last_error: str = ""
@@ -464,10 +466,7 @@ class Pool:
                 results.append(PartResult(seq, MessageState.FAILED, error_code=code, error_text=text))
             else:
                 if klass is ErrorClass.MODEM:
-                    # This SIM is the problem: rest it so that the retry goes elsewhere.
-                    slot.resting_until = self._clock() + backoff_s(
-                        claim.attempts, initial_s=dcfg.retry_backoff_initial_s, max_s=dcfg.retry_backoff_max_s
-                    )
+                    # This SIM is the problem (rested below): the retry may go elsewhere now.
                     retry_at = utcnow()
                 else:
                     retry_at = utcnow() + dt.timedelta(
@@ -478,6 +477,22 @@ class Pool:
         used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
         if used:
             slot.limiter.record(self._clock(), used)
+        bad_modem = any(
+            o.kind is SendOutcomeKind.UNKNOWN
+            or (o.kind is SendOutcomeKind.ERROR and classify_cms(o.cms_code)[0] is ErrorClass.MODEM)
+            for o in outcomes
+        )
+        if bad_modem:
+            # A modem that hangs or refuses for its own reasons is rested, with growing
+            # pauses, so that the queue moves to the other SIMs meanwhile.
+            slot.consecutive_failures += 1
+            rest = backoff_s(slot.consecutive_failures, initial_s=dcfg.retry_backoff_initial_s,
+                             max_s=dcfg.retry_backoff_max_s)
+            slot.resting_until = max(slot.resting_until, self._clock() + rest)
+            log.warning("modem %s rested for %.1f s after %d failure(s) in a row: %s",
+                        slot.id, rest, slot.consecutive_failures, slot.last_error)
+        elif outcomes and all(o.ok for o in outcomes):
+            slot.consecutive_failures = 0
         final = await self.store.call(
             self.store.settle_claim, claim.id, results, retry_at=retry_at,
             report_window_s=dcfg.status_report_window_s,
