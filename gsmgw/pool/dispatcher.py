@@ -48,6 +48,16 @@ class Driver(Protocol):
 DriverFactory = Callable[[ModemConfig, Callable[[Any], None]], Driver]
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A claimed message, encoded, ready for AT+CMGS."""
+
+    claim: ClaimedMessage
+    pdus: list[tuple[str, int]]
+    # True once its parts are committed as 'sending' (then a crash makes them unknown).
+    marked: bool = False
+
+
 @dataclass
 class ModemSlot:
     cfg: ModemConfig
@@ -61,6 +71,8 @@ class ModemSlot:
     # Set while the worker holds a claim; shutdown waits for it.
     busy: bool = False
     claim_id: str | None = None
+    # The next message, claimed while this one is on the air (its lease is renewed too).
+    next_claim_id: str | None = None
     resting_until: float = 0.0
     # Unknown outcomes and modem-class errors in a row; reset by a good send.
     consecutive_failures: int = 0
@@ -343,52 +355,88 @@ class Pool:
             await asyncio.wait_for(slot.wake.wait(), timeout=max(0.0, timeout_s))
         slot.wake.clear()
 
-    async def _worker(self, slot: ModemSlot) -> None:
-        poll_s = self.cfg.dispatch.poll_interval_s
-        while not self._stopping:
-            now = self._clock()
-            if not slot.enabled or slot.driver.state is not ModemState.READY:
-                await self._sleep(slot, poll_s)
-                continue
-            if slot.resting_until > now:
-                await self._sleep(slot, slot.resting_until - now)
-                continue
-            quiet = quiet_wait_s(slot.cfg.quiet_hours, _local_minutes())
-            if quiet > 0:
-                await self._sleep(slot, min(quiet, poll_s * 10))
-                continue
-            wait = slot.limiter.wait_s(now)
-            if wait > 0:
-                await self._sleep(slot, min(wait, poll_s * 10))
-                continue
-            slot.wake.clear()
-            try:
-                claim = await self.store.call(
-                    self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group
-                )
-            except Exception:
-                log.exception("claim failed for modem %s", slot.id)
-                await self._sleep(slot, poll_s)
-                continue
-            if claim is None:
-                await self._sleep(slot, poll_s)
-                continue
-            slot.busy = True
-            slot.idle.clear()
-            slot.claim_id = claim.id
-            try:
-                await self._send(slot, claim)
-            except Exception:
-                # Never leave a claim dangling: the lease would expire, but only after
-                # lease_s; recover() settles 'sending' parts as unknown right away.
-                log.exception("unexpected error sending %s on %s", claim.id, slot.id)
-                await self.store.call(self.store.recover)
-            finally:
-                slot.busy = False
-                slot.claim_id = None
-                slot.idle.set()
+    async def _claim(self, slot: ModemSlot) -> ClaimedMessage | None:
+        try:
+            return await self.store.call(
+                self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group
+            )
+        except Exception:
+            log.exception("claim failed for modem %s", slot.id)
+            return None
 
-    async def _send(self, slot: ModemSlot, claim: ClaimedMessage) -> None:
+    def _can_send(self, slot: ModemSlot) -> bool:
+        return (
+            not self._stopping
+            and slot.enabled
+            and slot.driver.state is ModemState.READY
+            and slot.resting_until <= self._clock()
+        )
+
+    async def _release(self, prepared: Prepared | None) -> None:
+        """Give a claimed, unwritten message back to the queue (no attempt counted)."""
+        if prepared is not None:
+            await self.store.call(self.store.settle_claim, prepared.claim.id, [], uncount_attempt=True)
+
+    async def _worker(self, slot: ModemSlot) -> None:
+        """Send loop of one modem.
+
+        Pipelined so that the modem never waits for the database: while one message
+        is on the air, the next is claimed and encoded; when the result comes, the
+        previous message is settled and the next one marked ``sending`` in one
+        commit, and its ``AT+CMGS`` follows at once. At any moment at most one
+        message per modem has parts in ``sending`` (the crash-safety bound).
+        """
+        poll_s = self.cfg.dispatch.poll_interval_s
+        prepared: Prepared | None = None
+        try:
+            while not self._stopping:
+                if not self._can_send(slot):
+                    await self._release(prepared)
+                    prepared = None
+                    now = self._clock()
+                    wait = slot.resting_until - now if slot.resting_until > now else poll_s
+                    await self._sleep(slot, wait)
+                    continue
+                quiet = quiet_wait_s(slot.cfg.quiet_hours, _local_minutes())
+                if quiet > 0:
+                    await self._release(prepared)
+                    prepared = None
+                    await self._sleep(slot, min(quiet, poll_s * 10))
+                    continue
+                if prepared is None:
+                    wait = slot.limiter.wait_s(self._clock())
+                    if wait > 0:
+                        await self._sleep(slot, min(wait, poll_s * 10))
+                        continue
+                    slot.wake.clear()
+                    claim = await self._claim(slot)
+                    if claim is None:
+                        await self._sleep(slot, poll_s)
+                        continue
+                    prepared = await self._prepare(slot, claim)
+                    if prepared is None:
+                        continue
+                slot.busy = True
+                slot.idle.clear()
+                slot.claim_id = prepared.claim.id
+                try:
+                    prepared = await self._send(slot, prepared)
+                except Exception:
+                    # Never leave a claim dangling: settle 'sending' parts as unknown now.
+                    log.exception("unexpected error sending on %s", slot.id)
+                    prepared = None
+                    await self.store.call(self.store.recover)
+                finally:
+                    slot.busy = False
+                    slot.claim_id = slot.next_claim_id = None
+                    slot.idle.set()
+        finally:
+            if prepared is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release(prepared))
+
+    async def _prepare(self, slot: ModemSlot, claim: ClaimedMessage) -> Prepared | None:
+        """Encode a claimed message; a message that cannot be encoded fails here."""
         dcfg = self.cfg.dispatch
         remaining = claim.valid_until - utcnow()
         try:
@@ -415,29 +463,81 @@ class Pool:
                 [PartResult(s, MessageState.FAILED, error_code="encoding", error_text=str(exc))
                  for s in claim.pending_seqs],
             )
-            return
+            return None
+        pdus = [(encoded.parts[s - 1].pdu, encoded.parts[s - 1].tpdu_length) for s in claim.pending_seqs]
+        return Prepared(claim=claim, pdus=pdus)
+
+    async def _send(self, slot: ModemSlot, prepared: Prepared) -> Prepared | None:
+        """Send one prepared message; returns the next one, prepared (and maybe marked)."""
+        dcfg = self.cfg.dispatch
+        claim = prepared.claim
+        seqs = claim.pending_seqs
+        if claim.valid_until <= utcnow():
+            await self.store.call(
+                self.store.settle_claim, claim.id,
+                [PartResult(s, MessageState.EXPIRED, error_code="expired",
+                            error_text="validity ended before it could be sent") for s in seqs],
+            )
+            return None
         # Per-SIM limits count parts: hold the claim until they all fit.
-        wait = slot.limiter.wait_s(self._clock(), len(claim.pending_seqs))
+        wait = slot.limiter.wait_s(self._clock(), len(seqs))
         if wait == float("inf"):
             await self.store.call(
                 self.store.settle_claim,
                 claim.id,
                 [PartResult(s, MessageState.FAILED, error_code="limit",
-                            error_text="more parts than this SIM's limits allow at once")
-                 for s in claim.pending_seqs],
+                            error_text="more parts than this SIM's limits allow at once") for s in seqs],
             )
-            return
+            return None
         if wait > 0:
             await asyncio.sleep(wait)
-        pdus = [(encoded.parts[s - 1].pdu, encoded.parts[s - 1].tpdu_length) for s in claim.pending_seqs]
-        await self.store.call(self.store.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
+        if not prepared.marked:
+            await self.store.call(self.store.mark_parts_sending, claim.id, seqs, slot.id)
+        send = asyncio.create_task(slot.driver.send_pdus(prepared.pdus), name=f"send-{slot.id}")
+        nxt: Prepared | None = None
+        if not self._stopping and len(seqs) < 8:
+            # Claim and encode the next message while this one is on the air.
+            next_claim = await self._claim(slot)
+            if next_claim is not None:
+                slot.next_claim_id = next_claim.id
+                nxt = await self._prepare(slot, next_claim)
         try:
-            outcomes = await slot.driver.send_pdus(pdus)
+            outcomes = await send
         except ModemError as exc:
             # Raised only when nothing was written: requeue at once, elsewhere if possible.
             slot.last_error = str(exc)
-            await self.store.call(self.store.settle_claim, claim.id, [])
-            return
+            await self.store.call(self.store.settle_claim, claim.id, [], uncount_attempt=True)
+            await self._release(nxt)
+            return None
+        results, retry_at = self._results(slot, claim, outcomes)
+        used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
+        if used:
+            slot.limiter.record(self._clock(), used)
+        self._note_health(slot, outcomes)
+        then_mark = None
+        if nxt is not None:
+            if self._can_send(slot) and slot.limiter.wait_s(self._clock(), len(nxt.claim.pending_seqs)) == 0:
+                then_mark = (nxt.claim.id, nxt.claim.pending_seqs, slot.id)
+                nxt.marked = True
+            elif not self._can_send(slot):
+                await self._release(nxt)
+                nxt = None
+        final = await self.store.call(
+            self.store.settle_claim, claim.id, results, retry_at=retry_at,
+            report_window_s=dcfg.status_report_window_s, then_mark=then_mark,
+        )
+        if final in (MessageState.SENT, MessageState.DELIVERED):
+            self.sent_total += 1
+        msglog.info("message %s -> %s on %s", claim.id, final.value, slot.id,
+                    extra={"message_id": claim.id, "modem_id": slot.id, "state": final.value})
+        if final is MessageState.QUEUED:
+            self.notify_work()
+        return nxt
+
+    def _results(
+        self, slot: ModemSlot, claim: ClaimedMessage, outcomes: list[SendOutcome]
+    ) -> tuple[list[PartResult], dt.datetime | None]:
+        dcfg = self.cfg.dispatch
         results: list[PartResult] = []
         retry_at: dt.datetime | None = None
         resend_unknown = claim.resend_unknown or dcfg.unknown_policy == "resend"
@@ -445,7 +545,8 @@ class Pool:
             if out.kind is SendOutcomeKind.OK:
                 results.append(PartResult(seq, MessageState.SENT, tp_mr=out.tp_mr))
                 slot.sent_parts += 1
-                msglog.info("message %s part %d sent on %s (tp_mr=%s)", claim.id, seq, slot.id, out.tp_mr)
+                msglog.info("message %s part %d sent on %s (tp_mr=%s)", claim.id, seq, slot.id, out.tp_mr,
+                            extra={"message_id": claim.id, "modem_id": slot.id})
                 continue
             slot.failed_parts += 1
             if out.kind is SendOutcomeKind.UNKNOWN:
@@ -466,7 +567,7 @@ class Pool:
                 results.append(PartResult(seq, MessageState.FAILED, error_code=code, error_text=text))
             else:
                 if klass is ErrorClass.MODEM:
-                    # This SIM is the problem (rested below): the retry may go elsewhere now.
+                    # This SIM is the problem (it is rested): the retry may go elsewhere now.
                     retry_at = utcnow()
                 else:
                     retry_at = utcnow() + dt.timedelta(
@@ -474,9 +575,10 @@ class Pool:
                                           max_s=dcfg.retry_backoff_max_s)
                     )
                 results.append(PartResult(seq, MessageState.QUEUED, error_code=code, error_text=text))
-        used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
-        if used:
-            slot.limiter.record(self._clock(), used)
+        return results, retry_at
+
+    def _note_health(self, slot: ModemSlot, outcomes: list[SendOutcome]) -> None:
+        dcfg = self.cfg.dispatch
         bad_modem = any(
             o.kind is SendOutcomeKind.UNKNOWN
             or (o.kind is SendOutcomeKind.ERROR and classify_cms(o.cms_code)[0] is ErrorClass.MODEM)
@@ -493,15 +595,6 @@ class Pool:
                         slot.id, rest, slot.consecutive_failures, slot.last_error)
         elif outcomes and all(o.ok for o in outcomes):
             slot.consecutive_failures = 0
-        final = await self.store.call(
-            self.store.settle_claim, claim.id, results, retry_at=retry_at,
-            report_window_s=dcfg.status_report_window_s,
-        )
-        if final in (MessageState.SENT, MessageState.DELIVERED):
-            self.sent_total += 1
-        msglog.info("message %s -> %s on %s", claim.id, final.value, slot.id)
-        if final is MessageState.QUEUED:
-            self.notify_work()
 
     async def _maintain(self) -> None:
         """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
@@ -511,11 +604,113 @@ class Pool:
                 # Renew our own leases first so that a long multipart send is never
                 # mistaken for a dead host's claim.
                 for slot in self.slots.values():
-                    if slot.claim_id is not None:
-                        await self.store.call(
-                            self.store.renew_lease, slot.claim_id, self.cfg.store.lease_s
-                        )
+                    for claim_id in (slot.claim_id, slot.next_claim_id):
+                        if claim_id is not None:
+                            await self.store.call(self.store.renew_lease, claim_id, self.cfg.store.lease_s)
                 await self.store.call(self.store.expire_due)
                 await self.store.call(self.store.recover, only_expired_leases=True)
             except Exception:
                 log.exception("pool maintenance failed")
+
+    # --- reload (issue 9) ------------------------------------------------------------
+
+    # ModemConfig fields that only the pool reads: a change applies to the running
+    # slot. Any other change (port, PIN, baud rate, device timeouts...) restarts the
+    # modem's driver, after its in-flight send.
+    _LIVE_MODEM_FIELDS = frozenset({
+        "enabled", "group", "quiet_hours", "max_per_minute", "max_per_hour", "max_per_day", "smsc",
+    })
+
+    async def apply_config(self, cfg: Config, *, drain_timeout_s: float = 90.0) -> dict[str, list[str]]:
+        """Apply a reloaded config without dropping the queue.
+
+        Modems whose id is new are started; modems whose id is gone stop claiming,
+        finish their in-flight send (or its timeout), then stop; modems whose
+        driver settings changed are restarted the same way; limits, enabled flags,
+        groups, quiet hours and dispatch settings change in place. Returns the ids
+        per kind of change: ``added``, ``removed``, ``restarted``, ``updated``.
+        """
+        import dataclasses
+
+        old_by_id = {s.id: s.cfg for s in self.slots.values()}
+        new_by_id = {m.id: m for m in cfg.modem}
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "updated": []}
+        self.cfg = cfg  # dispatch settings, lease_s: read afresh by the workers
+        for mid, old in old_by_id.items():
+            new = new_by_id.get(mid)
+            if new is None:
+                changes["removed"].append(mid)
+                continue
+            if new == old:
+                continue
+            diff = {f.name for f in dataclasses.fields(ModemConfig)
+                    if getattr(old, f.name) != getattr(new, f.name)}
+            if diff <= self._LIVE_MODEM_FIELDS:
+                changes["updated"].append(mid)
+                self._update_slot(self.slots[mid], new)
+            else:
+                changes["restarted"].append(mid)
+        retiring = [self.slots[mid] for mid in changes["removed"] + changes["restarted"]]
+        await asyncio.gather(*(self._retire(s, drain_timeout_s) for s in retiring))
+        for mid in changes["restarted"]:
+            self._add(new_by_id[mid])
+        for mid, mcfg in new_by_id.items():
+            if mid not in old_by_id:
+                changes["added"].append(mid)
+                self._add(mcfg)
+        log.info("config applied: %s", ", ".join(f"{k} {v}" for k, v in changes.items() if v) or "no modem changes")
+        self.notify_work()
+        return changes
+
+    def _update_slot(self, slot: ModemSlot, new: ModemConfig) -> None:
+        slot.cfg = new
+        # The limiter keeps its history: sends already made still count.
+        slot.limiter.limits = Limits(new.max_per_minute, new.max_per_hour, new.max_per_day)
+        if slot.enabled != new.enabled:
+            self.set_enabled(slot.id, new.enabled)
+        slot.wake.set()
+
+    async def _retire(self, slot: ModemSlot, drain_timeout_s: float) -> None:
+        """Stop one slot the way stop() stops them all: no new claim, finish, stop."""
+        slot.enabled = False  # the worker checks this before every claim
+        slot.wake.set()
+        try:
+            await asyncio.wait_for(slot.idle.wait(), timeout=drain_timeout_s)
+        except TimeoutError:
+            log.error("modem %s: send still in flight after %.0f s; stopping it anyway "
+                      "(its parts are settled as unknown)", slot.id, drain_timeout_s)
+        worker = [t for t in slot.tasks if t.get_name() == f"worker-{slot.id}"]
+        others = [t for t in slot.tasks if t not in worker]
+        for t in worker:
+            t.cancel()
+        await asyncio.gather(*worker, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await slot.driver.stop()
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        self.slots.pop(slot.id, None)
+        # The worker may have been cancelled while a claim was being committed (it
+        # checks `enabled` before the claim, and is idle until it returns), or, after
+        # the drain timeout, in the middle of a send: settle what it left now rather
+        # than when its lease runs out.
+        await self._release_claims_of(slot.id)
+        self._status_q.put_nowait((slot.id, {"state": ModemState.DISCONNECTED.value,
+                                             "state_reason": "removed from the config",
+                                             "enabled": False}))
+        log.info("modem %s stopped (config reload)", slot.id)
+
+    async def _release_claims_of(self, modem_id: str) -> None:
+        rows = await self.store.call(self.store.list_messages, state=MessageState.SENDING.value, limit=1000)
+        for row in rows:
+            if row.get("modem_id") != modem_id or row.get("lease_owner") != self.store.host:
+                continue
+            msg = await self.store.call(self.store.get_message, row["id"])
+            # A part already handed to the modem may have left: unknown, never resent
+            # blindly (design rule 6). Parts never written go back to the queue.
+            written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown",
+                                  error_text="the modem was stopped (config reload) during the send")
+                       for p in (msg or {}).get("parts", []) if p["state"] == MessageState.SENDING.value]
+            final = await self.store.call(self.store.settle_claim, row["id"], written)
+            msglog.info("message %s -> %s (modem %s removed)", row["id"], final.value, modem_id,
+                        extra={"message_id": row["id"], "modem_id": modem_id, "state": final.value})

@@ -627,6 +627,8 @@ class Store(InboundRepo):
         *,
         retry_at: dt.datetime | None = None,
         report_window_s: float = 3 * 86400.0,
+        then_mark: tuple[str, Sequence[int], str] | None = None,
+        uncount_attempt: bool = False,
     ) -> MessageState:
         """Record what a send achieved and close the claim, in one transaction.
 
@@ -635,6 +637,10 @@ class Store(InboundRepo):
         were never written and go back to ``queued``. Then the message is settled:
         final when its parts say so, else requeued at ``retry_at`` (pinned to the
         same SIM if some part already left, so that the phone can reassemble).
+
+        ``then_mark`` = (message id, seqs, modem) marks the modem's next message
+        ``sending`` in the same commit (the pipelined send loop); ``uncount_attempt``
+        gives back the attempt of a claim that was released unwritten.
         """
         now = utcnow()
         p, m = t.message_parts, t.messages
@@ -690,9 +696,18 @@ class Store(InboundRepo):
                 if settled is MessageState.SENT:
                     values.update(sent_at=now, error_code=None, error_text=None)
                 final = settled
+            if uncount_attempt:
+                values["attempts"] = m.c.attempts - 1
             conn.execute(update(m).where(m.c.id == message_id).values(**values))
             if final is not MessageState.QUEUED:
                 self._events(conn, f"sms:{final.value}", [message_id], now)
+            if then_mark is not None:
+                next_id, next_seqs, modem_id = then_mark
+                conn.execute(
+                    update(p)
+                    .where(p.c.message_id == next_id, p.c.seq.in_(next_seqs))
+                    .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+                )
             if any(r.state is MessageState.SENT for r in results):
                 self._match_waiting_reports(conn, message_id, report_window_s)
                 if final is MessageState.SENT:

@@ -1,0 +1,200 @@
+"""Dispatch throughput against the ideal K·60/L, and the idle gap on a busy modem.
+
+For each K (emulated modems) and L (network send latency per SMS), queue enough
+messages to keep every modem busy for about ``--seconds``, run the real gateway
+(store, pool, driver over pseudo-terminals) against the emulator, and report:
+
+- throughput in messages per minute and as a fraction of K·60/L, measured from
+  the first ``AT+CMGS`` to the last ``+CMGS`` result (start-up excluded);
+- the gap between one ``+CMGS`` result and the next ``AT+CMGS`` on the same
+  modem (p50/p99): time the modem sits idle between sends.
+
+The emulator runs in the same process and event loop as the gateway (as in
+``gsmgw demo``), so its own CPU time is inside the figures.
+
+    python -m bench.dispatch --modems 1,4,16 --latency-s 0.5,3 --seconds 20 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gsmgw.config import ApiConfig, Config, DispatchConfig, ModemConfig, StoreConfig
+from gsmgw.daemon import Gateway
+from gsmgw.emulator import Behaviour, FakeModemPool
+from gsmgw.store import NewMessage
+
+
+def _instrument(modem: Any, marks: list[tuple[float, str]]) -> None:
+    """Timestamp AT+CMGS commands in and +CMGS results out of one emulated modem."""
+    feed, write = modem.feed, modem._write_now
+
+    def feed_hook(data: bytes) -> Any:
+        if b"AT+CMGS=" in data.upper():
+            marks.append((time.perf_counter(), "cmd"))
+        return feed(data)
+
+    def write_hook(data: bytes, *a: Any, **kw: Any) -> Any:
+        if b"+CMGS:" in data:
+            marks.append((time.perf_counter(), "result"))
+        return write(data, *a, **kw)
+
+    modem.feed = feed_hook
+    modem._write_now = write_hook
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
+    return values[k]
+
+
+async def run_one(k: int, latency_s: float, seconds: float, workdir: Path) -> dict[str, Any]:
+    n_messages = max(k, int(k * seconds / latency_s))
+    db = workdir / f"bench-{k}-{latency_s}.db"
+    behaviours = [Behaviour(send_latency_s=latency_s) for _ in range(k)]
+    async with FakeModemPool(count=k, directory=workdir / f"ports-{k}-{latency_s}", behaviours=behaviours,
+                             report_delay_s=0.05) as fake:
+        marks: list[list[tuple[float, str]]] = [[] for _ in range(k)]
+        for m, mk in zip(fake.modems, marks, strict=True):
+            _instrument(m.modem, mk)
+        cfg = Config(
+            api=ApiConfig(listen="127.0.0.1:0"),
+            store=StoreConfig(url=f"sqlite:///{db}"),
+            dispatch=DispatchConfig(poll_interval_s=1.0, sticky_s=0),
+            modem=tuple(
+                ModemConfig(id=f"sim{i + 1}", port=str(m.path), send_timeout_s=latency_s + 10)
+                for i, m in enumerate(fake.modems)
+            ),
+        )
+        gw = Gateway(cfg, host="bench")
+        await gw.store.call(gw.store.migrate)
+        batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1) for i in range(n_messages)]
+        for i in range(0, n_messages, 500):
+            await gw.store.call(gw.store.enqueue, batch[i:i + 500])
+        await gw.start()
+        try:
+            t_wait = time.monotonic() + seconds * 4 + 60
+            while True:
+                counts = await gw.store.call(gw.store.counts_by_state)
+                done = sum(v for s, v in counts.items() if s not in ("queued", "sending"))
+                if done >= n_messages:
+                    break
+                if time.monotonic() > t_wait:
+                    raise RuntimeError(f"bench did not finish: {counts}")
+                await asyncio.sleep(0.2)
+        finally:
+            await gw.stop()
+    all_marks = [m for mk in marks for m in mk]
+    first_cmd = min(t for t, kind in all_marks if kind == "cmd")
+    last_result = max(t for t, kind in all_marks if kind == "result")
+    # Per modem, the busy span is first command to last result; ideal throughput
+    # is K·60/L, so compare the batch's wall time with n·L/K.
+    elapsed = last_result - first_cmd
+    per_min = n_messages / elapsed * 60.0
+    ideal = k * 60.0 / latency_s
+    gaps: list[float] = []
+    for mk in marks:
+        mk.sort()
+        for (t1, a), (t2, b) in zip(mk, mk[1:], strict=False):
+            if a == "result" and b == "cmd":
+                gaps.append(t2 - t1)
+    return {
+        "modems": k,
+        "latency_s": latency_s,
+        "messages": n_messages,
+        "elapsed_s": round(elapsed, 3),
+        "per_minute": round(per_min, 1),
+        "ideal_per_minute": round(ideal, 1),
+        "fraction_of_ideal": round(per_min / ideal, 4),
+        "gap_p50_ms": round(_pct(gaps, 0.50) * 1000, 2),
+        "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 2),
+        "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
+    }
+
+
+async def run(modems: list[int], latencies: list[float], seconds: float, repeats: int = 1) -> dict[str, Any]:
+    logging.getLogger().setLevel(logging.WARNING)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gsmgw-bench-") as tmp:
+        for k in modems:
+            for lat in latencies:
+                runs = [await run_one(k, lat, seconds, Path(tmp) / f"r{r}") for r in range(repeats)]
+                fr = [r["fraction_of_ideal"] for r in runs]
+                best = sorted(runs, key=lambda r: r["fraction_of_ideal"])[len(runs) // 2]
+                rows.append({**best, "fraction_min": min(fr), "fraction_max": max(fr), "repeats": repeats})
+    return {
+        "benchmark": "dispatch",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"cpus": _cpu_count(), "cpu": _cpu_model(), "python": platform.python_version()},
+        "seconds_per_run": seconds,
+        "results": rows,
+    }
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Dispatch benchmark, {report['date']}, {report['machine']['cpus']} CPUs ({report['machine']['cpu']})",
+        "",
+        "| K modems | L (s) | messages | msgs/min | ideal K·60/L | fraction (median [min–max]) | gap p50 ms | gap p99 ms |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['modems']} | {r['latency_s']} | {r['messages']} | {r['per_minute']} | {r['ideal_per_minute']} "
+            f"| {r['fraction_of_ideal']:.3f} [{r['fraction_min']:.3f}–{r['fraction_max']:.3f}] "
+            f"| {r['gap_p50_ms']} | {r['gap_p99_ms']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--modems", default="1,4,16", help="comma list of K (default 1,4,16)")
+    ap.add_argument("--latency-s", default="0.5,3", help="comma list of L in seconds (default 0.5,3)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="busy time per run (default 20)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per cell; the median is reported")
+    ap.add_argument("--json", type=Path, help="write the JSON report here")
+    args = ap.parse_args(argv)
+    report = asyncio.run(
+        run([int(x) for x in args.modems.split(",")], [float(x) for x in args.latency_s.split(",")],
+            args.seconds, args.repeats)
+    )
+    print(to_markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
