@@ -133,8 +133,60 @@ class WebhooksConfig:
     # HMAC-SHA256 key for the X-Gsmgw-Signature header; empty = unsigned.
     signing_secret: str = ""
     timeout_s: float = 10.0
+    # Attempts per event and receiver before it is marked failed; 0 = retry forever.
     max_attempts: int = 20
     subscription: tuple[WebhookSubscription, ...] = ()
+    # Capped exponential backoff between attempts to one receiver (seconds).
+    retry_initial_s: float = 5.0
+    retry_max_s: float = 600.0
+    # How often the outbox is read for new events (seconds).
+    poll_interval_s: float = 1.0
+
+
+# STOP/START keywords in several languages; matched on the whole message, case-
+# and accent-insensitive, punctuation and spaces around ignored.
+DEFAULT_STOP_KEYWORDS = (
+    "stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "optout", "opt out",
+    "arret", "arreter", "desabonner", "desinscrire",  # fr
+    "stopp", "abmelden", "abbestellen",  # de
+    "baja", "alto", "parar", "cancelar",  # es / pt
+    "basta", "disiscrivi", "cancella",  # it
+    "afmelden", "uitschrijven",  # nl
+    "sair", "pare",  # pt
+)
+DEFAULT_START_KEYWORDS = (
+    "start", "unstop", "resume", "subscribe", "optin", "opt in",
+    "demarrer", "reprendre", "anmelden", "alta", "iniciar", "aanmelden", "iscrivi",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConfig:
+    # AT+CMGL sweep of each SIM's storage (the safety net for a lost +CMTI), in
+    # seconds; a sweep also runs when a modem becomes ready and when it reports
+    # full storage.
+    sweep_interval_s: float = 60.0
+    # A multipart SMS whose parts have not all come after this long is stored
+    # with what arrived, marked incomplete.
+    reassembly_timeout_s: float = 3600.0
+    # How long the dedup keys of stored parts are kept (seconds).
+    dedup_retention_s: float = 30 * 86400.0
+    # An inbound message is linked to the last outbound message to its sender
+    # within this window (seconds).
+    reply_window_s: float = 30 * 86400.0
+    stop_keywords: tuple[str, ...] = DEFAULT_STOP_KEYWORDS
+    start_keywords: tuple[str, ...] = DEFAULT_START_KEYWORDS
+    # Confirmation sent back (transactional, same SIM); empty = none.
+    stop_reply: str = ""
+    start_reply: str = ""
+    # Periodic balance check: USSD code (e.g. "*100#"); empty = off.
+    balance_ussd: str = ""
+    balance_interval_s: float = 6 * 3600.0
+    # First group of this regex (or the whole match) is the balance; "," is a decimal point.
+    balance_regex: str = r"(-?\d+(?:[.,]\d+)?)"
+    # A balance below this emits a balance:low event (0 = never).
+    balance_low: float = 0.0
+    ussd_timeout_s: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +196,27 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoveryConfig:
+    # Where to look for a [[modem]] given by imei/iccid instead of port. Prefer
+    # stable names; the ttyUSB numbers change on every replug.
+    port_globs: tuple[str, ...] = ("/dev/gsmgw/*", "/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
+    # Rescan this often where there is no udev to announce hot-plug events.
+    rescan_interval_s: float = 30.0
+    # A matched modem whose port stays gone this long is looked for elsewhere.
+    rediscover_after_s: float = 10.0
+    # Per-command timeout while identifying an unknown port.
+    identify_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     modem: tuple[ModemConfig, ...] = ()
     # Where the file came from (for messages); not a TOML key.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -316,3 +383,7 @@ def _check(cfg: Config, source: str) -> None:
     for i, sub in enumerate(cfg.webhooks.subscription):
         if not sub.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhooks.subscription[{i}].url: expected an http(s) URL")
+    try:
+        re.compile(cfg.inbound.balance_regex)
+    except re.error as exc:
+        raise ConfigError(f"{source}: inbound.balance_regex: not a regular expression: {exc}") from None

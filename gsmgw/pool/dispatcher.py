@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from gsmgw.config import Config, ModemConfig
 from gsmgw.domain import MessageState, ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.errors import CodecError, ModemError
+from gsmgw.pool.discovery import HotplugWatcher, candidate_ports, identify_port, identity_matches
 from gsmgw.pool.limits import Limits, SimLimiter, quiet_wait_s
 from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
 from gsmgw.sms import StatusReport, decode_pdu, encode_submit
@@ -48,6 +50,22 @@ class Driver(Protocol):
 DriverFactory = Callable[[ModemConfig, Callable[[Any], None]], Driver]
 
 
+class NoPortYet:
+    """Stands in for the driver of a modem known by IMEI/ICCID until its port is found."""
+
+    state = ModemState.DISCONNECTED
+    identity = ModemIdentity()
+
+    async def run(self) -> None:  # pragma: no cover - never started
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send_pdus(self, parts: list[tuple[str, int]]) -> list[SendOutcome]:
+        raise ModemError("no port found yet for this modem")
+
+
 @dataclass(slots=True)
 class Prepared:
     """A claimed message, encoded, ready for AT+CMGS."""
@@ -64,10 +82,16 @@ class ModemSlot:
     driver: Driver
     limiter: SimLimiter
     enabled: bool
+    # The port the driver uses now (found by discovery for imei/iccid modems).
+    port: str = ""
+    driver_task: asyncio.Task[None] | None = None
+    # When the driver was last seen not READY (monotonic), for re-discovery.
+    down_since: float | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Set whenever the worker holds no claim; shutdown waits on it.
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    on_event: Callable[[Any], None] | None = None
     # Set while the worker holds a claim; shutdown waits for it.
     busy: bool = False
     claim_id: str | None = None
@@ -123,6 +147,9 @@ class Pool:
         self._maintenance: asyncio.Task[None] | None = None
         self._status_q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._status_task: asyncio.Task[None] | None = None
+        self._rescan = asyncio.Event()
+        self._discovery_task: asyncio.Task[None] | None = None
+        self._hotplug: HotplugWatcher | None = None
         self.started_at = time.time()
         self.sent_total = 0
         self.reports_total = 0
@@ -140,6 +167,7 @@ class Pool:
         for mcfg in self.cfg.modem:
             self._add(mcfg)
         self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
+        self._discovery_task = asyncio.create_task(self._discover_loop(), name="pool-discovery")
 
     def _add(self, mcfg: ModemConfig) -> None:
         slot_ref: list[ModemSlot] = []
@@ -148,16 +176,22 @@ class Pool:
             if slot_ref:
                 self._on_driver_event(slot_ref[0], ev)
 
-        driver = self._driver_factory(mcfg, on_event)
+        driver: Driver = self._driver_factory(mcfg, on_event) if mcfg.port else NoPortYet()
         limits = Limits(mcfg.max_per_minute, mcfg.max_per_hour, mcfg.max_per_day)
-        slot = ModemSlot(cfg=mcfg, driver=driver, limiter=SimLimiter(limits), enabled=mcfg.enabled)
+        slot = ModemSlot(cfg=mcfg, driver=driver, limiter=SimLimiter(limits), enabled=mcfg.enabled,
+                         port=mcfg.port)
+        slot.on_event = on_event
         slot.idle.set()
         slot_ref.append(slot)
         self.slots[mcfg.id] = slot
         self._status_q.put_nowait(
             (mcfg.id, {"port": mcfg.port, "state": ModemState.DISCONNECTED.value, "enabled": slot.enabled})
         )
-        slot.tasks.append(asyncio.create_task(driver.run(), name=f"modem-{mcfg.id}"))
+        if mcfg.port:
+            slot.driver_task = asyncio.create_task(driver.run(), name=f"modem-{mcfg.id}")
+        else:
+            slot.down_since = self._clock() - self.cfg.discovery.rediscover_after_s
+            self._rescan.set()
         slot.tasks.append(asyncio.create_task(self._worker(slot), name=f"worker-{mcfg.id}"))
 
     async def stop(self, *, drain_timeout_s: float = 90.0) -> None:
@@ -175,7 +209,12 @@ class Pool:
         for slot in self.slots.values():
             with contextlib.suppress(Exception):
                 await slot.driver.stop()
+        if self._hotplug is not None:
+            self._hotplug.stop()
         tasks = [t for s in self.slots.values() for t in s.tasks] + list(self._bg)
+        tasks += [s.driver_task for s in self.slots.values() if s.driver_task is not None]
+        if self._discovery_task is not None:
+            tasks.append(self._discovery_task)
         for t in [*tasks, self._maintenance]:
             if t is not None:
                 t.cancel()
@@ -211,7 +250,7 @@ class Pool:
             out.append(
                 {
                     "id": slot.id,
-                    "port": slot.cfg.port,
+                    "port": slot.port,
                     "state": slot.driver.state.value,
                     "state_reason": slot.state_reason,
                     "enabled": slot.enabled,
@@ -277,7 +316,7 @@ class Pool:
         elif kind == "StatusReportReceived":  # +CDS: the PDU came with the URC
             self._spawn(self._handle_report(slot, ev.pdu_hex, ev.tpdu_length, None), f"report-{slot.id}")
         elif kind == "StatusReportIndication":  # +CDSI: stored, read it then delete it
-            self._spawn(self._read_stored_report(slot, ev.index), f"report-{slot.id}-{ev.index}")
+            self._spawn(self._read_stored_report(slot, ev.index, ev.storage), f"report-{slot.id}-{ev.index}")
         elif kind in ("SmsIndication", "SmsReceived"):
             self.inbound.on_event(slot, ev)
         elif kind == "Health":
@@ -292,9 +331,10 @@ class Pool:
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
-    async def _read_stored_report(self, slot: ModemSlot, index: int) -> None:
+    async def _read_stored_report(self, slot: ModemSlot, index: int, storage: str | None) -> None:
+        # A +CDSI may point at "SR" (status report storage), not the SMS storage.
         try:
-            stored = await slot.driver.read_sms(index)  # type: ignore[attr-defined]
+            stored = await slot.driver.read_sms(index, storage)  # type: ignore[attr-defined]
         except ModemError as exc:
             log.warning("modem %s: could not read status report at %d: %s", slot.id, index, exc)
             return
@@ -302,7 +342,7 @@ class Pool:
             return
         if await self._handle_report(slot, stored.pdu_hex, stored.tpdu_length, index):
             try:
-                await slot.driver.delete_sms(index)  # type: ignore[attr-defined]
+                await slot.driver.delete_sms(index, storage)  # type: ignore[attr-defined]
             except ModemError as exc:
                 log.warning("modem %s: could not delete status report at %d: %s", slot.id, index, exc)
 
@@ -595,6 +635,68 @@ class Pool:
                         slot.id, rest, slot.consecutive_failures, slot.last_error)
         elif outcomes and all(o.ok for o in outcomes):
             slot.consecutive_failures = 0
+
+    # --- discovery and hot-plug ------------------------------------------------------
+
+    def _wants_discovery(self, slot: ModemSlot, now: float) -> bool:
+        """An imei/iccid-matched modem with no port, or whose port has stayed down."""
+        if not (slot.cfg.imei or slot.cfg.iccid) or slot.cfg.port or slot.busy:
+            return False
+        if slot.driver.state in (ModemState.READY, ModemState.PROBING, ModemState.REGISTERING):
+            slot.down_since = None
+            return False
+        if slot.down_since is None:
+            slot.down_since = now
+        return now - slot.down_since >= self.cfg.discovery.rediscover_after_s
+
+    async def _discover_loop(self) -> None:
+        dcfg = self.cfg.discovery
+        self._hotplug = HotplugWatcher(self._rescan.set)
+        udev = self._hotplug.start()
+        interval = dcfg.rescan_interval_s if not udev else max(dcfg.rescan_interval_s, 300.0)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rescan.wait(), timeout=min(interval, dcfg.rediscover_after_s))
+            self._rescan.clear()
+            try:
+                await self._discover_once()
+            except Exception:
+                log.exception("discovery failed")
+
+    async def _discover_once(self) -> None:
+        now = self._clock()
+        wanted = [s for s in self.slots.values() if self._wants_discovery(s, now)]
+        if not wanted:
+            return
+        dcfg = self.cfg.discovery
+        in_use = [s.port for s in self.slots.values()
+                  if s.port and s.driver.state is not ModemState.DISCONNECTED]
+        for port in candidate_ports(dcfg.port_globs, exclude=in_use):
+            ident = await identify_port(port, timeout_s=dcfg.identify_timeout_s)
+            if ident is None:
+                continue
+            for slot in wanted:
+                if identity_matches(slot.cfg.imei, slot.cfg.iccid, ident):
+                    log.info("modem %s found on %s (IMEI %s)", slot.id, port, ident.imei)
+                    await self._attach(slot, port)
+                    wanted.remove(slot)
+                    break
+            if not wanted:
+                return
+
+    async def _attach(self, slot: ModemSlot, port: str) -> None:
+        """(Re)start a modem's driver on a newly found port."""
+        old_task = slot.driver_task
+        await slot.driver.stop()
+        if old_task is not None:
+            old_task.cancel()
+            await asyncio.gather(old_task, return_exceptions=True)
+        assert slot.on_event is not None
+        slot.driver = self._driver_factory(dataclasses.replace(slot.cfg, port=port), slot.on_event)
+        slot.port = port
+        slot.down_since = None
+        self._status_q.put_nowait((slot.id, {"port": port}))
+        slot.driver_task = asyncio.create_task(slot.driver.run(), name=f"modem-{slot.id}")
 
     async def _maintain(self) -> None:
         """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
