@@ -47,7 +47,8 @@ class SimLimiter:
             excess = len(inside) + parts - cap
             if excess > 0:
                 # The excess-th oldest send inside the window must leave it first.
-                wait = max(wait, inside[excess - 1] + window_s - now)
+                # +1 µs: now + wait must land at or past the leaving time despite rounding.
+                wait = max(wait, inside[excess - 1] + window_s - now + 1e-6)
         return wait
 
     def record(self, now: float, parts: int = 1) -> None:
