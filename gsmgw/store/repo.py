@@ -8,14 +8,16 @@ comes after the HTTP reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,17 @@ def utcnow() -> dt.datetime:
 def new_id() -> str:
     """Time-ordered id: 12 hex digits of milliseconds, then 12 random hex digits."""
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+def batchable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark a Store method safe to share a group-commit transaction.
+
+    It must open its transactions with ``self._tx()`` / ``self._read()`` (never
+    ``self.engine`` directly, which would wait on the batch's own write lock) and
+    let every database error propagate.
+    """
+    fn.batchable = True  # type: ignore[attr-defined]
+    return fn
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +186,110 @@ class Store(InboundRepo):
             workers = 6
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gsmgw-db")
         self._closed = False
+        self._local = threading.local()
+        self._queue_lock = threading.Lock()
+        self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
+        self._flushing = False
 
     # --- plumbing -----------------------------------------------------------
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a blocking store method in the store's thread pool."""
+        """Run a blocking store method off the event loop.
+
+        On SQLite, calls go to the one writer thread, and the calls that queue up
+        while a transaction commits are run together in the next one (group
+        commit): one fsync for many sends' bookkeeping, which keeps a busy pool's
+        modems from waiting on the disk. On PostgreSQL each call runs on its own.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        if not self.is_sqlite:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        fut: asyncio.Future[R] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((lambda: fn(*args, **kwargs), fut, loop, getattr(fn, "batchable", False)))
+            start = not self._flushing
+            self._flushing = True
+        if start:
+            self._executor.submit(self._flush)
+        return await fut
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction: the group's shared one inside a batch, else a new one."""
+        shared = getattr(self._local, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        shared = getattr(self._local, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _flush(self) -> None:
+        """Writer thread: run queued calls, in order, until the queue is empty.
+
+        Consecutive calls of ``@batchable`` methods share one transaction; any
+        other call runs on its own.
+        """
+        while True:
+            with self._queue_lock:
+                queued, self._queue = self._queue, []
+                if not queued:
+                    self._flushing = False
+                    return
+            run: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
+            for item in queued:
+                if not item[3] and run:
+                    self._run_batch([i[:3] for i in run])
+                    run = []
+                run.append(item)
+                if not item[3]:
+                    self._run_batch([i[:3] for i in run])
+                    run = []
+            if run:
+                self._run_batch([i[:3] for i in run])
+
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
+        """Run calls in one transaction. If one fails, the transaction is rolled back,
+        that call is run on its own (for its own outcome), and the rest retried."""
+        while len(batch) > 1:
+            results: list[Any] = []
+            try:
+                with self.engine.begin() as conn:
+                    self._local.conn = conn
+                    try:
+                        for fn, _fut, _loop in batch:
+                            results.append(fn())
+                    finally:
+                        self._local.conn = None
+            except Exception:
+                failed = len(results)  # the call that raised
+                if failed >= len(batch):  # the commit itself failed: no culprit, go one by one
+                    break
+                self._run_alone(batch[failed])
+                batch = batch[:failed] + batch[failed + 1 :]
+                continue
+            for (_fn, fut, loop), result in zip(batch, results, strict=True):
+                loop.call_soon_threadsafe(_resolve, fut, result, None)
+            return
+        for item in batch:
+            self._run_alone(item)
+
+    def _run_alone(self, item: tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]) -> None:
+        fn, fut, loop = item
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_resolve, fut, None, exc)
+        else:
+            loop.call_soon_threadsafe(_resolve, fut, result, None)
 
     def close(self) -> None:
         if self._closed:
@@ -222,7 +332,7 @@ class Store(InboundRepo):
             if len(key) < 16 or len(key) > 200 or not key.isprintable() or " " in key:
                 raise ValueError("an API key must be 16-200 printable characters without spaces")
             key_id = _key_id_of(key) or hashlib.sha256(full.encode()).hexdigest()[:8]
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if key is not None:
                 conn.execute(t.api_keys.delete().where(t.api_keys.c.id == key_id))
             conn.execute(
@@ -238,10 +348,11 @@ class Store(InboundRepo):
             )
         return key_id, full
 
+    @batchable
     def verify_api_key(self, presented: str) -> ApiKey | None:
         digest = self._hash_secret(presented)
         key_id = _key_id_of(presented) or hashlib.sha256(presented.encode()).hexdigest()[:8]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).all()
         for row in rows:
             if row.revoked_at is None and hmac.compare_digest(row.key_hash, digest):
@@ -255,7 +366,7 @@ class Store(InboundRepo):
         return None
 
     def revoke_api_key(self, key_id: str) -> bool:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             res = conn.execute(
                 update(t.api_keys)
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
@@ -264,7 +375,7 @@ class Store(InboundRepo):
         return res.rowcount == 1
 
     def list_api_keys(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at)).all()
         return [
             {
@@ -279,6 +390,7 @@ class Store(InboundRepo):
 
     # --- intake -------------------------------------------------------------
 
+    @batchable
     def enqueue(
         self,
         items: Sequence[NewMessage],
@@ -348,7 +460,7 @@ class Store(InboundRepo):
                     }
                 )
         try:
-            with self.engine.begin() as conn:
+            with self._tx() as conn:
                 conn.execute(insert(t.messages), rows)
                 conn.execute(insert(t.message_parts), parts)
                 conn.execute(
@@ -364,8 +476,8 @@ class Store(InboundRepo):
                     ],
                 )
         except IntegrityError:
-            if idempotency_key is None:
-                raise
+            if idempotency_key is None or getattr(self._local, "conn", None) is not None:
+                raise  # inside a group commit: let the batch fall back to one-by-one
             replay = self.find_by_idempotency_key(api_key_id, idempotency_key)
             if replay is None:
                 raise
@@ -378,7 +490,7 @@ class Store(InboundRepo):
             return {}
         m = t.messages
         out: dict[str, str] = {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(m.c.to_number, m.c.modem_id)
                 .where(m.c.to_number.in_(numbers), m.c.sent_at >= since, m.c.modem_id.is_not(None))
@@ -388,11 +500,12 @@ class Store(InboundRepo):
             out[r.to_number] = r.modem_id  # newest wins
         return out
 
+    @batchable
     def cancel(self, message_id: str) -> tuple[bool, str | None]:
         """Cancel a queued message. Returns (cancelled?, state now or None if absent)."""
         now = utcnow()
         m, p = t.messages, t.message_parts
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             res = conn.execute(
                 update(m)
                 .where(m.c.id == message_id, m.c.state == MessageState.QUEUED)
@@ -411,7 +524,7 @@ class Store(InboundRepo):
             return False, state
 
     def find_by_idempotency_key(self, api_key_id: str | None, key: str) -> EnqueueResult | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             first = conn.execute(
                 select(t.messages.c.batch_id).where(
                     t.messages.c.api_key_id == api_key_id, t.messages.c.idempotency_key == key
@@ -426,8 +539,9 @@ class Store(InboundRepo):
             ).scalars()
             return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(ids), replayed=True)
 
+    @batchable
     def queue_depth(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(
                 conn.execute(
                     select(func.count())
@@ -438,8 +552,9 @@ class Store(InboundRepo):
 
     # --- reading ------------------------------------------------------------
 
+    @batchable
     def get_message(self, message_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).first()
             if row is None:
                 return None
@@ -452,6 +567,7 @@ class Store(InboundRepo):
         out["parts"] = [dict(p._mapping) for p in parts]
         return out
 
+    @batchable
     def list_messages(
         self,
         *,
@@ -467,15 +583,16 @@ class Store(InboundRepo):
             q = q.where(t.messages.c.to_number == to_number)
         if before_id:
             q = q.where(t.messages.c.id < before_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(q).all()]
 
     # --- dispatch -------------------------------------------------------------
 
+    @batchable
     def expire_due(self, now: dt.datetime | None = None) -> list[str]:
         """Queued messages past their validity become ``expired``; returns their ids."""
         now = now or utcnow()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             ids = list(
                 conn.execute(
                     select(t.messages.c.id)
@@ -508,6 +625,7 @@ class Store(InboundRepo):
                 self._events(conn, "sms:expired", ids, now)
         return ids
 
+    @batchable
     def claim_next(
         self,
         modem_id: str,
@@ -526,7 +644,7 @@ class Store(InboundRepo):
         now = now or utcnow()
         m = t.messages
         grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             for _attempt in range(5):
                 q = (
                     select(m.c.id)
@@ -610,16 +728,18 @@ class Store(InboundRepo):
                 )
         return None
 
+    @batchable
     def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str) -> None:
         """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 update(t.message_parts)
                 .where(t.message_parts.c.message_id == message_id, t.message_parts.c.seq.in_(seqs))
                 .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
             )
 
+    @batchable
     def settle_claim(
         self,
         message_id: str,
@@ -644,7 +764,7 @@ class Store(InboundRepo):
         """
         now = utcnow()
         p, m = t.message_parts, t.messages
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             for r in results:
                 values: dict[str, Any] = {"state": r.state}
                 if r.state is MessageState.SENT:
@@ -716,6 +836,7 @@ class Store(InboundRepo):
                     )
         return final
 
+    @batchable
     def record_status_report(
         self,
         modem_id: str,
@@ -738,7 +859,7 @@ class Store(InboundRepo):
         is recorded as sent: it may have overtaken the send's own commit.
         """
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             report_id = conn.execute(
                 insert(t.status_reports)
                 .values(
@@ -869,17 +990,19 @@ class Store(InboundRepo):
                     now,
                 )
 
+    @batchable
     def list_status_reports(
         self, *, unmatched_only: bool = False, limit: int = 100
     ) -> list[dict[str, Any]]:
         q = select(t.status_reports).order_by(t.status_reports.c.id.desc()).limit(limit)
         if unmatched_only:
             q = q.where(t.status_reports.c.message_id.is_(None))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    @batchable
     def renew_lease(self, message_id: str, lease_s: float) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 update(t.messages)
                 .where(t.messages.c.id == message_id, t.messages.c.lease_owner == self.host)
@@ -895,7 +1018,7 @@ class Store(InboundRepo):
         now = utcnow()
         m, p = t.messages, t.message_parts
         counts = {"unknown": 0, "requeued": 0, "sent": 0}
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             cond = and_(m.c.state == MessageState.SENDING, m.c.lease_until < now)
             if not only_expired_leases:
                 cond = or_(
@@ -947,23 +1070,26 @@ class Store(InboundRepo):
 
     # --- modems ----------------------------------------------------------------
 
+    @batchable
     def upsert_modem(self, modem_id: str, **values: Any) -> None:
         now = utcnow()
         values = {k: v for k, v in values.items() if v is not None}
         values["updated_at"] = now
         values.setdefault("host", self.host)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             res = conn.execute(update(t.modems).where(t.modems.c.id == modem_id).values(**values))
             if res.rowcount == 0:
                 values.setdefault("state", "disconnected")
                 conn.execute(insert(t.modems).values(id=modem_id, **values))
 
+    @batchable
     def list_modems(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 dict(r._mapping) for r in conn.execute(select(t.modems).order_by(t.modems.c.id))
             ]
 
+    @batchable
     def add_event(
         self,
         type_: str,
@@ -972,7 +1098,7 @@ class Store(InboundRepo):
         modem_id: str | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 insert(t.events).values(
                     type=type_,
@@ -983,8 +1109,9 @@ class Store(InboundRepo):
                 )
             )
 
+    @batchable
     def counts_by_state(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(t.messages.c.state, func.count()).group_by(t.messages.c.state)
             ).all()
@@ -997,6 +1124,15 @@ class Store(InboundRepo):
         rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
         if rows:
             conn.execute(insert(t.events), rows)
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the caller was cancelled meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 def same_number(a: str, b: str) -> bool:
