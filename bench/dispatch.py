@@ -63,7 +63,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run_one(k: int, latency_s: float, seconds: float, workdir: Path) -> dict[str, Any]:
-    n_messages = max(k, int(k * seconds / latency_s))
+    # Whole rounds only: a last round that fills only some modems would count idle
+    # modems against the pool.
+    n_messages = k * max(2, round(seconds / latency_s))
     db = workdir / f"bench-{k}-{latency_s}.db"
     behaviours = [Behaviour(send_latency_s=latency_s) for _ in range(k)]
     async with FakeModemPool(count=k, directory=workdir / f"ports-{k}-{latency_s}", behaviours=behaviours,
