@@ -9,8 +9,8 @@ messages to keep every modem busy for about ``--seconds``, run the real gateway
 - the gap between one ``+CMGS`` result and the next ``AT+CMGS`` on the same
   modem (p50/p99): time the modem sits idle between sends.
 
-The emulator runs in the same process and event loop as the gateway (as in
-``gsmgw demo``), so its own CPU time is inside the figures.
+The emulator runs as a separate ``gsmgw fake-modem`` process, as real modems
+are outside the gateway; the gaps come from its byte transcripts.
 
     python -m bench.dispatch --modems 1,4,16 --latency-s 0.5,3 --seconds 20 --json out.json
 """
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import math
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -32,26 +32,19 @@ from typing import Any
 
 from gsmgw.config import ApiConfig, Config, DispatchConfig, ModemConfig, StoreConfig
 from gsmgw.daemon import Gateway
-from gsmgw.emulator import Behaviour, FakeModemPool
+from gsmgw.emulator import load_transcript
 from gsmgw.store import NewMessage
 
 
-def _instrument(modem: Any, marks: list[tuple[float, str]]) -> None:
-    """Timestamp AT+CMGS commands in and +CMGS results out of one emulated modem."""
-    feed, write = modem.feed, modem._write_now
-
-    def feed_hook(data: bytes) -> Any:
-        if b"AT+CMGS=" in data.upper():
-            marks.append((time.perf_counter(), "cmd"))
-        return feed(data)
-
-    def write_hook(data: bytes, *a: Any, **kw: Any) -> Any:
-        if b"+CMGS:" in data:
-            marks.append((time.perf_counter(), "result"))
-        return write(data, *a, **kw)
-
-    modem.feed = feed_hook
-    modem._write_now = write_hook
+def _marks_from_transcript(path: Path) -> list[tuple[float, str]]:
+    """(time, "cmd"|"result") for each AT+CMGS received and +CMGS result sent."""
+    marks: list[tuple[float, str]] = []
+    for e in load_transcript(path):
+        if e.direction == "in" and b"AT+CMGS=" in e.data.upper():
+            marks.append((e.t_s, "cmd"))
+        elif e.direction == "out" and b"+CMGS:" in e.data:
+            marks.append((e.t_s, "result"))
+    return marks
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -62,29 +55,38 @@ def _pct(values: list[float], q: float) -> float:
     return values[k]
 
 
-async def run_one(k: int, latency_s: float, seconds: float, workdir: Path) -> dict[str, Any]:
-    # Whole rounds only: a last round that fills only some modems would count idle
-    # modems against the pool.
+async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
+                  delivery_reports: bool = True) -> dict[str, Any]:
+    """One cell: the emulator in its own process (as real modems are outside the
+    gateway), the gateway in this one; gaps are read from the emulator's transcripts."""
     n_messages = k * max(2, round(seconds / latency_s))
-    db = workdir / f"bench-{k}-{latency_s}.db"
-    behaviours = [Behaviour(send_latency_s=latency_s) for _ in range(k)]
-    async with FakeModemPool(count=k, directory=workdir / f"ports-{k}-{latency_s}", behaviours=behaviours,
-                             report_delay_s=0.05) as fake:
-        marks: list[list[tuple[float, str]]] = [[] for _ in range(k)]
-        for m, mk in zip(fake.modems, marks, strict=True):
-            _instrument(m.modem, mk)
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    ports, transcripts = workdir / "ports", workdir / "transcripts"
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gsmgw", "fake-modem", "--count", str(k), "--dir", str(ports),
+        "--latency-s", str(latency_s), "--report-delay-s", "0.05", "--transcript-dir", str(transcripts),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        links = [ports / f"ttyGSM{i}" for i in range(k)]
+        deadline = time.monotonic() + 30
+        while not all(p.exists() for p in links):
+            if time.monotonic() > deadline or fake.returncode is not None:
+                raise RuntimeError("gsmgw fake-modem did not start")
+            await asyncio.sleep(0.05)
         cfg = Config(
             api=ApiConfig(listen="127.0.0.1:0"),
-            store=StoreConfig(url=f"sqlite:///{db}"),
-            dispatch=DispatchConfig(poll_interval_s=1.0, sticky_s=0),
+            store=StoreConfig(url=f"sqlite:///{workdir / 'bench.db'}"),
+            dispatch=DispatchConfig(poll_interval_s=1.0, sticky_s=0, delivery_reports=delivery_reports),
             modem=tuple(
-                ModemConfig(id=f"sim{i + 1}", port=str(m.path), send_timeout_s=latency_s + 10)
-                for i, m in enumerate(fake.modems)
+                ModemConfig(id=f"sim{i + 1}", port=str(p), send_timeout_s=latency_s + 10)
+                for i, p in enumerate(links)
             ),
         )
         gw = Gateway(cfg, host="bench")
         await gw.store.call(gw.store.migrate)
-        batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1) for i in range(n_messages)]
+        batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1, delivery_report=delivery_reports)
+                 for i in range(n_messages)]
         for i in range(0, n_messages, 500):
             await gw.store.call(gw.store.enqueue, batch[i:i + 500])
         await gw.start()
@@ -100,18 +102,29 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path) -> di
                 await asyncio.sleep(0.2)
         finally:
             await gw.stop()
+    finally:
+        if fake.returncode is None:
+            fake.terminate()
+            await fake.wait()
+    marks = [_marks_from_transcript(p) for p in sorted(transcripts.glob("*"))]
     all_marks = [m for mk in marks for m in mk]
     first_cmd = min(t for t, kind in all_marks if kind == "cmd")
     last_result = max(t for t, kind in all_marks if kind == "result")
-    # Per modem, the busy span is first command to last result; ideal throughput
-    # is K·60/L, so compare the batch's wall time with n·L/K.
+    # Transcript clocks start per modem within milliseconds of each other; the
+    # batch's wall time is compared with the ideal n·L/K.
     elapsed = last_result - first_cmd
     per_min = n_messages / elapsed * 60.0
     ideal = k * 60.0 / latency_s
+    # Per-modem utilisation: L × sends over the modem's own busy span (first command
+    # to last result), which leaves out the start-up skew between modems.
+    spans = [max(t for t, kd in mk if kd == "result") - min(t for t, kd in mk if kd == "cmd")
+             for mk in marks if any(kd == "result" for _, kd in mk)]
+    sends = [sum(1 for _, kd in mk if kd == "result") for mk in marks if any(kd == "result" for _, kd in mk)]
+    utilisation = sum(latency_s * n for n in sends) / sum(spans) if spans and sum(spans) > 0 else float("nan")
     gaps: list[float] = []
     for mk in marks:
         mk.sort()
-        for (t1, a), (t2, b) in zip(mk, mk[1:], strict=False):
+        for (t1, a), (t2, b) in itertools.pairwise(mk):
             if a == "result" and b == "cmd":
                 gaps.append(t2 - t1)
     return {
@@ -122,6 +135,7 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path) -> di
         "per_minute": round(per_min, 1),
         "ideal_per_minute": round(ideal, 1),
         "fraction_of_ideal": round(per_min / ideal, 4),
+        "utilisation": round(utilisation, 4),
         "gap_p50_ms": round(_pct(gaps, 0.50) * 1000, 2),
         "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 2),
         "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
@@ -167,14 +181,15 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Dispatch benchmark, {report['date']}, {report['machine']['cpus']} CPUs ({report['machine']['cpu']})",
         "",
-        "| K modems | L (s) | messages | msgs/min | ideal K·60/L | fraction (median [min–max]) | gap p50 ms | gap p99 ms |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| K modems | L (s) | messages | msgs/min | ideal K·60/L | fraction (median [min–max]) "
+        "| per-modem utilisation | gap p50 ms | gap p99 ms |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['modems']} | {r['latency_s']} | {r['messages']} | {r['per_minute']} | {r['ideal_per_minute']} "
             f"| {r['fraction_of_ideal']:.3f} [{r['fraction_min']:.3f}–{r['fraction_max']:.3f}] "
-            f"| {r['gap_p50_ms']} | {r['gap_p99_ms']} |"
+            f"| {r['utilisation']:.3f} | {r['gap_p50_ms']} | {r['gap_p99_ms']} |"
         )
     return "\n".join(lines)
 
