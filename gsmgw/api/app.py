@@ -15,6 +15,7 @@ import phonenumbers
 from aiohttp import web
 
 from gsmgw import __version__
+from gsmgw.api.metrics import METRICS, Metrics, content_type, metrics_middleware
 from gsmgw.config import Config
 from gsmgw.domain import MessageState
 from gsmgw.errors import CodecError, ValidationError
@@ -102,7 +103,64 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if key is None:
         return error_response(401, "unauthorized", "invalid or revoked API key")
     request[API_KEY] = key
+    wait = request.app[LIMITER].take_request(key, time.monotonic())
+    if wait > 0:
+        request.app[METRICS].rejected.labels("rate").inc()
+        return too_many("rate_limited", f"this key may make {key.rate_per_s} requests per second", wait)
     return await handler(request)
+
+
+class KeyLimiter:
+    """Per-key request rate (token bucket) and daily message quota, in memory.
+
+    The daily count starts from the store the first time a key is seen each UTC
+    day, so a restart does not reset a quota.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, last monotonic)
+        self._day: dict[str, tuple[str, int]] = {}  # key id -> (UTC date, messages)
+
+    def take_request(self, key: ApiKey, now: float) -> float:
+        """0 if the request may proceed, else seconds to wait."""
+        if key.rate_per_s <= 0:
+            return 0.0
+        tokens, last = self._buckets.get(key.id, (float(key.rate_per_s), now))
+        tokens = min(float(key.rate_per_s), tokens + (now - last) * key.rate_per_s)
+        if tokens < 1.0:
+            self._buckets[key.id] = (tokens, now)
+            return (1.0 - tokens) / key.rate_per_s
+        self._buckets[key.id] = (tokens - 1.0, now)
+        return 0.0
+
+    async def quota_left(self, key: ApiKey, store: Store) -> int | None:
+        if key.daily_quota <= 0:
+            return None
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        day, used = self._day.get(key.id, ("", 0))
+        if day != today:
+            used = await store.call(store.count_accepted_since, key.id, _utc_midnight())
+            self._day[key.id] = (today, used)
+        return key.daily_quota - used
+
+    def add_messages(self, key: ApiKey, n: int) -> None:
+        if key.daily_quota > 0 and key.id in self._day:
+            day, used = self._day[key.id]
+            self._day[key.id] = (day, used + n)
+
+
+def _utc_midnight() -> dt.datetime:
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+LIMITER = web.AppKey("limiter", KeyLimiter)
+
+
+def too_many(code: str, message: str, retry_after_s: float) -> web.Response:
+    resp = error_response(429, code, message, retry_after_s=round(retry_after_s, 3))
+    resp.headers["Retry-After"] = str(max(1, int(retry_after_s + 0.999)))
+    return resp
 
 
 def require_scope(request: web.Request, scope: str) -> ApiKey:
@@ -251,11 +309,23 @@ async def post_messages(request: web.Request) -> web.Response:
     callback_url = body.get("callback_url")
     if callback_url is not None:
         _check_callback(svc, callback_url)
+    if not _bool(body, "transactional", False):
+        # Issue 7: numbers that sent STOP get nothing but transactional messages.
+        blocked = await svc.store.call(svc.store.opted_out, numbers)
+        if blocked:
+            raise ValidationError("opted_out", f"opted out (sent STOP): {', '.join(sorted(blocked))}; "
+                                  "mark the message \"transactional\": true if it must still go", field="to")
+    left = await request.app[LIMITER].quota_left(key, svc.store)
+    if left is not None and left < len(numbers):
+        request.app[METRICS].rejected.labels("quota").inc()
+        tomorrow = _utc_midnight() + dt.timedelta(days=1)
+        return too_many("quota_exceeded",
+                        f"this key's daily quota of {key.daily_quota} messages is used up ({max(left, 0)} left)",
+                        (tomorrow - dt.datetime.now(dt.UTC)).total_seconds())
     depth = await svc.store.call(svc.store.queue_depth)
     if depth + len(numbers) > svc.cfg.api.max_queue_depth:
-        resp = error_response(429, "queue_full", "the outbound queue is full; retry later")
-        resp.headers["Retry-After"] = "30"
-        return resp
+        request.app[METRICS].rejected.labels("queue_full").inc()
+        return too_many("queue_full", "the outbound queue is full; retry later", 30.0)
     routes = {n: svc.route(n) for n in numbers}
     items = [
         NewMessage(
@@ -290,6 +360,9 @@ async def post_messages(request: web.Request) -> web.Response:
         sticky_fallback_s=svc.cfg.dispatch.sticky_fallback_s,
     )
     svc.notify_work()
+    if not result.replayed:
+        request.app[LIMITER].add_messages(key, len(result.message_ids))
+        request.app[METRICS].accepted.inc(len(result.message_ids))
     reply = {
         "id": result.message_ids[0] if len(result.message_ids) == 1 else result.batch_id,
         "batch_id": result.batch_id,
@@ -472,12 +545,25 @@ async def get_status(request: web.Request) -> web.Response:
     )
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    metrics = request.app[METRICS]
+    metrics.pool.counts = await svc.store.call(svc.store.counts_by_state)
+    body = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type()})
+
+
 def create_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
         client_max_size=services.cfg.api.max_body_bytes,
     )
     app[SERVICES] = services
+    app[METRICS] = Metrics(services.modems)
+    app[LIMITER] = KeyLimiter()
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/api/v1/metrics", get_metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/v1/messages", post_messages)

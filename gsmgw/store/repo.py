@@ -540,6 +540,18 @@ class Store(InboundRepo):
             return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(ids), replayed=True)
 
     @batchable
+    def count_accepted_since(self, api_key_id: str, since: dt.datetime) -> int:
+        """Messages a key has had accepted since ``since`` (daily quotas)."""
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.messages)
+                    .where(t.messages.c.api_key_id == api_key_id, t.messages.c.created_at >= since)
+                ).scalar_one()
+            )
+
+    @batchable
     def queue_depth(self) -> int:
         with self._read() as conn:
             return int(
