@@ -148,7 +148,7 @@ async def run(modems: list[int], latencies: list[float], seconds: float, repeats
     with tempfile.TemporaryDirectory(prefix="gsmgw-bench-") as tmp:
         for k in modems:
             for lat in latencies:
-                runs = [await run_one(k, lat, seconds, Path(tmp) / f"r{r}") for r in range(repeats)]
+                runs = [await run_one(k, lat, seconds, Path(tmp) / f"k{k}-l{lat}-r{r}") for r in range(repeats)]
                 fr = [r["fraction_of_ideal"] for r in runs]
                 best = sorted(runs, key=lambda r: r["fraction_of_ideal"])[len(runs) // 2]
                 rows.append({**best, "fraction_min": min(fr), "fraction_max": max(fr), "repeats": repeats})
