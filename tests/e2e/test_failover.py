@@ -27,7 +27,9 @@ async def _post_batch(c, n: int, prefix: str = "+1555300") -> list[str]:
 async def test_batch_fails_over_when_a_modem_hangs_or_vanishes(tmp_path: Path, fault: str) -> None:
     async with FakeModemPool(count=3, directory=tmp_path / "ports",
                              behaviours=[Behaviour(send_latency_s=0.03) for _ in range(3)]) as fake:
-        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems], retry_backoff_initial_s=5.0)
+        # The broken modem is rested for longer than the test runs: each time a rest
+        # ends it is tried again, and a modem that still hangs then yields another unknown.
+        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems], retry_backoff_initial_s=60.0)
         async with running_gateway(cfg) as (gw, c):
             for i in range(3):
                 await gw.pool.slots[f"sim{i + 1}"].driver.wait_ready(10)
