@@ -22,7 +22,8 @@ from gsmgw.logs import setup_logging
 log = logging.getLogger("gsmgw")
 
 # Subcommands that live next to their feature (each module has register(sub)).
-COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.commands.probe")
+COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.commands.probe",
+                   "gsmgw.commands.doctor")
 
 DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 
@@ -40,13 +41,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
     if not cfg.modem:
         log.warning("no [[modem]] in %s: the API will queue messages but nothing will send them", cfg.source)
-    from gsmgw.daemon import Gateway, install_signal_handlers
+    from gsmgw.daemon import Gateway, install_signal_handlers, serve_reloadable
 
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         gw = Gateway(cfg)
-        await gw.serve(stop)
+        # SIGHUP re-reads --config (systemctl reload gsmgw); a bad file is refused.
+        await serve_reloadable(gw, stop, args.config)
 
     asyncio.run(main())
     return 0
@@ -108,6 +110,31 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"revoked {args.key_id}")
     finally:
         store.close()
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from gsmgw.errors import StoreError
+
+    if args.store_cmd == "migrate":
+        from gsmgw.store import Store
+
+        store = Store(args.url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+        print("migrated to the current schema")
+        return 0
+    from gsmgw.store.copy import copy_store
+
+    try:
+        counts = copy_store(args.src, args.dst, force=args.force)
+    except StoreError as exc:
+        print(f"gsmgw store copy: {exc}", file=sys.stderr)
+        return 1
+    for name, n in counts.items():
+        print(f"{name:<24} {n}")
     return 0
 
 
@@ -202,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the gateway from a config file",
                        description="Run the gateway: open the store (migrating it), start every "
-                       "[[modem]], serve the HTTP API. Stops cleanly on SIGTERM/SIGINT.")
+                       "[[modem]], serve the HTTP API. Stops cleanly on SIGTERM/SIGINT; SIGHUP "
+                       "reloads the config file (modems, limits, routing) without dropping the queue.")
     p.add_argument("--config", "-c", default=os.environ.get("GSMGW_CONFIG", DEFAULT_CONFIG),
                    help="TOML config file (env GSMGW_CONFIG; default %(default)s)")
     p.set_defaults(func=cmd_run)
@@ -255,6 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     kr.add_argument("--config", "-c", default=argparse.SUPPRESS, help="TOML config file")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("store", help="copy or migrate a store",
+                       description="Database maintenance. `copy` moves a gateway's data, queue included, "
+                       "to another store (e.g. SQLite to PostgreSQL for several hosts); stop the gateway first.")
+    ssub = p.add_subparsers(dest="store_cmd", required=True, metavar="ACTION")
+    sc = ssub.add_parser("copy", help="copy every table into an empty store")
+    sc.add_argument("--from", dest="src", required=True, help="source SQLAlchemy URL, e.g. sqlite:////var/lib/gsmgw/gsmgw.db")
+    sc.add_argument("--to", dest="dst", required=True, help="target URL, e.g. postgresql+psycopg://gsmgw@db/gsmgw")
+    sc.add_argument("--force", action="store_true", help="copy even if the target already has rows")
+    sm = ssub.add_parser("migrate", help="bring a store to the current schema")
+    sm.add_argument("--url", required=True, help="SQLAlchemy URL")
+    p.set_defaults(func=cmd_store)
 
     for name in COMMAND_MODULES:
         try:

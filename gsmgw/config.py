@@ -46,6 +46,10 @@ class StoreConfig:
     lease_s: float = 120.0
     # Run alembic migrations at start (turn off only if an operator runs them by hand).
     migrate_on_start: bool = True
+    # This gateway's name in a shared store (claims, leases, modem ownership).
+    # Empty = the machine's hostname; give each process its own when several run
+    # on one machine against one PostgreSQL queue.
+    host_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

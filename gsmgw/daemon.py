@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -11,11 +12,13 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from gsmgw.api import Services, create_app
-from gsmgw.config import Config, parse_listen
+from gsmgw.config import Config, ConfigError, parse_listen
+from gsmgw.config import load as load_config
 from gsmgw.pool.dispatcher import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
 from gsmgw.store import Store
@@ -61,9 +64,12 @@ class Gateway:
         driver_factory: DriverFactory = default_driver_factory,
     ) -> None:
         self.cfg = cfg
-        self.host = host or socket.gethostname()
+        self.host = host or cfg.store.host_id or socket.gethostname()
         self.store = Store(cfg.store.url, host=self.host)
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
+        from gsmgw.webhooks import WebhookSender
+
+        self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
         self._runner: web.AppRunner | None = None
         self.bound: list[tuple[str, int]] = []
@@ -88,8 +94,13 @@ class Gateway:
             started_at=self.started_at,
             sent_total=lambda: self.pool.sent_total,
             route=self._route,
+            host=self.host,
         )
         app = create_app(services)
+        from gsmgw.api.inbound import INBOUND
+
+        app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
+        await self.webhooks.start()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = parse_listen(self.cfg.api.listen)
@@ -114,6 +125,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.pool.stop()
+        await self.webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -137,8 +149,99 @@ class Gateway:
             await self.stop()
 
 
+    # --- reload (issue 9) --------------------------------------------------------------
+
+    async def reload(self, new: Config) -> dict[str, list[str]]:
+        """Apply a re-read config to the running gateway; the queue is untouched.
+
+        Modems added/removed/changed, limits, enabled flags, dispatch settings,
+        routing rules and webhooks apply at once. [api], [store], [logging] and
+        [discovery] need a restart (the socket and the database stay open, logging was
+        set up by the command line): a change there is logged and waits for the next start.
+        """
+        later = {name: getattr(self.cfg, name) for name in ("api", "store", "logging", "discovery")
+                 if hasattr(new, name) and getattr(new, name) != getattr(self.cfg, name)}
+        if later:
+            log.warning("config reload: [%s] changed in %s; that applies at the next restart",
+                        "], [".join(later), new.source)
+            new = dataclasses.replace(new, **later)
+        changes = await self.pool.apply_config(new)
+        self.router = Router(new.dispatch.route)
+        if self._runner is not None:
+            from gsmgw.api.app import SERVICES
+
+            self._runner.app[SERVICES].cfg = new
+        self.cfg = new
+        return changes
+
+    async def reload_from(self, path: str | Path) -> bool:
+        """Re-read and validate ``path``; a bad file is logged and the running config stays."""
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            log.error("config reload refused, the running config stays: %s", exc)
+            return False
+        await self.reload(new)
+        log.info("config reloaded from %s", path)
+        return True
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+async def serve_reloadable(
+    gw: Gateway,
+    stop: asyncio.Event,
+    config_path: str | Path,
+    *,
+    on_ready: Callable[[Gateway], None] | None = None,
+    reload: asyncio.Event | None = None,
+) -> None:
+    """``gw.serve(stop)``, plus a config reload from ``config_path`` on SIGHUP.
+
+    Reloads run one at a time, only once the gateway is ready, and a shutdown
+    waits for a reload in progress so that the two never interleave. ``reload``
+    (set to ask for one) replaces the SIGHUP handler in tests.
+    """
+    loop = asyncio.get_running_loop()
+    hup = reload or asyncio.Event()
+    if reload is None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, hup.set)
+    ready = asyncio.Event()
+    serve_stop = asyncio.Event()
+
+    def _ready(g: Gateway) -> None:
+        ready.set()
+        if on_ready:
+            on_ready(g)
+
+    serving = asyncio.create_task(gw.serve(serve_stop, on_ready=_ready), name="gateway-serve")
+    try:
+        while True:
+            want = [stop.wait(), hup.wait() if ready.is_set() else ready.wait()]
+            waiters = [asyncio.ensure_future(w) for w in want]
+            done, _ = await asyncio.wait([*waiters, serving], return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            if serving in done or stop.is_set():
+                break
+            if ready.is_set() and hup.is_set():
+                hup.clear()
+                sd_notify("RELOADING=1\nSTATUS=reloading config")
+                try:
+                    await gw.reload_from(config_path)
+                except Exception:  # a failed apply must not take the gateway down
+                    log.exception("config reload failed")
+                sd_notify("READY=1\nSTATUS=serving")
+    finally:
+        serve_stop.set()
+        if reload is None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+        await serving

@@ -43,6 +43,27 @@ class Services:
     sent_total: Callable[[], int] = lambda: 0
     # number -> (SIM group or None, fallback seconds or None for strict)
     route: Callable[[str], tuple[str | None, float | None]] = lambda _n: (None, None)
+    host: str = "local"
+
+
+REMOTE_FIELDS = ("id", "host", "port", "state", "state_reason", "enabled", "imei", "iccid", "imsi", "operator",
+                 "model", "manufacturer", "own_number", "signal_csq")
+
+
+async def all_modems(svc: Services) -> list[dict[str, Any]]:
+    """This host's modems, live, then those other hosts of a shared store last reported."""
+    local = svc.modems()
+    ids = {m["id"] for m in local}
+    rows = await svc.store.call(svc.store.list_modems)
+    remote = []
+    for r in rows:
+        if r["id"] in ids or r["host"] == svc.host:
+            continue
+        view = {k: r.get(k) for k in REMOTE_FIELDS}
+        view.update(remote=True, updated_at=_iso(r["updated_at"]), busy=None, sent_parts=None,
+                    failed_parts=None, last_error="", resting=None, limits=None)
+        remote.append(view)
+    return [*({**m, "remote": False} for m in local), *remote]
 
 
 SERVICES = web.AppKey("services", Services)
@@ -304,7 +325,7 @@ async def post_messages(request: web.Request) -> web.Response:
     if valid_until is not None and valid_until <= (send_at or now):
         raise ValidationError("invalid_time", "the message would expire before it could be sent", field="valid_until")
     sim = body.get("sim")
-    if sim is not None and (not isinstance(sim, str) or sim not in {m["id"] for m in svc.modems()}):
+    if sim is not None and (not isinstance(sim, str) or sim not in {m["id"] for m in await all_modems(svc)}):
         raise ValidationError("unknown_sim", f"no modem with id {sim!r}", field="sim")
     callback_url = body.get("callback_url")
     if callback_url is not None:
@@ -508,7 +529,7 @@ async def list_messages(request: web.Request) -> web.Response:
 async def get_modems(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    return web.json_response({"items": svc.modems()})
+    return web.json_response({"items": await all_modems(svc)})
 
 
 async def patch_modem(request: web.Request) -> web.Response:
@@ -526,7 +547,7 @@ async def get_status(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
     counts = await svc.store.call(svc.store.counts_by_state)
-    modems = svc.modems()
+    modems = await all_modems(svc)
     uptime_s = time.time() - svc.started_at
     return web.json_response(
         {
@@ -536,10 +557,11 @@ async def get_status(request: web.Request) -> web.Response:
             "messages_by_state": counts,
             "sent_since_start": svc.sent_total(),
             "modems": [
-                {k: m[k] for k in ("id", "state", "enabled", "busy", "operator", "signal_csq", "sent_parts",
-                                   "failed_parts", "last_error")}
+                {k: m[k] for k in ("id", "host", "state", "enabled", "busy", "operator", "signal_csq",
+                                   "sent_parts", "failed_parts", "last_error")}
                 for m in modems
             ],
+            "host": svc.host,
             "modems_ready": sum(1 for m in modems if m["state"] == "ready" and m["enabled"]),
         }
     )

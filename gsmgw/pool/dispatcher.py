@@ -111,6 +111,7 @@ class ModemSlot:
 
 
 def default_driver_factory(cfg: ModemConfig, on_event: Callable[[Any], None]) -> Driver:
+    from gsmgw.logs import AtTraceLogger
     from gsmgw.modem import Modem, ModemSettings
 
     settings = ModemSettings(
@@ -125,6 +126,8 @@ def default_driver_factory(cfg: ModemConfig, on_event: Callable[[Any], None]) ->
         health_interval_s=cfg.health_interval_s,
         max_consecutive_timeouts=cfg.max_consecutive_timeouts,
         sms_storage=cfg.sms_storage,
+        # Raw AT traffic only at the trace level, redacted line by line.
+        trace=AtTraceLogger(cfg.id, secrets=(cfg.pin,)) if AtTraceLogger.enabled() else None,
     )
     return Modem(settings, on_event=on_event)
 
@@ -149,6 +152,7 @@ class Pool:
         self._status_task: asyncio.Task[None] | None = None
         self._rescan = asyncio.Event()
         self._discovery_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._hotplug: HotplugWatcher | None = None
         self.started_at = time.time()
         self.sent_total = 0
@@ -168,6 +172,7 @@ class Pool:
             self._add(mcfg)
         self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
         self._discovery_task = asyncio.create_task(self._discover_loop(), name="pool-discovery")
+        self._listen_task = asyncio.create_task(self.store.listen_for_work(self.notify_work), name="pool-listen")
 
     def _add(self, mcfg: ModemConfig) -> None:
         slot_ref: list[ModemSlot] = []
@@ -215,6 +220,8 @@ class Pool:
         tasks += [s.driver_task for s in self.slots.values() if s.driver_task is not None]
         if self._discovery_task is not None:
             tasks.append(self._discovery_task)
+        if self._listen_task is not None:
+            tasks.append(self._listen_task)
         for t in [*tasks, self._maintenance]:
             if t is not None:
                 t.cancel()
@@ -250,6 +257,7 @@ class Pool:
             out.append(
                 {
                     "id": slot.id,
+                    "host": self.store.host,
                     "port": slot.port,
                     "state": slot.driver.state.value,
                     "state_reason": slot.state_reason,
@@ -375,7 +383,9 @@ class Pool:
                      slot.id, rep.tp_mr, rep.recipient)
         elif match.new_state is not None:
             msglog.info("message %s -> %s (status report 0x%02X on %s)", match.message_id,
-                        match.new_state.value, rep.status, slot.id)
+                        match.new_state.value, rep.status, slot.id,
+                        extra={"message_id": match.message_id, "modem_id": slot.id,
+                               "state": match.new_state.value})
         return True
 
     async def _status_writer(self) -> None:
@@ -486,7 +496,8 @@ class Pool:
                 smsc=slot.cfg.smsc or None,
                 status_report=claim.delivery_report,
                 flash=claim.flash,
-                validity=max(remaining, dt.timedelta(minutes=5)),
+                # TP-VP (relative) tops out at 63 weeks; a longer life is kept by the queue.
+                validity=min(max(remaining, dt.timedelta(minutes=5)), dt.timedelta(weeks=63)),
                 concat_ref=claim.concat_ref,
                 concat_16bit=False,
                 max_parts=255,
@@ -781,16 +792,19 @@ class Pool:
         except TimeoutError:
             log.error("modem %s: send still in flight after %.0f s; stopping it anyway "
                       "(its parts are settled as unknown)", slot.id, drain_timeout_s)
-        worker = [t for t in slot.tasks if t.get_name() == f"worker-{slot.id}"]
-        others = [t for t in slot.tasks if t not in worker]
-        for t in worker:
-            t.cancel()
-        await asyncio.gather(*worker, return_exceptions=True)
+        # The worker first (it releases a claim it prepared ahead), then the driver.
+        # Cancel until done: on Python 3.11 asyncio.wait_for() swallows a cancel that
+        # races with the event it waits for (the wake-up set just above).
+        for t in slot.tasks:
+            while not t.done():
+                t.cancel()
+                await asyncio.wait([t], timeout=0.1)
+        await asyncio.gather(*slot.tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await slot.driver.stop()
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        if slot.driver_task is not None:
+            slot.driver_task.cancel()
+            await asyncio.gather(slot.driver_task, return_exceptions=True)
         self.slots.pop(slot.id, None)
         # The worker may have been cancelled while a claim was being committed (it
         # checks `enabled` before the claim, and is idle until it returns), or, after

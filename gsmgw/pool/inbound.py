@@ -1,8 +1,38 @@
-"""Inbound SMS: indications and sweeps → decode → reassemble → commit → delete."""
+"""Inbound SMS: indications and sweeps → decode → reassemble → commit → delete.
+
+Per modem, one lock serialises everything that reads or deletes SIM storage
+(+CMTI reads, the periodic AT+CMGL sweep), so an index is never deleted by one
+path after the other has seen it refilled. Every part is committed to the store
+(with a unique dedup key) *before* ``AT+CMGD``; a crash in between leaves the
+part on the SIM, the next sweep reads it again, and the dedup key makes that a
+no-op followed by the delete. Reassembly state lives in the store too, so full
+SIM storage is drained at once and a half-received long message survives a
+restart; a message whose parts do not all come within
+``inbound.reassembly_timeout_s`` is stored with what arrived, marked incomplete.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
 from typing import Any
+
+from gsmgw.config import InboundConfig
+from gsmgw.domain import ModemState
+from gsmgw.errors import CodecError, ModemError
+from gsmgw.pool.optout import KeywordMatcher, join_parts, parse_balance, part_dedup_key
+from gsmgw.sms import Deliver, StatusReport, decode_pdu, preview
+from gsmgw.store import NewMessage
+from gsmgw.store.inbound_repo import InboundPart, IngestResult, StoredInbound
+
+log = logging.getLogger(__name__)
+msglog = logging.getLogger("gsmgw.messages")
+
+# TS 27.005 §3.1 <stat>: 2 STO UNSENT, 3 STO SENT are drafts, not inbound.
+_STORED_OUTGOING = (2, 3)
 
 
 class InboundProcessor:
@@ -10,15 +40,330 @@ class InboundProcessor:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        # modem id -> (the slot it serves, its task): a modem restarted by a config
+        # reload is a new slot under the same id and gets fresh loops.
+        self._loops: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        self._balance_loops: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        self._bg: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._running = False
+        self._storage_full: set[str] = set()
+        self._balance_low: set[str] = set()
+        self._matcher_for: InboundConfig | None = None
+        self._matcher = KeywordMatcher((), ())
+        # Latest balance per modem: {"text", "value", "checked_at"}.
+        self.balances: dict[str, dict[str, Any]] = {}
+        self.received_total = 0
+        self.duplicates_total = 0
+        self.sweeps_total = 0
+
+    # --- plumbing -----------------------------------------------------------------
+
+    @property
+    def cfg(self) -> InboundConfig:
+        cfg: InboundConfig = self.pool.cfg.inbound
+        return cfg
+
+    @property
+    def store(self) -> Any:
+        return self.pool.store
+
+    def matcher(self) -> KeywordMatcher:
+        cfg = self.cfg
+        if self._matcher_for is not cfg:
+            self._matcher = KeywordMatcher(cfg.stop_keywords, cfg.start_keywords)
+            self._matcher_for = cfg
+        return self._matcher
+
+    def _lock(self, slot: Any) -> asyncio.Lock:
+        return self._locks.setdefault(slot.id, asyncio.Lock())
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        if not self._running:
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=name)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    def _current(self, slot: Any) -> bool:
+        return self._running and self.pool.slots.get(slot.id) is slot
+
+    # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        self._running = True
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="inbound-housekeeping")
 
     async def stop(self) -> None:
-        return None
+        self._running = False
+        tasks = [task for _slot, task in [*self._loops.values(), *self._balance_loops.values()]]
+        tasks += list(self._bg)
+        if self._housekeeping is not None:
+            tasks.append(self._housekeeping)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops.clear()
+        self._balance_loops.clear()
+        self._housekeeping = None
 
     def on_modem_ready(self, slot: Any) -> None:
-        return None
+        """Sweep now (indications may have been lost while it was away), then periodically."""
+        if not self._running:
+            return
+        self._wake.setdefault(slot.id, asyncio.Event()).set()
+        self._ensure_loop(self._loops, slot, self._sweep_loop, "inbound-sweep")
+        if self.cfg.balance_ussd:
+            self._ensure_loop(self._balance_loops, slot, self._balance_loop, "inbound-balance")
+
+    @staticmethod
+    def _ensure_loop(loops: dict[str, tuple[Any, asyncio.Task[None]]], slot: Any, fn: Any, name: str) -> None:
+        entry = loops.get(slot.id)
+        if entry is not None and entry[0] is slot and not entry[1].done():
+            return
+        if entry is not None:
+            entry[1].cancel()  # it served a slot that has been replaced
+        loops[slot.id] = (slot, asyncio.create_task(fn(slot), name=f"{name}-{slot.id}"))
+
+    @staticmethod
+    def _forget_loop(loops: dict[str, tuple[Any, asyncio.Task[None]]], slot: Any) -> None:
+        entry = loops.get(slot.id)
+        if entry is not None and entry[0] is slot:
+            del loops[slot.id]
 
     def on_event(self, slot: Any, ev: Any) -> None:
-        return None
+        kind = type(ev).__name__
+        if kind == "SmsIndication":  # +CMTI: "SM",3
+            self._spawn(self._read_index(slot, ev.storage, ev.index), f"inbound-{slot.id}-{ev.index}")
+        elif kind == "SmsReceived":  # +CMT: ,24 then the PDU (nothing to delete)
+            self._spawn(self._direct(slot, ev.pdu_hex, ev.tpdu_length), f"inbound-{slot.id}-cmt")
+        elif kind == "Health":
+            used, total = getattr(ev, "storage_used", None), getattr(ev, "storage_total", None)
+            if used is not None and total:
+                if used >= total:
+                    self._on_storage_full(slot, "")
+                else:
+                    self._storage_full.discard(slot.id)
+        elif kind == "StorageFull":
+            self._on_storage_full(slot, getattr(ev, "storage", ""))
+        elif kind == "StateChanged":
+            old, new = getattr(ev, "old", None), getattr(ev, "new", None)
+            if new is ModemState.READY and old is not ModemState.READY:
+                self._event("modem:online", slot, {"state": "ready"})
+            elif old is ModemState.READY and new is not ModemState.READY:
+                self._event("modem:offline", slot, {"state": str(getattr(new, "value", new)),
+                                                    "reason": str(getattr(ev, "reason", "") or "")})
+
+    def _on_storage_full(self, slot: Any, storage: str) -> None:
+        if slot.id not in self._storage_full:
+            self._storage_full.add(slot.id)
+            log.warning("modem %s: SMS storage %s full; draining it", slot.id, storage or "")
+            self._event("sim:storage-full", slot, {"storage": storage})
+        self._wake.setdefault(slot.id, asyncio.Event()).set()
+
+    def _event(self, type_: str, slot: Any, payload: dict[str, Any]) -> None:
+        payload = {"sim": slot.id, **payload}
+        self._spawn(self.store.call(self.store.add_event, type_, modem_id=slot.id, payload=payload),
+                    f"event-{type_}-{slot.id}")
+
+    # --- reading SIM storage ------------------------------------------------------------
+
+    async def _sweep_loop(self, slot: Any) -> None:
+        wake = self._wake.setdefault(slot.id, asyncio.Event())
+        while self._current(slot):
+            if slot.driver.state is ModemState.READY:
+                wake.clear()
+                try:
+                    await self.sweep(slot)
+                except ModemError as exc:
+                    log.info("modem %s: inbound sweep failed: %s", slot.id, exc)
+                except Exception:
+                    log.exception("modem %s: inbound sweep failed", slot.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=max(0.01, self.cfg.sweep_interval_s))
+        self._forget_loop(self._loops, slot)
+
+    async def sweep(self, slot: Any) -> int:
+        """``AT+CMGL=4``: process and delete every inbound SMS in storage; returns how many."""
+        async with self._lock(slot):
+            stored = await slot.driver.list_sms(4)
+            self.sweeps_total += 1
+            n = 0
+            for sms in stored:
+                if await self._process_stored(slot, sms, from_sweep=True):
+                    n += 1
+        if n:
+            log.info("modem %s: sweep took %d SMS from storage", slot.id, n)
+        return n
+
+    async def _read_index(self, slot: Any, storage: str, index: int) -> None:
+        async with self._lock(slot):
+            try:
+                stored = await slot.driver.read_sms(index, storage or None)
+            except (ModemError, ValueError) as exc:
+                # The sweep will find it: it stays on the SIM.
+                log.warning("modem %s: could not read SMS %s/%d: %s", slot.id, storage, index, exc)
+                return
+            if stored is not None:
+                await self._process_stored(slot, stored, from_sweep=False)
+
+    async def _process_stored(self, slot: Any, sms: Any, *, from_sweep: bool) -> bool:
+        """Commit one stored PDU, then delete it. True if it was deleted."""
+        if sms.stat in _STORED_OUTGOING:
+            return False
+        try:
+            decoded = decode_pdu(sms.pdu_hex, tpdu_length=sms.tpdu_length)
+        except CodecError as exc:
+            log.warning("modem %s: undecodable PDU at %s/%d (kept as an event, deleted): %s",
+                        slot.id, sms.storage, sms.index, exc)
+            await self.store.call(self.store.record_undecodable, slot.id, sms.pdu_hex, str(exc))
+            return await self._delete(slot, sms)
+        if isinstance(decoded, StatusReport):
+            if not from_sweep:
+                return False
+            # A report whose +CDSI was lost. The pool's own reader may be deleting it
+            # right now: record it, and delete only if the slot still holds this PDU.
+            if not await self.pool._handle_report(slot, sms.pdu_hex, sms.tpdu_length, sms.index):
+                return False
+            again = await slot.driver.read_sms(sms.index, sms.storage)
+            if again is None or again.pdu_hex != sms.pdu_hex:
+                return False
+            return await self._delete(slot, sms)
+        if not isinstance(decoded, Deliver):
+            return False
+        await self.ingest(slot, decoded, sms.pdu_hex)
+        return await self._delete(slot, sms)
+
+    async def _delete(self, slot: Any, sms: Any) -> bool:
+        try:
+            await slot.driver.delete_sms(sms.index, sms.storage)
+        except ModemError as exc:
+            # Committed already: the next sweep deletes it (the dedup key stops a second row).
+            log.warning("modem %s: could not delete SMS %s/%d: %s", slot.id, sms.storage, sms.index, exc)
+            return False
+        return True
+
+    async def _direct(self, slot: Any, pdu_hex: str, tpdu_length: int) -> None:
+        try:
+            decoded = decode_pdu(pdu_hex, tpdu_length=tpdu_length)
+        except CodecError as exc:
+            await self.store.call(self.store.record_undecodable, slot.id, pdu_hex, str(exc))
+            return
+        if isinstance(decoded, Deliver):
+            await self.ingest(slot, decoded, pdu_hex)
+
+    # --- committing ------------------------------------------------------------------------
+
+    async def ingest(self, slot: Any, d: Deliver, pdu_hex: str) -> IngestResult:
+        """Commit one decoded part (assembling its message when it is the last one)."""
+        cfg = self.cfg
+        c = d.concat
+        if c is not None and not (c.total >= 1 and 1 <= c.sequence <= c.total):
+            c = None  # a broken concatenation IE: keep the part as a message of its own
+        receiver = getattr(slot.driver.identity, "iccid", "") or slot.id
+        part = InboundPart(
+            modem_id=slot.id,
+            dedup_key=part_dedup_key(receiver, d),
+            sender=d.originator,
+            scts=d.scts,
+            encoding=str(d.encoding),
+            text=d.text,
+            user_data=d.user_data.hex(),
+            pdu=pdu_hex,
+            concat_ref=c.reference if c else None,
+            concat_bits=c.bits if c else None,
+            concat_total=c.total if c else 1,
+            concat_seq=c.sequence if c else 1,
+        )
+        result: IngestResult = await self.store.call(
+            self.store.ingest_inbound_part, part, join=join_parts, classify=self.matcher().classify,
+            reply_window_s=cfg.reply_window_s,
+        )
+        if result.duplicate:
+            self.duplicates_total += 1
+            log.debug("modem %s: part from %s already stored", slot.id, d.originator)
+        elif result.message is not None:
+            await self._after_message(result.message)
+        return result
+
+    async def _after_message(self, msg: StoredInbound) -> None:
+        self.received_total += 1
+        msglog.info("inbound %s from %s on %s (%d/%d parts%s)", msg.id, msg.sender, msg.modem_id,
+                    msg.parts_received, msg.parts_total, "" if msg.complete else ", incomplete",
+                    extra={"inbound_id": msg.id, "modem_id": msg.modem_id})
+        if msg.optout is None or not msg.optout_changed:
+            return
+        action, keyword = msg.optout
+        log.info("%s opted %s (%r)", msg.sender, "out" if action == "stop" else "back in", keyword)
+        reply = self.cfg.stop_reply if action == "stop" else self.cfg.start_reply
+        if reply and msg.sender.startswith("+") and msg.sender[1:].isdigit():
+            try:
+                pv = preview(reply)
+            except CodecError as exc:
+                log.error("opt-out confirmation not sent: %s", exc)
+                return
+            await self.store.call(
+                self.store.enqueue,
+                [NewMessage(to_number=msg.sender, text=reply, encoding=str(pv.encoding), parts_total=pv.parts,
+                            transactional=True, sim_requested=msg.modem_id, priority=5)],
+                default_ttl_s=self.pool.cfg.dispatch.default_ttl_s,
+            )
+            self.pool.notify_work()
+
+    async def _housekeep(self) -> None:
+        """Deliver what arrived of messages whose parts stopped coming; prune old dedup keys."""
+        last_prune = 0.0
+        while True:
+            cfg = self.cfg
+            await asyncio.sleep(max(0.01, min(cfg.sweep_interval_s, cfg.reassembly_timeout_s / 4, 60.0)))
+            try:
+                stale = await self.store.call(
+                    self.store.assemble_stale_inbound, timeout_s=cfg.reassembly_timeout_s,
+                    join=join_parts, classify=self.matcher().classify, reply_window_s=cfg.reply_window_s,
+                )
+                for msg in stale:
+                    await self._after_message(msg)
+                if time.monotonic() - last_prune > 3600:
+                    last_prune = time.monotonic()
+                    await self.store.call(self.store.prune_inbound_parts, older_than_s=cfg.dedup_retention_s)
+            except Exception:
+                log.exception("inbound housekeeping failed")
+
+    # --- USSD and balance ---------------------------------------------------------------------
+
+    async def ussd(self, modem_id: str, code: str, timeout_s: float | None = None) -> str:
+        """Run a USSD request on one modem; KeyError if there is no such modem."""
+        slot = self.pool.slots[modem_id]
+        text: str = await slot.driver.ussd(code, timeout_s or self.cfg.ussd_timeout_s)
+        return text
+
+    async def check_balance(self, slot: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        text = await self.ussd(slot.id, cfg.balance_ussd)
+        value = parse_balance(text, cfg.balance_regex)
+        info = {"text": text, "value": value,
+                "checked_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}
+        self.balances[slot.id] = info
+        if value is not None and cfg.balance_low > 0 and value < cfg.balance_low:
+            if slot.id not in self._balance_low:
+                self._balance_low.add(slot.id)
+                log.warning("modem %s: balance %.2f below %.2f", slot.id, value, cfg.balance_low)
+                await self.store.call(self.store.add_event, "balance:low", modem_id=slot.id,
+                                      payload={"sim": slot.id, "balance": value, "threshold": cfg.balance_low,
+                                               "text": text})
+        elif value is not None:
+            self._balance_low.discard(slot.id)
+        return info
+
+    async def _balance_loop(self, slot: Any) -> None:
+        while self._current(slot) and self.cfg.balance_ussd:
+            if slot.driver.state is ModemState.READY:
+                try:
+                    await self.check_balance(slot)
+                except (ModemError, ValueError) as exc:
+                    log.warning("modem %s: balance check failed: %s", slot.id, exc)
+            await asyncio.sleep(max(0.01, self.cfg.balance_interval_s))
+        self._forget_loop(self._balance_loops, slot)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -49,6 +50,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SCOPES = frozenset({"send", "read", "admin"})
+
+
+WORK_CHANNEL = "gsmgw_work"
 
 
 def utcnow() -> dt.datetime:
@@ -298,6 +302,31 @@ class Store(InboundRepo):
         self._executor.shutdown(wait=True)
         self.engine.dispose()
 
+    async def listen_for_work(self, on_work: Callable[[], None]) -> None:
+        """PostgreSQL LISTEN: call ``on_work`` whenever any host queues messages.
+
+        Runs until cancelled; reconnects with backoff if the connection drops. On
+        SQLite (one host) it returns at once: the API wakes the pool directly.
+        """
+        if self.is_sqlite:
+            return
+        import psycopg  # the driver SQLAlchemy uses for PostgreSQL here
+
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay_s = 1.0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                    delay_s = 1.0
+                    on_work()  # anything queued while we were not listening
+                    async for _note in conn.notifies():
+                        on_work()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("LISTEN %s lost (%s); reconnecting in %.0f s", WORK_CHANNEL, exc, delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
+
     def migrate(self) -> None:
         from gsmgw.store.migrate import upgrade
 
@@ -463,6 +492,9 @@ class Store(InboundRepo):
             with self._tx() as conn:
                 conn.execute(insert(t.messages), rows)
                 conn.execute(insert(t.message_parts), parts)
+                if not self.is_sqlite:
+                    # Wakes idle dispatchers on every host at commit (LISTEN in listen_for_work).
+                    conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
                 conn.execute(
                     insert(t.events),
                     [

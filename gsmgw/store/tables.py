@@ -200,3 +200,88 @@ events = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_events_created", events.c.created_at)
+
+
+# --- inbound, opt-out, webhooks (issue 7) ---------------------------------------
+
+# What reassembly needs to know about a stored message (filled in by migration 0002).
+inbound_messages.append_column(Column("concat_ref", Integer))
+# Sequence numbers of parts that never came ("2,3"), for an incomplete message.
+inbound_messages.append_column(Column("missing", String(200), nullable=False, default=""))
+Index("ix_inbound_sender", inbound_messages.c.sender)
+
+# Every part of every inbound SMS, committed before it is deleted from the SIM. The
+# unique dedup_key (receiving SIM, originator, SCTS, TP-DCS, TP-UD with its UDH)
+# makes a part seen twice (+CMTI and sweep, or again after a crash between commit
+# and AT+CMGD) a no-op. Parts wait here (message_id NULL) until all have come or the
+# reassembly timeout passes, so a multipart SMS survives a restart half-way.
+inbound_parts = Table(
+    "inbound_parts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("modem_id", String(64), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("concat_ref", Integer),
+    Column("concat_bits", Integer),
+    Column("concat_total", Integer, nullable=False, default=1),
+    Column("concat_seq", Integer, nullable=False, default=1),
+    Column("encoding", String(8), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("user_data", Text, nullable=False, default=""),  # hex, UDH removed
+    Column("pdu", Text, nullable=False),  # as read from the modem, SMSC field included
+    Column("scts", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("message_id", String(32)),
+)
+Index(
+    "ix_inbound_parts_group",
+    inbound_parts.c.modem_id,
+    inbound_parts.c.sender,
+    inbound_parts.c.concat_ref,
+    inbound_parts.c.message_id,
+)
+
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    # Last 8 digits: national and international renderings of a number meet here.
+    Column("number_key", String(8), nullable=False),
+    Column("source", String(16), nullable=False),  # keyword / api
+    Column("keyword", String(40), nullable=False, default=""),
+    Column("inbound_id", String(32)),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_optouts_number_key", optouts.c.number_key)
+
+# Outbox cursor: the last events.id fanned out into webhook_deliveries.
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("last_event_id", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("body", Text, nullable=False),  # the exact bytes sent on every attempt
+    Column("state", String(12), nullable=False),  # pending / delivered / failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(100)),  # the host sending it now (Store.host)
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("event_id", "url", name="uq_webhook_deliveries_event_url"),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
