@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ssl
 import subprocess
@@ -68,9 +69,12 @@ async def test_metrics_in_prometheus_format(tmp_path: Path) -> None:
                     reason="openssl not installed")
 async def test_tls_from_config(tmp_path: Path) -> None:
     cert, keyf = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(keyf), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    await asyncio.to_thread(
+        subprocess.run,
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(keyf), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
     base = make_config(tmp_path)
     cfg = dataclasses.replace(base, api=ApiConfig(listen="127.0.0.1:0", tls_cert_file=str(cert),
                                                   tls_key_file=str(keyf)))
