@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -99,28 +102,49 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 # --- auth ---------------------------------------------------------------------
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json", "/health"})
+
+# A route handler with this attribute set checks credentials itself (Kannel's
+# username/password parameters) through authenticate(); the middleware lets it by.
+OWN_AUTH_ATTR = "gsmgw_own_auth"
+
+
+def own_auth(handler: Handler) -> Handler:
+    setattr(handler, OWN_AUTH_ATTR, True)
+    return handler
 
 
 def _presented_key(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
+    if auth[:6].lower() == "basic ":
+        # HTTP Basic (SMS Gateway for Android clients): any username, the API key as password.
+        try:
+            decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _user, sep, password = decoded.partition(":")
+        return (password.strip() or None) if sep else None
     key = request.headers.get("X-API-Key")
     return key.strip() if key else None
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS:
-        return await handler(request)
-    presented = _presented_key(request)
+async def authenticate(request: web.Request, presented: str | None) -> web.Response | None:
+    """Check a presented API key: None (and ``request[API_KEY]`` set) if it may
+    proceed, else the 401 or 429 response to give."""
     if not presented:
         return error_response(401, "unauthorized", "an API key is required (Authorization: Bearer KEY)")
-    if len(presented) > 200:
+    if len(presented) > 200 or not presented.isascii() or not presented.isprintable():
         return error_response(401, "unauthorized", "invalid API key")
     svc = request.app[SERVICES]
-    key = await svc.store.call(svc.store.verify_api_key, presented)
+    cache = request.app[KEY_CACHE]
+    digest = hashlib.sha256(presented.encode()).digest()
+    now = time.monotonic()
+    hit, key = cache.get(digest, now)
+    if not hit:
+        key = await svc.store.call(svc.store.verify_api_key, presented)
+        cache.put(digest, key, now)
     if key is None:
         return error_response(401, "unauthorized", "invalid or revoked API key")
     request[API_KEY] = key
@@ -128,7 +152,72 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if wait > 0:
         request.app[METRICS].rejected.labels("rate").inc()
         return too_many("rate_limited", f"this key may make {key.rate_per_s} requests per second", wait)
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS or getattr(request.match_info.handler, OWN_AUTH_ATTR, False):
+        return await handler(request)
+    refused = await authenticate(request, _presented_key(request))
+    if refused is not None:
+        return refused
     return await handler(request)
+
+
+class KeyCache:
+    """Keys verified in the last few seconds, by SHA-256 of the presented key.
+
+    Most requests then need no database read. A revoked key (``gsmgw keys
+    revoke``, possibly on another host) stops working within ``ttl_s``; a wrong
+    key is remembered for ``negative_ttl_s`` so that guessing does not load the
+    database either.
+    """
+
+    def __init__(self, ttl_s: float = 10.0, negative_ttl_s: float = 2.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, ApiKey | None]] = {}
+
+    def get(self, digest: bytes, now: float) -> tuple[bool, ApiKey | None]:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] <= now:
+            return False, None
+        return True, entry[1]
+
+    def put(self, digest: bytes, key: ApiKey | None, now: float) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries = {d: e for d, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[digest] = (now + (self.ttl_s if key is not None else self.negative_ttl_s), key)
+
+
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+
+
+class QueueDepth:
+    """The queue depth for the 'queue full' check, counted at most once a second
+    (a COUNT over a million queued rows is not free) and advanced by our own intake."""
+
+    def __init__(self, max_age_s: float = 1.0) -> None:
+        self.max_age_s = max_age_s
+        self._value = 0
+        self._at = -1e9
+
+    async def get(self, store: Store) -> int:
+        now = time.monotonic()
+        if now - self._at > self.max_age_s:
+            self._at = now
+            self._value = await store.call(store.queue_depth)
+        return self._value
+
+    def add(self, n: int) -> None:
+        self._value += n
+
+
+QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
 
 
 class KeyLimiter:
@@ -343,7 +432,7 @@ async def post_messages(request: web.Request) -> web.Response:
         return too_many("quota_exceeded",
                         f"this key's daily quota of {key.daily_quota} messages is used up ({max(left, 0)} left)",
                         (tomorrow - dt.datetime.now(dt.UTC)).total_seconds())
-    depth = await svc.store.call(svc.store.queue_depth)
+    depth = await request.app[QUEUE_DEPTH].get(svc.store)
     if depth + len(numbers) > svc.cfg.api.max_queue_depth:
         request.app[METRICS].rejected.labels("queue_full").inc()
         return too_many("queue_full", "the outbound queue is full; retry later", 30.0)
@@ -382,6 +471,7 @@ async def post_messages(request: web.Request) -> web.Response:
     )
     svc.notify_work()
     if not result.replayed:
+        request.app[QUEUE_DEPTH].add(len(result.message_ids))
         request.app[LIMITER].add_messages(key, len(result.message_ids))
         request.app[METRICS].accepted.inc(len(result.message_ids))
     reply = {
@@ -584,6 +674,8 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[METRICS] = Metrics(services.modems)
     app[LIMITER] = KeyLimiter()
+    app[KEY_CACHE] = KeyCache()
+    app[QUEUE_DEPTH] = QueueDepth()
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/api/v1/metrics", get_metrics)
     app.router.add_get("/healthz", healthz)

@@ -325,7 +325,8 @@ class Pool:
             self._spawn(self._handle_report(slot, ev.pdu_hex, ev.tpdu_length, None), f"report-{slot.id}")
         elif kind == "StatusReportIndication":  # +CDSI: stored, read it then delete it
             self._spawn(self._read_stored_report(slot, ev.index, ev.storage), f"report-{slot.id}-{ev.index}")
-        elif kind in ("SmsIndication", "SmsReceived"):
+        elif kind in ("SmsIndication", "SmsReceived", "StorageFull"):
+            # StorageFull: Quectel +QIND "smsfull" / Huawei ^SMMEMFULL: drain at once.
             self.inbound.on_event(slot, ev)
         elif kind == "Health":
             self.inbound.on_event(slot, ev)
@@ -530,7 +531,8 @@ class Pool:
                             error_text="validity ended before it could be sent") for s in seqs],
             )
             return None
-        # Per-SIM limits count parts: hold the claim until they all fit.
+        # Per-SIM limits count parts. A claim is never held while a limit says wait:
+        # it goes back to the queue, where another SIM may take it.
         wait = slot.limiter.wait_s(self._clock(), len(seqs))
         if wait == float("inf"):
             await self.store.call(
@@ -541,12 +543,14 @@ class Pool:
             )
             return None
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._release(prepared)
+            return None
         if not prepared.marked:
             await self.store.call(self.store.mark_parts_sending, claim.id, seqs, slot.id)
         send = asyncio.create_task(slot.driver.send_pdus(prepared.pdus), name=f"send-{slot.id}")
         nxt: Prepared | None = None
-        if not self._stopping and len(seqs) < 8:
+        if (not self._stopping and len(seqs) < 8
+                and slot.limiter.wait_s(self._clock(), len(seqs) + 1) == 0):
             # Claim and encode the next message while this one is on the air.
             next_claim = await self._claim(slot)
             if next_claim is not None:
@@ -720,7 +724,9 @@ class Pool:
                     for claim_id in (slot.claim_id, slot.next_claim_id):
                         if claim_id is not None:
                             await self.store.call(self.store.renew_lease, claim_id, self.cfg.store.lease_s)
-                await self.store.call(self.store.expire_due)
+                for mid in await self.store.call(self.store.expire_due):
+                    msglog.info("message %s -> expired (validity ended before it was sent)", mid,
+                                extra={"message_id": mid, "state": MessageState.EXPIRED.value})
                 await self.store.call(self.store.recover, only_expired_leases=True)
             except Exception:
                 log.exception("pool maintenance failed")

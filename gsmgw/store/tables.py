@@ -129,6 +129,8 @@ messages = Table(
 # The dispatcher's claim query walks this index in priority order.
 Index("ix_messages_claim", messages.c.state, messages.c.priority.desc(), messages.c.created_at)
 Index("ix_messages_created", messages.c.created_at)
+# The expiry sweep (migration 0003).
+Index("ix_messages_expiry", messages.c.state, messages.c.valid_until)
 Index("ix_messages_to_number", messages.c.to_number)
 
 message_parts = Table(

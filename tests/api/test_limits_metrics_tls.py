@@ -86,3 +86,17 @@ async def test_tls_from_config(tmp_path: Path) -> None:
         with pytest.raises(aiohttp.ClientError):
             async with aiohttp.ClientSession() as s, s.get(gw.base_url.replace("https", "http") + "/healthz"):
                 pass
+
+
+async def test_revoked_key_stops_working_within_the_cache_ttl(tmp_path: Path) -> None:
+    from gsmgw.api.app import KEY_CACHE
+
+    async with running_gateway(make_config(tmp_path)) as (gw, c):
+        assert gw._runner is not None
+        gw._runner.app[KEY_CACHE].ttl_s = 0.3
+        key_id, key = await gw.store.call(gw.store.create_api_key, "temp", ["read"])
+        assert (await c.request("GET", "/api/v1/status", key=key))[0] == 200
+        await gw.store.call(gw.store.revoke_api_key, key_id)
+        await asyncio.sleep(0.35)
+        status, body = await c.request("GET", "/api/v1/status", key=key)
+        assert status == 401 and body["error"]["code"] == "unauthorized"

@@ -97,6 +97,7 @@ class Device:
     action: str = "add"
     symlinks: list[str] = field(default_factory=list)
     tags: set[str] = field(default_factory=set)
+    usb_kernel: str = ""  # the USB device's kernel name ($id when ATTRS{idVendor} matched)
     group: str = ""
     mode: str = ""
 
@@ -106,6 +107,7 @@ def _glob(value: str, pattern: str) -> bool:
 
 
 def _subst(val: str, dev: Device) -> str:
+    val = val.replace("$id", dev.usb_kernel)
     return re.sub(r"\$env\{([^}]+)\}", lambda m: dev.env.get(m.group(1), ""), val)
 
 
@@ -159,11 +161,12 @@ def run_rules(rules: list[tuple[int, list[Token]]], dev: Device) -> Device:
     return dev
 
 
-def _usb_tty(kernel: str, vid: str, pid: str, ifnum: str, serial: str, path_tag: str) -> Device:
+def _usb_tty(kernel: str, vid: str, pid: str, ifnum: str, serial: str, usb_port: str) -> Device:
+    path_tag = f"platform-fd500000_pcie-pci-0000_01_00_0-usb-0_{usb_port.split('-')[1].replace('.', '_')}_1_{int(ifnum)}"
     env = {"ID_VENDOR_ID": vid, "ID_MODEL_ID": pid, "ID_USB_INTERFACE_NUM": ifnum, "ID_PATH_TAG": path_tag}
     if serial:
         env["ID_SERIAL_SHORT"] = serial
-    return Device(kernel, env, {"idVendor": vid, "idProduct": pid})
+    return Device(kernel, env, {"idVendor": vid, "idProduct": pid}, usb_kernel=usb_port)
 
 
 @pytest.fixture(scope="module")
@@ -201,33 +204,38 @@ def test_parser_rejects_malformed_lines() -> None:
 def test_sim7600_every_port_named_by_serial_and_interface_at_port_gets_short_name(
     rules: list[tuple[int, list[Token]]], ifnum: str
 ) -> None:
-    dev = run_rules(rules, _usb_tty(f"ttyUSB{int(ifnum)}", "1e0e", "9001", ifnum, "SERIAL123", "pci-0_1"))
+    dev = run_rules(rules, _usb_tty(f"ttyUSB{int(ifnum)}", "1e0e", "9001", ifnum, "SERIAL123", "1-1.2"))
     assert f"gsmgw/sim7600-SERIAL123-if{ifnum}" in dev.symlinks
     assert ("gsmgw/sim7600-SERIAL123" in dev.symlinks) == (ifnum == "02")
     assert dev.env["ID_MM_DEVICE_IGNORE"] == "1" and dev.env["GSMGW_MODEM"] == "1"
     assert "gsmgw" in dev.tags and dev.group == "dialout" and dev.mode == "0660"
 
 
-def test_ec25_without_usb_serial_is_named_by_socket_path(rules: list[tuple[int, list[Token]]]) -> None:
-    tag = "platform-fd500000_pcie-pci-0000_01_00_0-usb-0_1_3_1_2"
-    dev = run_rules(rules, _usb_tty("ttyUSB2", "2c7c", "0125", "02", "", tag))
-    assert dev.symlinks == [f"gsmgw/ec25-{tag}-if02", f"gsmgw/ec25-{tag}"]
+def test_ec25_without_usb_serial_is_named_by_socket(rules: list[tuple[int, list[Token]]]) -> None:
+    names = [run_rules(rules, _usb_tty(f"ttyUSB{i}", "2c7c", "0125", f"0{i}", "", "1-1.3")).symlinks
+             for i in range(4)]
+    # One id for the whole module, whatever the interface.
+    assert names[0] == ["gsmgw/ec25-usb1-1.3-if00"]
+    assert names[2] == ["gsmgw/ec25-usb1-1.3-if02", "gsmgw/ec25-usb1-1.3"]
+    # Two identical modems in two sockets get two names.
+    other = run_rules(rules, _usb_tty("ttyUSB6", "2c7c", "0125", "02", "", "1-1.4")).symlinks
+    assert other == ["gsmgw/ec25-usb1-1.4-if02", "gsmgw/ec25-usb1-1.4"]
 
 
 def test_huawei_stick_mode_pcui_is_the_at_port(rules: list[tuple[int, list[Token]]]) -> None:
-    modem = run_rules(rules, _usb_tty("ttyUSB0", "12d1", "1001", "00", "", "usb-0_1_4_1_0"))
-    pcui = run_rules(rules, _usb_tty("ttyUSB2", "12d1", "1001", "02", "", "usb-0_1_4_1_2"))
-    assert "gsmgw/huawei-usb-0_1_4_1_2" in pcui.symlinks
-    assert not any(s == "gsmgw/huawei-usb-0_1_4_1_0" for s in modem.symlinks)
+    modem = run_rules(rules, _usb_tty("ttyUSB0", "12d1", "1001", "00", "", "1-1.4"))
+    pcui = run_rules(rules, _usb_tty("ttyUSB2", "12d1", "1001", "02", "", "1-1.4"))
+    assert pcui.symlinks == ["gsmgw/huawei-usb1-1.4-if02", "gsmgw/huawei-usb1-1.4"]
+    assert modem.symlinks == ["gsmgw/huawei-usb1-1.4-if00"]
 
 
 def test_unknown_usb_serial_adapter_is_left_alone(rules: list[tuple[int, list[Token]]]) -> None:
-    dev = run_rules(rules, _usb_tty("ttyUSB0", "0403", "6001", "00", "A50285BI", "usb-0_1_2_1_0"))
+    dev = run_rules(rules, _usb_tty("ttyUSB0", "0403", "6001", "00", "A50285BI", "1-1.2"))
     assert dev.symlinks == [] and not dev.tags and "ID_MM_DEVICE_IGNORE" not in dev.env
 
 
 def test_removal_events_are_skipped(rules: list[tuple[int, list[Token]]]) -> None:
-    dev = _usb_tty("ttyUSB2", "1e0e", "9001", "02", "S", "p")
+    dev = _usb_tty("ttyUSB2", "1e0e", "9001", "02", "S", "1-1.2")
     dev.action = "remove"
     assert run_rules(rules, dev).symlinks == []
 
