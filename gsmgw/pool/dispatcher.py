@@ -406,10 +406,11 @@ class Pool:
             await asyncio.wait_for(slot.wake.wait(), timeout=max(0.0, timeout_s))
         slot.wake.clear()
 
-    async def _claim(self, slot: ModemSlot) -> ClaimedMessage | None:
+    async def _claim(self, slot: ModemSlot, *, mark_sending: bool = False) -> ClaimedMessage | None:
         try:
             return await self.store.call(
-                self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group
+                self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group,
+                mark_sending=mark_sending,
             )
         except Exception:
             log.exception("claim failed for modem %s", slot.id)
@@ -460,13 +461,14 @@ class Pool:
                         await self._sleep(slot, min(wait, poll_s * 10))
                         continue
                     slot.wake.clear()
-                    claim = await self._claim(slot)
+                    claim = await self._claim(slot, mark_sending=True)
                     if claim is None:
                         await self._sleep(slot, poll_s)
                         continue
                     prepared = await self._prepare(slot, claim)
                     if prepared is None:
                         continue
+                    prepared.marked = True
                 slot.busy = True
                 slot.idle.clear()
                 slot.claim_id = prepared.claim.id

@@ -678,8 +678,12 @@ class Store(InboundRepo):
         group: str = "default",
         now: dt.datetime | None = None,
         avoid_grace_s: float = 10.0,
+        mark_sending: bool = False,
     ) -> ClaimedMessage | None:
         """Take the most urgent queued message this modem may send, under a lease.
+
+        With ``mark_sending`` its parts are also marked ``sending`` in the same
+        commit (the caller writes the PDU next, so a crash makes them unknown).
 
         A message whose last attempt failed transiently on this SIM is left to the
         other SIMs for ``avoid_grace_s`` after it became due again; then this SIM
@@ -757,6 +761,13 @@ class Store(InboundRepo):
                         .order_by(t.message_parts.c.seq)
                     ).scalars()
                 )
+                if mark_sending and seqs:
+                    # The idle path: claim and mark in one commit, the PDU follows at once.
+                    conn.execute(
+                        update(t.message_parts)
+                        .where(t.message_parts.c.message_id == msg_id, t.message_parts.c.seq.in_(seqs))
+                        .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+                    )
                 return ClaimedMessage(
                     id=res.id,
                     to_number=res.to_number,

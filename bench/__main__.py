@@ -1,0 +1,142 @@
+"""``python -m bench`` (or ``make bench``): every benchmark, one report.
+
+Writes ``bench/RESULTS.md`` (Markdown tables with the date, the machine and the
+commands) and ``bench/results/all.json``. Each part can also run alone:
+``python -m bench.dispatch``, ``bench.peers``, ``bench.gateway``, ``bench.codec``.
+
+    python -m bench                      # everything, full sizes (about 30 minutes)
+    python -m bench --only dispatch,intake --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_part(name: str, quick: bool) -> dict[str, Any]:
+    if name == "codec":
+        from bench import codec
+
+        return codec.run(1.0 if quick else 5.0)
+    if name == "dispatch":
+        from bench import dispatch
+
+        if quick:
+            return asyncio.run(dispatch.run([1], [0.05], 1.0, 1))
+        return asyncio.run(dispatch.run([1, 4, 16], [0.5, 3.0], 20.0, 3))
+    if name == "peers":
+        from bench import peers
+
+        if quick:
+            return peers.run([1], [0.05], 3, 1)
+        return peers.run([1, 4, 8], [1.0, 3.0], 20, 3)
+    from bench import gateway
+
+    return asyncio.run(gateway.run(name, quick=quick))
+
+
+def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
+    from bench import codec, dispatch
+
+    out = [
+        "# gsmgw benchmark results",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {meta['cpus']} CPUs, {meta['cpu']}, Python {meta['python']}",
+        f"- command: `{meta['command']}`",
+        "- every figure is from this one run; where a median is given, min and max follow in brackets",
+        "",
+    ]
+    if "dispatch" in results:
+        out += ["## Modem utilisation (gsmgw)", "", dispatch.to_markdown(results["dispatch"]), ""]
+    if "peers" in results:
+        from bench import peers
+
+        out += ["## Side by side with gammu-smsd and smstools3", "", peers.to_markdown(results["peers"]),
+                "", "Peer settings: see bench/PEERS.md.", ""]
+    if "intake" in results:
+        r = results["intake"]
+        out += ["## API intake (SQLite, durable commits)", "",
+                "| measure | result | target |", "|---|---:|---:|",
+                f"| single-message requests/s ({r.get('single_tool', '-')}) | {r.get('single_requests_per_s')} | ≥ 1000 |",
+                f"| latency at {r['fixed_rate_per_s']:.0f} req/s, p50 / p99 ms | {r['fixed_rate_p50_ms']} / "
+                f"{r['fixed_rate_p99_ms']} | p99 ≤ 20 |",
+                f"| bulk messages/s (1,000 recipients per request) | {r['bulk_messages_per_s']} | ≥ 10000 |", ""]
+    if "latency" in results:
+        r = results["latency"]
+        out += ["## Dispatch latency (HTTP reply → AT+CMGS, idle modem)", "",
+                f"{r['messages']} messages: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
+                "(targets: p50 ≤ 5 ms, p99 ≤ 20 ms)", ""]
+    if "scale" in results:
+        r = results["scale"]
+        out += ["## Scale of the queue", "", "| queued | dispatch/s | gap p50 ms | gap p99 ms | first send after "
+                "restart (s) | fill time (s) |", "|---:|---:|---:|---:|---:|---:|"]
+        for row in r["rows"]:
+            out.append(f"| {row['queued']:,} | {row['dispatch_per_s']} | {row['gap_p50_ms']} | {row['gap_p99_ms']} "
+                       f"| {row['first_send_after_restart_s']} | {row['fill_s']} |")
+        if "rate_ratio_large_over_small" in r:
+            out.append(f"\nDispatch rate, largest over smallest queue: {r['rate_ratio_large_over_small']} "
+                       "(target: within 10%); first send after a restart: target ≤ 5 s.")
+        out.append("")
+    if "footprint" in results:
+        r = results["footprint"]
+        out += ["## Footprint", "",
+                f"{r['modems']} emulated modems: resident memory idle {r['idle_rss_mb']} MB, peak under load "
+                f"{r['load_peak_rss_mb']} MB (target ≤ 80 MB); CPU {r['cpu_ms_per_message']} ms per sent message.",
+                ""]
+    if "codec" in results:
+        out += ["## PDU codec beside python-gammu and python-gsmmodem-new", "", codec.to_markdown(results["codec"]), ""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help=f"comma list of parts ({', '.join(PARTS)})")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that each benchmark runs")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="Markdown report (default bench/RESULTS.md)")
+    args = ap.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",")] if args.only else list(PARTS)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(), "cpu": _cpu_model(),
+            "python": platform.python_version(), "command": "python -m bench " + " ".join(argv or sys.argv[1:])}
+    results: dict[str, Any] = {}
+    for name in parts:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        results[name] = run_part(name, args.quick)
+        print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    report = markdown(results, meta)
+    args.out.write_text(report + "\n")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / ("quick.json" if args.quick else "all.json")).write_text(
+        json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Benchmarks are not tests, but each must still run: a second or so of each."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench import codec, dispatch, gateway
+
+
+def test_codec_bench_runs() -> None:
+    report = codec.run(0.2)
+    assert codec.to_markdown(report)
+
+
+@pytest.mark.timeout(120)
+def test_dispatch_bench_runs() -> None:
+    report = asyncio.run(dispatch.run([1], [0.05], 0.5, 1))
+    [row] = report["results"]
+    assert row["messages"] >= 2 and 0 < row["fraction_of_ideal"] <= 1.05
+    assert "| 1 |" in dispatch.to_markdown(report)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("which", ["intake", "latency", "scale", "footprint"])
+def test_gateway_bench_runs(which: str) -> None:
+    result = asyncio.run(gateway.run(which, quick=True))
+    assert result
+    if which == "intake":
+        assert result["fixed_rate_errors"] == 0 and result["bulk_messages_per_s"] > 0
+    if which == "latency":
+        assert result["messages"] == 5 and result["p50_ms"] > 0
+    if which == "footprint":
+        assert result["idle_rss_mb"] > 0
