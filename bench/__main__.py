@@ -20,18 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.dispatch import _cpu_model
+
 HERE = Path(__file__).parent
-PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost")
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -51,6 +43,12 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         if quick:
             return peers.run([1], [0.05], 3, 1)
         return peers.run([1, 4, 8], [1.0, 3.0], 20, 3)
+    if name == "multihost":
+        from bench import multihost
+
+        if quick:
+            return asyncio.run(multihost.run([1], 1, 0.05, 3))
+        return asyncio.run(multihost.run([1, 2, 3], 2, 0.2, 50))
     from bench import gateway
 
     return asyncio.run(gateway.run(name, quick=quick))
@@ -105,6 +103,10 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"{r['modems']} emulated modems: resident memory idle {r['idle_rss_mb']} MB, peak under load "
                 f"{r['load_peak_rss_mb']} MB (target ≤ 80 MB); CPU {r['cpu_ms_per_message']} ms per sent message.",
                 ""]
+    if "multihost" in results:
+        from bench import multihost
+
+        out += ["## Several hosts, one PostgreSQL queue", "", multihost.to_markdown(results["multihost"]), ""]
     if "codec" in results:
         out += ["## PDU codec beside python-gammu and python-gsmmodem-new", "", codec.to_markdown(results["codec"]), ""]
     return "\n".join(out)

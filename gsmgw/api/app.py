@@ -23,7 +23,7 @@ from gsmgw.config import Config
 from gsmgw.domain import MessageState
 from gsmgw.errors import CodecError, ValidationError
 from gsmgw.sms import preview
-from gsmgw.store import ApiKey, NewMessage, Store
+from gsmgw.store import ApiKey, EnqueueResult, NewMessage, Store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-            return error_response(exc.status, code, exc.reason)
+            resp = error_response(exc.status, code, exc.reason)
+            if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods that are allowed
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
         raise
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
@@ -420,22 +423,10 @@ async def post_messages(request: web.Request) -> web.Response:
     if callback_url is not None:
         _check_callback(svc, callback_url)
     if not _bool(body, "transactional", False):
-        # Issue 7: numbers that sent STOP get nothing but transactional messages.
-        blocked = await svc.store.call(svc.store.opted_out, numbers)
-        if blocked:
-            raise ValidationError("opted_out", f"opted out (sent STOP): {', '.join(sorted(blocked))}; "
-                                  "mark the message \"transactional\": true if it must still go", field="to")
-    left = await request.app[LIMITER].quota_left(key, svc.store)
-    if left is not None and left < len(numbers):
-        request.app[METRICS].rejected.labels("quota").inc()
-        tomorrow = _utc_midnight() + dt.timedelta(days=1)
-        return too_many("quota_exceeded",
-                        f"this key's daily quota of {key.daily_quota} messages is used up ({max(left, 0)} left)",
-                        (tomorrow - dt.datetime.now(dt.UTC)).total_seconds())
-    depth = await request.app[QUEUE_DEPTH].get(svc.store)
-    if depth + len(numbers) > svc.cfg.api.max_queue_depth:
-        request.app[METRICS].rejected.labels("queue_full").inc()
-        return too_many("queue_full", "the outbound queue is full; retry later", 30.0)
+        await check_optouts(svc, numbers)
+    refused = await admission(request, key, len(numbers))
+    if refused is not None:
+        return refused
     routes = {n: svc.route(n) for n in numbers}
     items = [
         NewMessage(
@@ -460,20 +451,7 @@ async def post_messages(request: web.Request) -> web.Response:
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not (0 < len(idem) <= 200 and idem.isprintable()):
         raise ValidationError("invalid_header", "Idempotency-Key must be 1-200 printable characters")
-    result = await svc.store.call(
-        svc.store.enqueue,
-        items,
-        api_key_id=key.id,
-        idempotency_key=idem,
-        default_ttl_s=svc.cfg.dispatch.default_ttl_s,
-        sticky_s=svc.cfg.dispatch.sticky_s,
-        sticky_fallback_s=svc.cfg.dispatch.sticky_fallback_s,
-    )
-    svc.notify_work()
-    if not result.replayed:
-        request.app[QUEUE_DEPTH].add(len(result.message_ids))
-        request.app[LIMITER].add_messages(key, len(result.message_ids))
-        request.app[METRICS].accepted.inc(len(result.message_ids))
+    result = await enqueue_messages(request, key, items, idem)
     reply = {
         "id": result.message_ids[0] if len(result.message_ids) == 1 else result.batch_id,
         "batch_id": result.batch_id,
@@ -487,6 +465,53 @@ async def post_messages(request: web.Request) -> web.Response:
     if result.replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
+
+
+async def check_optouts(svc: Services, numbers: list[str]) -> None:
+    """Issue 7: numbers that sent STOP get nothing but transactional messages."""
+    blocked = await svc.store.call(svc.store.opted_out, numbers)
+    if blocked:
+        raise ValidationError("opted_out", f"opted out (sent STOP): {', '.join(sorted(blocked))}; "
+                              "mark the message \"transactional\": true if it must still go", field="to")
+
+
+async def admission(request: web.Request, key: ApiKey, n: int) -> web.Response | None:
+    """The 429 to give if ``n`` more messages would break the key's daily quota or
+    fill the queue; None if they may be queued."""
+    svc = request.app[SERVICES]
+    left = await request.app[LIMITER].quota_left(key, svc.store)
+    if left is not None and left < n:
+        request.app[METRICS].rejected.labels("quota").inc()
+        tomorrow = _utc_midnight() + dt.timedelta(days=1)
+        return too_many("quota_exceeded",
+                        f"this key's daily quota of {key.daily_quota} messages is used up ({max(left, 0)} left)",
+                        (tomorrow - dt.datetime.now(dt.UTC)).total_seconds())
+    depth = await request.app[QUEUE_DEPTH].get(svc.store)
+    if depth + n > svc.cfg.api.max_queue_depth:
+        request.app[METRICS].rejected.labels("queue_full").inc()
+        return too_many("queue_full", "the outbound queue is full; retry later", 30.0)
+    return None
+
+
+async def enqueue_messages(request: web.Request, key: ApiKey, items: list[NewMessage],
+                           idempotency_key: str | None) -> EnqueueResult:
+    """The one durable commit of validated messages (native and compatible APIs alike)."""
+    svc = request.app[SERVICES]
+    result = await svc.store.call(
+        svc.store.enqueue,
+        items,
+        api_key_id=key.id,
+        idempotency_key=idempotency_key,
+        default_ttl_s=svc.cfg.dispatch.default_ttl_s,
+        sticky_s=svc.cfg.dispatch.sticky_s,
+        sticky_fallback_s=svc.cfg.dispatch.sticky_fallback_s,
+    )
+    svc.notify_work()
+    if not result.replayed:
+        request.app[QUEUE_DEPTH].add(len(result.message_ids))
+        request.app[LIMITER].add_messages(key, len(result.message_ids))
+        request.app[METRICS].accepted.inc(len(result.message_ids))
+    return result
 
 
 def _check_callback(svc: Services, url: Any) -> None:
@@ -688,7 +713,10 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/api/v1/modems", get_modems)
     app.router.add_patch("/api/v1/modems/{id}", patch_modem)
     app.router.add_get("/api/v1/status", get_status)
-    from gsmgw.api import inbound
+    from gsmgw.api import compat_android, compat_kannel, inbound, openapi
 
     inbound.add_routes(app)
+    openapi.add_routes(app)
+    compat_android.add_routes(app)
+    compat_kannel.add_routes(app)
     return app

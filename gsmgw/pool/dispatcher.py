@@ -795,8 +795,16 @@ class Pool:
         """Stop one slot the way stop() stops them all: no new claim, finish, stop."""
         slot.enabled = False  # the worker checks this before every claim
         slot.wake.set()
+        # Wait until the worker is idle AND holds no claim: it may have claimed just
+        # before `enabled` changed (it sends that one), and it hands back a message it
+        # prepared ahead (parts already marked 'sending', nothing written) itself.
         try:
-            await asyncio.wait_for(slot.idle.wait(), timeout=drain_timeout_s)
+            async with asyncio.timeout(drain_timeout_s):
+                while True:
+                    await slot.idle.wait()
+                    if slot.idle.is_set() and not await self._claims_of(slot.id):
+                        break
+                    await asyncio.sleep(0.05)
         except TimeoutError:
             log.error("modem %s: send still in flight after %.0f s; stopping it anyway "
                       "(its parts are settled as unknown)", slot.id, drain_timeout_s)
@@ -808,8 +816,9 @@ class Pool:
                 t.cancel()
                 await asyncio.wait([t], timeout=0.1)
         await asyncio.gather(*slot.tasks, return_exceptions=True)
+        # The driver ends its run() on stop(); a driver stuck anyway is cancelled.
         with contextlib.suppress(Exception):
-            await slot.driver.stop()
+            await asyncio.wait_for(slot.driver.stop(), timeout=15.0)
         if slot.driver_task is not None:
             slot.driver_task.cancel()
             await asyncio.gather(slot.driver_task, return_exceptions=True)
@@ -824,11 +833,14 @@ class Pool:
                                              "enabled": False}))
         log.info("modem %s stopped (config reload)", slot.id)
 
-    async def _release_claims_of(self, modem_id: str) -> None:
+    async def _claims_of(self, modem_id: str) -> list[dict[str, Any]]:
+        """This host's claims (messages in 'sending') on one modem."""
         rows = await self.store.call(self.store.list_messages, state=MessageState.SENDING.value, limit=1000)
-        for row in rows:
-            if row.get("modem_id") != modem_id or row.get("lease_owner") != self.store.host:
-                continue
+        return [r for r in rows if r.get("modem_id") == modem_id and r.get("lease_owner") == self.store.host]
+
+    async def _release_claims_of(self, modem_id: str) -> None:
+        """Settle what a worker stopped after the drain timeout left behind."""
+        for row in await self._claims_of(modem_id):
             msg = await self.store.call(self.store.get_message, row["id"])
             # A part already handed to the modem may have left: unknown, never resent
             # blindly (design rule 6). Parts never written go back to the queue.

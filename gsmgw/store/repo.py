@@ -186,7 +186,12 @@ class Store(InboundRepo):
         else:
             if u.drivername == "postgresql":
                 u = u.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(u, pool_size=8, max_overflow=4, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(u, pool_size=8, max_overflow=4, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                raise StoreError(
+                    f"{u.drivername} needs the PostgreSQL driver: pip install 'gsmgw[postgres]' ({exc})"
+                ) from None
             workers = 6
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gsmgw-db")
         self._closed = False

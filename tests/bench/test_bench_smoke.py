@@ -33,3 +33,13 @@ def test_gateway_bench_runs(which: str) -> None:
         assert result["messages"] == 5 and result["p50_ms"] > 0
     if which == "footprint":
         assert result["idle_rss_mb"] > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_multihost_bench_runs(pg_url: str) -> None:
+    from bench import multihost
+
+    report = asyncio.run(multihost.run([1], 1, 0.05, 3, base=pg_url))
+    [row] = report["results"]
+    assert row["messages"] == 3 and row["fraction_of_ideal"] > 0

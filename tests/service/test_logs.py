@@ -29,7 +29,12 @@ async def _run_gateway_and_send(tmp_path: Path, log_level: str, log_format: str)
                                    log_level=log_level, log_format=log_format))
         keys = await asyncio.create_subprocess_exec(*gsmgw_cmd("keys", "create", "crm", "--config", str(cfg)),
                                                     stdout=asyncio.subprocess.PIPE, env=child_env())
-        out, _ = await asyncio.wait_for(keys.communicate(), 30)
+        try:
+            out, _ = await asyncio.wait_for(keys.communicate(), 30)
+        finally:
+            if keys.returncode is None:
+                keys.kill()
+                await keys.wait()
         assert keys.returncode == 0
         key = out.decode().strip()
         log_file = tmp_path / f"gsmgw-{log_format}.log"

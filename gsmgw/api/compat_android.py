@@ -1,0 +1,448 @@
+"""The local-server API of SMS Gateway for Android (capcom6/android-sms-gateway).
+
+Clients written for the app (its ``android-sms-gateway`` Python package, the PHP,
+JS and Go clients, Home Assistant integrations) work unchanged with
+``base_url = "http://GATEWAY:PORT"``:
+
+* ``POST /message`` and ``POST /messages``: ``{"textMessage": {"text"}`` or the
+  older ``"message"``, ``"phoneNumbers": [...]``, ``"simNumber"``,
+  ``"withDeliveryReport"``, ``"ttl"`` / ``"validUntil"``, ``"scheduleAt"``,
+  ``"priority"`` (-128..127), ``"id"``}`` → 202 and the message state;
+* ``GET /message/{id}``, ``GET /messages/{id}``: state (``Pending``,
+  ``Processed``, ``Sent``, ``Delivered``, ``Failed``, ``Cancelled``) overall
+  and per recipient; ``DELETE /messages/{id}`` cancels what is still queued;
+* ``GET /webhooks``, ``POST /webhooks``, ``DELETE /webhooks/{id}``: webhook
+  registrations for ``sms:received``, ``sms:sent``, ``sms:delivered``,
+  ``sms:failed``, ``sms:cancelled`` (POSTed in the app's shape), to hosts in
+  ``webhooks.allowed_hosts`` only;
+* ``GET /health``: ``{"status": "pass"|"warn"|"fail", "version", "checks"}``.
+
+Auth is HTTP Basic with any username and a gsmgw API key as the password (or
+the key as a Bearer token): the same keys, scopes, rate limits and quotas as
+the native API. Every message goes through the native validation (E.164
+numbers, text → parts, opt-outs, quota, queue depth) and the same single
+commit; the message id is the client's ``id`` (or a generated one), kept as the
+batch's idempotency key, so a retried POST with the same id never sends twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import secrets
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from gsmgw import __version__
+from gsmgw.api import app as api
+from gsmgw.api.event_follower import follower
+from gsmgw.errors import ValidationError
+from gsmgw.store import NewMessage
+
+IDEM_PREFIX = "android:"
+MAX_PHONE_NUMBERS = 100
+MAX_ID_CHARS = 36
+MAX_WEBHOOKS = 100
+EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled")
+
+# gsmgw state -> the app's ProcessState
+STATE = {
+    "queued": "Pending",
+    "sending": "Processed",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "failed": "Failed",
+    "expired": "Failed",
+    "unknown": "Failed",  # the PDU went to the modem, no result came back; gsmgw never resends it
+    "cancelled": "Cancelled",
+}
+_PROGRESS = ("Pending", "Processed", "Sent", "Delivered")
+
+
+def android_error(status: int, message: str, *, code: str = "bad_request", field: str | None = None) -> web.Response:
+    data: dict[str, Any] = {"error": code}
+    if field:
+        data["field"] = field
+    return web.json_response({"code": status, "message": message, "data": data}, status=status)
+
+
+def _scaled_priority(raw: Any) -> int:
+    """The app's -128..127 (>= 100 bypasses limits) onto gsmgw's -10..10."""
+    if raw is None:
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, int) or not -128 <= raw <= 127:
+        raise ValidationError("invalid_field", "priority must be an integer from -128 to 127", field="priority")
+    if raw >= 100:
+        return 9  # gsmgw's "otp": ahead of everything routine
+    return max(-10, min(8, round(raw / 12.5)))
+
+
+@dataclasses.dataclass
+class Webhook:
+    id: str
+    url: str
+    event: str
+    owner_key_id: str
+
+
+@dataclasses.dataclass
+class AndroidState:
+    """Registrations (in memory: clients of the app re-register on start) and the
+    gsmgw message id -> app message id map that webhooks need."""
+
+    webhooks: dict[str, Webhook] = dataclasses.field(default_factory=dict)
+    app_ids: OrderedDict[str, str] = dataclasses.field(default_factory=OrderedDict)
+    max_ids: int = 100_000
+
+    def remember(self, message_ids: tuple[str, ...], app_id: str) -> None:
+        for mid in message_ids:
+            self.app_ids[mid] = app_id
+            self.app_ids.move_to_end(mid)
+        while len(self.app_ids) > self.max_ids:
+            self.app_ids.popitem(last=False)
+
+
+STATE_KEY = web.AppKey("compat_android", AndroidState)
+
+
+# --- sending --------------------------------------------------------------------------
+
+
+def _text_of(body: dict[str, Any]) -> Any:
+    if body.get("dataMessage") is not None:
+        raise ValidationError("unsupported", "data messages are not supported by gsmgw", field="dataMessage")
+    if body.get("mmsMessage") is not None:
+        raise ValidationError("unsupported", "MMS is not supported by gsmgw", field="mmsMessage")
+    if body.get("isEncrypted"):
+        raise ValidationError("unsupported", "end-to-end encrypted messages are not supported by gsmgw",
+                              field="isEncrypted")
+    tm = body.get("textMessage")
+    if tm is not None:
+        if not isinstance(tm, dict):
+            raise ValidationError("invalid_text", "textMessage must be an object {\"text\": ...}",
+                                  field="textMessage")
+        return tm.get("text")
+    return body.get("message")
+
+
+async def _sim_for(svc: api.Services, raw: Any) -> str | None:
+    """simNumber N (1-based) = the Nth modem of this gateway, in configuration order."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ValidationError("invalid_field", "simNumber must be a positive integer", field="simNumber")
+    modems = svc.modems()
+    if raw > len(modems):
+        raise ValidationError("unknown_sim", f"simNumber {raw}: this gateway has {len(modems)} modem(s)",
+                              field="simNumber")
+    return str(modems[raw - 1]["id"])
+
+
+def _app_id(raw: Any) -> str:
+    if raw is None or raw == "":
+        return secrets.token_urlsafe(16)[:21]
+    if not isinstance(raw, str) or len(raw) > MAX_ID_CHARS or not raw.isprintable() or "/" in raw:
+        raise ValidationError("invalid_field", f"id must be 1-{MAX_ID_CHARS} printable characters without '/'",
+                              field="id")
+    return raw
+
+
+async def post_message(request: web.Request) -> web.Response:
+    key = api.require_scope(request, "send")
+    svc = request.app[api.SERVICES]
+    try:
+        body = await api._json_body(request)
+        raw_numbers = body.get("phoneNumbers")
+        if not isinstance(raw_numbers, list) or not 1 <= len(raw_numbers) <= MAX_PHONE_NUMBERS:
+            raise ValidationError("invalid_number", f"phoneNumbers must be a list of 1 to {MAX_PHONE_NUMBERS} numbers",
+                                  field="phoneNumbers")
+        region = svc.cfg.api.default_region
+        numbers = list(dict.fromkeys(api.normalise_number(n, region, field="phoneNumbers") for n in raw_numbers))
+        text, pv = api._text_and_preview(svc, _text_of(body))
+        app_id = _app_id(body.get("id"))
+        now = dt.datetime.now(dt.UTC)
+        send_at = api._parse_time(body["scheduleAt"], "scheduleAt") if body.get("scheduleAt") is not None else None
+        valid_until = None
+        if body.get("ttl") is not None and body.get("validUntil") is not None:
+            raise ValidationError("invalid_field", "give ttl or validUntil, not both", field="ttl")
+        if body.get("validUntil") is not None:
+            valid_until = api._parse_time(body["validUntil"], "validUntil")
+        if body.get("ttl") is not None:
+            ttl = body["ttl"]
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 30 * 86400:
+                raise ValidationError("invalid_field", "ttl must be whole seconds, from 1 to 2592000", field="ttl")
+            valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
+        if valid_until is not None and valid_until <= (send_at or now):
+            raise ValidationError("invalid_time", "the message would expire before it could be sent",
+                                  field="validUntil")
+        report = body.get("withDeliveryReport", svc.cfg.dispatch.delivery_reports)
+        if not isinstance(report, bool):
+            raise ValidationError("invalid_field", "withDeliveryReport must be true or false",
+                                  field="withDeliveryReport")
+        sim = await _sim_for(svc, body.get("simNumber"))
+        priority = _scaled_priority(body.get("priority"))
+        await api.check_optouts(svc, numbers)
+    except ValidationError as exc:
+        return android_error(400, exc.message, code=exc.code, field=exc.field)
+    refused = await api.admission(request, key, len(numbers))
+    if refused is not None:
+        return _as_android(refused)
+    items = []
+    for n in numbers:
+        group, fallback_s = svc.route(n)
+        items.append(NewMessage(
+            to_number=n, route_group=group, route_fallback_s=fallback_s, text=text, encoding=str(pv.encoding),
+            parts_total=pv.parts, priority=priority, send_at=send_at, valid_until=valid_until, sim_requested=sim,
+            delivery_report=report, resend_unknown=svc.cfg.dispatch.unknown_policy == "resend",
+        ))
+    result = await api.enqueue_messages(request, key, items, IDEM_PREFIX + app_id)
+    request.app[STATE_KEY].remember(result.message_ids, app_id)
+    rows = [await svc.store.call(svc.store.get_message, mid) for mid in result.message_ids]
+    resp = web.json_response(_message_state(app_id, [r for r in rows if r is not None], svc.host), status=202)
+    resp.headers["Location"] = f"/messages/{app_id}"
+    return resp
+
+
+def _as_android(resp: web.Response) -> web.Response:
+    """A native 429 (quota / queue full) in the app's error shape, Retry-After kept."""
+    try:
+        err = json.loads(resp.text or "{}")["error"]
+    except (ValueError, KeyError, TypeError):
+        err = {"code": "error", "message": resp.reason or "error"}
+    out = android_error(resp.status, str(err.get("message")), code=str(err.get("code")))
+    if "Retry-After" in resp.headers:
+        out.headers["Retry-After"] = resp.headers["Retry-After"]
+    return out
+
+
+# --- state ------------------------------------------------------------------------------
+
+
+def _recipient(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"phoneNumber": row["to_number"], "state": STATE.get(row["state"], "Pending")}
+    if out["state"] == "Failed":
+        reason = row.get("error_text") or row.get("error_code") or row["state"]
+        out["error"] = f"{row['state']}: {reason}" if row["state"] != "failed" else str(reason)
+    return out
+
+
+def _overall(states: list[str]) -> str:
+    live = [s for s in states if s not in ("Failed", "Cancelled")]
+    if live:
+        return min(live, key=_PROGRESS.index)
+    return "Cancelled" if all(s == "Cancelled" for s in states) else "Failed"
+
+
+def _message_state(app_id: str, rows: list[dict[str, Any]], device_id: str) -> dict[str, Any]:
+    recipients = [_recipient(r) for r in rows]
+    created = min((r["created_at"] for r in rows), default=None)
+    history: dict[str, str] = {}
+    if created is not None:
+        history["Pending"] = api._iso(created)
+    sent = [r["sent_at"] for r in rows if r.get("sent_at")]
+    if sent:
+        history["Sent"] = api._iso(max(sent))
+    delivered = [r["delivered_at"] for r in rows if r.get("delivered_at")]
+    if delivered and all(r["state"] == "delivered" for r in rows):
+        history["Delivered"] = api._iso(max(delivered))
+    out: dict[str, Any] = {
+        "id": app_id,
+        "deviceId": device_id,
+        "state": _overall([r["state"] for r in recipients]),
+        "recipients": recipients,
+        "isHashed": False,
+        "isEncrypted": False,
+        "states": history,
+    }
+    if created is not None:
+        out["createdAt"] = api._iso(created)
+    return out
+
+
+async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
+    """The messages of an app id: this key's batch with that id; failing that, a
+    gsmgw message id (so ids from the native API work here too)."""
+    svc = request.app[api.SERVICES]
+    key = request[api.API_KEY]
+    found = await svc.store.call(svc.store.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
+    ids: tuple[str, ...] = found.message_ids if found is not None else (app_id,)
+    rows = [await svc.store.call(svc.store.get_message, mid) for mid in ids]
+    present = [r for r in rows if r is not None]
+    if found is not None:
+        request.app[STATE_KEY].remember(tuple(r["id"] for r in present), app_id)
+    return present
+
+
+async def get_message(request: web.Request) -> web.Response:
+    api.require_scope(request, "read")
+    app_id = request.match_info["id"]
+    rows = await _rows_for(request, app_id)
+    if not rows:
+        return android_error(404, "message not found", code="not_found")
+    return web.json_response(_message_state(app_id, rows, request.app[api.SERVICES].host))
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    api.require_scope(request, "send")
+    svc = request.app[api.SERVICES]
+    rows = await _rows_for(request, request.match_info["id"])
+    if not rows:
+        return android_error(404, "message not found", code="not_found")
+    states = [await svc.store.call(svc.store.cancel, r["id"]) for r in rows]
+    if not any(done for done, _state in states):
+        return android_error(409, "nothing to cancel: no recipient is still pending", code="not_cancellable")
+    return web.Response(status=204)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+def _webhook_view(w: Webhook, device_id: str) -> dict[str, Any]:
+    return {"id": w.id, "url": w.url, "event": w.event, "deviceId": device_id}
+
+
+def _visible(request: web.Request) -> list[Webhook]:
+    key = request[api.API_KEY]
+    hooks = request.app[STATE_KEY].webhooks.values()
+    return [w for w in hooks if "admin" in key.scopes or w.owner_key_id == key.id]
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    api.require_scope(request, "read")
+    host = request.app[api.SERVICES].host
+    return web.json_response([_webhook_view(w, host) for w in _visible(request)])
+
+
+async def post_webhook(request: web.Request) -> web.Response:
+    key = api.require_scope(request, "read")  # a webhook pushes what GET /api/v1/inbox would show
+    svc = request.app[api.SERVICES]
+    state = request.app[STATE_KEY]
+    try:
+        body = await api._json_body(request)
+        url, event = body.get("url"), body.get("event")
+        if event not in EVENTS:
+            raise ValidationError("invalid_event", f"event must be one of {', '.join(EVENTS)}", field="event")
+        if not isinstance(url, str) or len(url) > 2048 or not url.isprintable():
+            raise ValidationError("invalid_url", "url must be an http(s) URL", field="url")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError("invalid_url", "url must be an http(s) URL", field="url")
+        if parts.hostname not in svc.cfg.webhooks.allowed_hosts:
+            raise ValidationError("url_not_allowed", f"host {parts.hostname!r} is not in webhooks.allowed_hosts",
+                                  field="url")
+        hook_id = body.get("id") or secrets.token_urlsafe(16)[:21]
+        if not isinstance(hook_id, str) or len(hook_id) > MAX_ID_CHARS or not hook_id.isprintable() or "/" in hook_id:
+            raise ValidationError("invalid_field", f"id must be 1-{MAX_ID_CHARS} printable characters", field="id")
+    except ValidationError as exc:
+        return android_error(400, exc.message, code=exc.code, field=exc.field)
+    old = state.webhooks.get(hook_id)
+    if old is not None and old.owner_key_id != key.id and "admin" not in key.scopes:
+        return android_error(409, "a webhook with this id belongs to another key", code="conflict")
+    if old is None and len(state.webhooks) >= MAX_WEBHOOKS:
+        return android_error(400, f"at most {MAX_WEBHOOKS} webhooks", code="too_many_webhooks")
+    hook = Webhook(id=hook_id, url=url, event=event, owner_key_id=key.id)
+    state.webhooks[hook_id] = hook  # the same id again replaces, as in the app
+    return web.json_response(_webhook_view(hook, svc.host), status=201)
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    api.require_scope(request, "read")
+    hook_id = request.match_info["id"]
+    if hook_id not in {w.id for w in _visible(request)}:
+        return android_error(404, "webhook not found", code="not_found")
+    del request.app[STATE_KEY].webhooks[hook_id]
+    return web.Response(status=204)
+
+
+def _sim_number(svc: api.Services, modem_id: str | None) -> int | None:
+    for i, m in enumerate(svc.modems(), start=1):
+        if m["id"] == modem_id:
+            return i
+    return None
+
+
+def _event_handler(app: web.Application) -> Any:
+    async def on_event(event: dict[str, Any]) -> None:
+        state = app[STATE_KEY]
+        kind = event["type"]
+        hooks = [w for w in state.webhooks.values() if w.event == kind]
+        if not hooks:
+            return
+        svc = app[api.SERVICES]
+        at = api._iso(event["created_at"])
+        payload: dict[str, Any]
+        if kind == "sms:received":
+            data = json.loads(event["payload"] or "{}")
+            payload = {"messageId": data.get("id"), "message": data.get("text"), "phoneNumber": data.get("from"),
+                       "sender": data.get("from"), "recipient": None,
+                       "simNumber": _sim_number(svc, data.get("sim")), "receivedAt": data.get("received_at") or at}
+        else:
+            row = await svc.store.call(svc.store.get_message, event["message_id"]) if event["message_id"] else None
+            if row is None:
+                return
+            key = row.get("idempotency_key") or ""
+            app_id = state.app_ids.get(row["id"]) or (key[len(IDEM_PREFIX):] if key.startswith(IDEM_PREFIX)
+                                                      else row["batch_id"])
+            payload = {"messageId": app_id, "phoneNumber": row["to_number"], "recipient": row["to_number"],
+                       "simNumber": _sim_number(svc, row.get("modem_id"))}
+            stamp = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt",
+                     "sms:cancelled": "cancelledAt"}[kind]
+            payload[stamp] = at
+            if kind == "sms:failed":
+                payload["reason"] = row.get("error_text") or row.get("error_code") or "failed"
+        f = follower(app)
+        for w in hooks:
+            body = {"deviceId": svc.host, "event": kind, "id": f"{event['id']}", "webhookId": w.id,
+                    "payload": payload}
+            f.post("POST", w.url, json_body=body, what="android-webhook")
+
+    return on_event
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    svc = request.app[api.SERVICES]
+    checks: dict[str, dict[str, Any]] = {}
+    t0 = time.monotonic()
+    try:
+        depth = await svc.store.call(svc.store.queue_depth)
+        checks["store:ready"] = {"description": "the message store answers", "status": "pass",
+                                 "observedValue": round((time.monotonic() - t0) * 1000), "observedUnit": "ms"}
+        checks["messages:queued"] = {"description": "messages queued or sending", "status": "pass",
+                                     "observedValue": depth, "observedUnit": "messages"}
+    except Exception as exc:
+        checks["store:ready"] = {"description": f"store unavailable: {type(exc).__name__}", "status": "fail",
+                                 "observedValue": 0, "observedUnit": "ms"}
+    modems = svc.modems()
+    ready = sum(1 for m in modems if m.get("state") == "ready" and m.get("enabled"))
+    checks["modems:ready"] = {"description": f"{ready} of {len(modems)} modems ready",
+                              "status": "pass" if ready else "warn", "observedValue": ready,
+                              "observedUnit": "modems"}
+    statuses = [c["status"] for c in checks.values()]
+    status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+    body = {"status": status, "version": __version__, "releaseId": 0, "checks": checks}
+    return web.json_response(body, status=503 if status == "fail" else 200)
+
+
+def add_routes(app: web.Application) -> None:
+    app[STATE_KEY] = AndroidState()
+    follower(app).subscribe(_event_handler(app))
+    r = app.router
+    for path in ("/message", "/messages"):
+        r.add_post(path, post_message)
+        r.add_get(path + "/{id}", get_message)
+        r.add_delete(path + "/{id}", delete_message)
+    r.add_get("/webhooks", list_webhooks)
+    r.add_post("/webhooks", post_webhook)
+    r.add_delete("/webhooks/{id}", delete_webhook)
+    r.add_get("/health", health)
+
+
+__all__ = ["STATE_KEY", "add_routes"]

@@ -1,0 +1,171 @@
+"""Follow the store's events table for the compatibility surfaces' callbacks.
+
+The native webhooks (``gsmgw.webhooks``) are a durable outbox with their own
+cursor. The compatibility layers need something lighter: Kannel's ``dlr-url``
+is expanded per delivery report (``%d`` depends on the state reached), and SMS
+Gateway for Android's webhook registrations live in memory. Both subscribe here:
+one task per app reads events committed after the app started and hands each
+to every subscriber; subscribers send their HTTP requests through
+:meth:`EventFollower.post`, which is bounded, retried a little and cancelled on
+shutdown. Delivery is at most once per event and receiver, like Kannel's own
+``dlr-url`` requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gsmgw import __version__
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def latest_event_id(store: Any) -> int:
+    """The highest event id, found with O(log n) indexed ``id > x LIMIT 1`` probes
+    (the store has no "max id" query and the table can hold millions of rows)."""
+
+    async def exists_after(x: int) -> bool:
+        return bool(await store.call(store.list_events, after_id=x, limit=1))
+
+    if not await exists_after(0):
+        return 0
+    lo, hi = 0, 1  # invariant: an event exists after lo
+    while await exists_after(hi):
+        lo, hi = hi, hi * 2
+    # an event exists after lo, none after hi: the max id is in (lo, hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if await exists_after(mid):
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+class EventFollower:
+    def __init__(self, store: Any, *, poll_interval_s: float = 0.25, batch: int = 200,
+                 timeout_s: float = 10.0, attempts: int = 3, retry_delay_s: float = 1.0,
+                 max_in_flight: int = 32) -> None:
+        self.store = store
+        self.poll_interval_s = poll_interval_s
+        self.batch = batch
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.retry_delay_s = retry_delay_s
+        self.cursor = 0
+        self._handlers: list[EventHandler] = []
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._posts: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.posted_total = 0
+        self.failed_total = 0
+
+    def subscribe(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    async def start(self) -> None:
+        self.cursor = await latest_event_id(self.store)
+        self._session = aiohttp.ClientSession(headers={"User-Agent": f"gsmgw/{__version__}"})
+        self._task = asyncio.create_task(self._run(), name="compat-event-follower")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._posts) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._posts.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("compat event round failed")
+                n = 0
+            if n < self.batch:
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def run_once(self) -> int:
+        rows = await self.store.call(self.store.list_events, after_id=self.cursor, limit=self.batch)
+        for row in rows:
+            self.cursor = max(self.cursor, int(row["id"]))
+            for handler in self._handlers:
+                try:
+                    await handler(row)
+                except Exception:
+                    log.exception("compat handler failed on event %s (%s)", row["id"], row["type"])
+        return len(rows)
+
+    def post(self, method: str, url: str, *, json_body: Any = None, what: str = "callback") -> None:
+        """Send one request in the background (a few attempts; 2xx = done)."""
+        task = asyncio.create_task(self._post(method, url, json_body, what), name=f"compat-{what}")
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _post(self, method: str, url: str, json_body: Any, what: str) -> None:
+        async with self._slots:
+            for attempt in range(1, self.attempts + 1):
+                error = await self._attempt(method, url, json_body)
+                if error is None:
+                    self.posted_total += 1
+                    return
+                log.warning("%s %s %s: attempt %d failed (%s)", what, method, url, attempt, error)
+                if attempt < self.attempts:
+                    await asyncio.sleep(self.retry_delay_s * attempt)
+            self.failed_total += 1
+
+    async def _attempt(self, method: str, url: str, json_body: Any) -> str | None:
+        if self._session is None:
+            return "stopped"
+        try:
+            async with self._session.request(
+                method, url, json=json_body, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as resp:
+                await resp.read()
+                return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+
+
+FOLLOWER = web.AppKey("compat_event_follower", EventFollower)
+
+
+def follower(app: web.Application) -> EventFollower:
+    """The app's follower, created (and tied to the app's life) on first use."""
+    existing = app.get(FOLLOWER)
+    if existing is not None:
+        return existing
+    from gsmgw.api.app import SERVICES
+
+    svc = app[SERVICES]
+    f = EventFollower(svc.store, timeout_s=svc.cfg.webhooks.timeout_s)
+    app[FOLLOWER] = f
+
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        await f.start()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await f.stop()
+
+    app.cleanup_ctx.append(ctx)
+    return f
+
+
+__all__ = ["FOLLOWER", "EventFollower", "follower", "latest_event_id"]

@@ -1,0 +1,426 @@
+"""The OpenAPI 3.0 description of the native API, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the handlers (``gsmgw.api.app``, ``gsmgw.api.inbound``);
+``tests/api/test_openapi.py`` fails when a route exists that the document does
+not describe, or the other way round, and ``tests/api/test_schemathesis.py``
+runs schemathesis against a live gateway with it. The compatibility surfaces
+(``/message``, ``/cgi-bin/sendsms``...) are other products' APIs and are
+documented in docs/api-compat.md instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from gsmgw import __version__
+from gsmgw.domain import MessageState
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+NTIME: Schema = _nullable(TIME)
+NSTR: Schema = _nullable(STR)
+NINT: Schema = _nullable(INT)
+
+
+def _obj(props: dict[str, Schema], required: list[str] | None = None, *, extra: bool = True,
+         description: str = "") -> Schema:
+    out: Schema = {"type": "object", "properties": props}
+    if required:
+        out["required"] = required
+    if not extra:
+        out["additionalProperties"] = False
+    if description:
+        out["description"] = description
+    return out
+
+
+def _page(item: str, cursor: Schema | None = None) -> Schema:
+    return _obj({"items": {"type": "array", "items": _ref(item)},
+                 "next_cursor": cursor or NSTR}, ["items", "next_cursor"])
+
+
+ERROR = _obj(
+    {
+        "error": _obj(
+            {
+                "code": {"type": "string", "description": "stable, machine-readable, e.g. invalid_number"},
+                "message": {"type": "string", "description": "for humans"},
+                "field": {"type": "string", "description": "the request field at fault, when there is one"},
+                "retry_after_s": {"type": "number"},
+                "state": {"type": "string"},
+            },
+            ["code", "message"],
+        )
+    },
+    ["error"],
+    description='Every error: {"error": {"code", "message", "field"?}}',
+)
+
+MESSAGE_STATES = [s.value for s in MessageState]
+PART_ERROR = _nullable(_obj({"code": NSTR, "message": NSTR}))
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": ERROR,
+    "SendRequest": _obj(
+        {
+            "to": {"oneOf": [{"type": "string", "maxLength": 32},
+                             {"type": "array", "items": {"type": "string", "maxLength": 32},
+                              "minItems": 1, "maxItems": 1000}],
+                   "description": "E.164 (+447700900123) or national in api.default_region; one or a list"},
+            "text": {"type": "string", "minLength": 1, "maxLength": 10000},
+            "priority": {"oneOf": [{"type": "integer", "minimum": -10, "maximum": 10},
+                                   {"type": "string", "enum": ["low", "normal", "high", "otp"]}]},
+            "send_at": _nullable({**TIME, "description": "send no earlier than this (with a time zone)"}),
+            "ttl": _nullable({"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 2592000,
+                              "description": "seconds the message stays valid (from send_at or now)"}),
+            "valid_until": NTIME,
+            "sim": _nullable({**STR, "description": "id of the modem to send from"}),
+            "flash": BOOL,
+            "delivery_report": BOOL,
+            "transactional": {**BOOL, "description": "also to numbers that opted out (STOP)"},
+            "resend_unknown": BOOL,
+            "callback_url": _nullable({**STR, "description": "per-message webhook; host in webhooks.allowed_hosts"}),
+        },
+        ["to", "text"],
+        extra=False,
+    ),
+    "SendReply": _obj(
+        {
+            "id": STR, "batch_id": STR, "state": {"type": "string", "enum": ["queued"]},
+            "encoding": {"type": "string", "enum": ["gsm7", "ucs2"]}, "parts": INT,
+            "messages": {"type": "array", "items": _obj({"id": STR, "to": STR}, ["id", "to"])},
+        },
+        ["id", "batch_id", "state", "encoding", "parts", "messages"],
+    ),
+    "PreviewRequest": _obj({"text": {"type": "string", "minLength": 1, "maxLength": 10000}}, ["text"]),
+    "Preview": _obj(
+        {
+            "encoding": {"type": "string", "enum": ["gsm7", "ucs2"]}, "parts": INT, "units_used": INT,
+            "units_left": INT, "units_per_part": INT, "characters": INT, "locking_shift": NSTR,
+            "single_shift": NSTR, "text": STR, "smart_replaced": BOOL,
+        },
+        ["encoding", "parts", "units_used", "units_left", "units_per_part", "characters"],
+    ),
+    "Part": _obj(
+        {"seq": INT, "state": {"type": "string", "enum": MESSAGE_STATES}, "sim": NSTR, "tp_mr": NINT,
+         "sent_at": NTIME, "delivered_at": NTIME, "report_status": NINT, "error": PART_ERROR},
+        ["seq", "state"],
+    ),
+    "Message": _obj(
+        {
+            "id": STR, "batch_id": STR, "to": STR, "text": STR,
+            "state": {"type": "string", "enum": MESSAGE_STATES}, "encoding": STR, "parts_total": INT,
+            "priority": INT, "sim": NSTR, "sim_requested": NSTR, "flash": BOOL, "delivery_report": BOOL,
+            "transactional": BOOL, "attempts": INT, "created_at": TIME, "updated_at": TIME, "send_at": NTIME,
+            "valid_until": NTIME, "sent_at": NTIME, "delivered_at": NTIME, "error": PART_ERROR,
+            "parts": {"type": "array", "items": _ref("Part")},
+        },
+        ["id", "batch_id", "to", "state", "encoding", "parts_total", "created_at"],
+    ),
+    "MessagePage": _page("Message"),
+    "Cancelled": _obj({"id": STR, "state": STR}, ["id", "state"]),
+    "Modem": _obj(
+        {"id": STR, "host": NSTR, "state": STR, "enabled": _nullable(BOOL), "remote": BOOL, "imei": NSTR,
+         "iccid": NSTR, "operator": NSTR, "signal_csq": NINT, "busy": _nullable(BOOL)},
+        ["id", "state"],
+    ),
+    "ModemList": _obj({"items": {"type": "array", "items": _ref("Modem")}}, ["items"]),
+    "ModemPatch": _obj({"enabled": BOOL}, ["enabled"], extra=False),
+    "ModemEnabled": _obj({"id": STR, "enabled": BOOL}, ["id", "enabled"]),
+    "Status": _obj(
+        {
+            "version": STR, "uptime_s": {"type": "number"}, "queue_depth": INT,
+            "messages_by_state": {"type": "object", "additionalProperties": INT}, "sent_since_start": INT,
+            "modems": {"type": "array", "items": {"type": "object"}}, "host": STR, "modems_ready": INT,
+        },
+        ["version", "uptime_s", "queue_depth", "messages_by_state", "modems", "modems_ready"],
+    ),
+    "Health": _obj({"status": STR, "version": STR}, ["status"]),
+    "InboundMessage": _obj(
+        {
+            "id": STR, "from": STR, "sim": NSTR, "text": STR, "encoding": NSTR, "parts_total": INT,
+            "parts_received": INT, "complete": BOOL, "missing": {"type": "array", "items": INT},
+            "in_reply_to": NSTR, "sent_at": NTIME, "received_at": NTIME,
+            "parts": {"type": "array", "items": _obj({"seq": NINT, "pdu": STR, "received_at": NTIME})},
+        },
+        ["id", "from", "text", "complete"],
+    ),
+    "InboundPage": _page("InboundMessage"),
+    "OptOut": _obj(
+        {"number": STR, "source": STR, "keyword": NSTR, "inbound_id": NSTR, "note": NSTR, "created_at": NTIME},
+        ["number", "source"],
+    ),
+    "OptOutPage": _page("OptOut"),
+    "OptOutRequest": _obj({"number": {"type": "string", "maxLength": 32},
+                           "note": {"type": "string", "maxLength": 500}}, ["number"], extra=False),
+    "OptOutState": _obj({"number": STR, "opted_out": BOOL, "added": BOOL}, ["number", "opted_out"]),
+    "UssdRequest": _obj(
+        {"code": {"type": "string", "pattern": r"^[0-9*#+]{1,64}$"},
+         "timeout_s": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 120}},
+        ["code"], extra=False,
+    ),
+    "UssdReply": _obj({"sim": STR, "code": STR, "text": STR}, ["sim", "code", "text"]),
+    "Balance": _obj({"sim": STR}, ["sim"]),
+    "Webhooks": _obj(
+        {
+            "subscriptions": {"type": "array", "items": _obj({"url": STR, "events": {"type": "array",
+                                                                                     "items": STR}})},
+            "allowed_callback_hosts": {"type": "array", "items": STR}, "signed": BOOL, "max_attempts": INT,
+            "deliveries": {"type": "object", "additionalProperties": INT},
+        },
+        ["subscriptions", "allowed_callback_hosts", "signed"],
+    ),
+    "Delivery": _obj(
+        {"id": INT, "event_id": INT, "type": STR, "url": STR, "state": STR, "attempts": INT, "last_status": NINT,
+         "last_error": NSTR, "next_attempt_at": NTIME, "created_at": NTIME, "delivered_at": NTIME},
+        ["id", "event_id", "type", "url", "state"],
+    ),
+    "DeliveryPage": _page("Delivery"),
+    "Requeued": _obj({"requeued": INT}, ["requeued"]),
+    "Event": _obj({"id": INT, "type": STR, "message_id": NSTR, "sim": NSTR, "data": {"type": "object"},
+                   "created_at": NTIME}, ["id", "type"]),
+    "EventPage": _obj({"items": {"type": "array", "items": _ref("Event")}, "next_after": INT},
+                      ["items", "next_after"]),
+}
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+AUTH_ERRORS = {
+    "401": _err("no, invalid or revoked API key"),
+    "403": _err("the key lacks the scope this needs"),
+    "429": {**_err("rate limit, daily quota or queue full"), "headers": RETRY_AFTER},
+}
+BODY_ERRORS = {
+    "413": _err("body larger than api.max_body_bytes"),
+    "422": _err("invalid input: see error.code and error.field"),
+}
+
+
+def _op(summary: str, ok: dict[str, Any], *, scope: str | None, tag: str, body: str | None = None,
+        params: list[dict[str, Any]] | None = None, errors: dict[str, Any] | None = None,
+        status: str = "200", public: bool = False) -> dict[str, Any]:
+    responses: dict[str, Any] = {status: ok}
+    if not public:
+        responses.update(AUTH_ERRORS)
+    if body is not None:
+        responses.update(BODY_ERRORS)
+        responses.setdefault("405", _err("method not allowed"))
+    if params and any(p["in"] == "query" for p in params):
+        responses.setdefault("422", _err("invalid query parameter"))
+    responses.update(errors or {})
+    op: dict[str, Any] = {
+        "summary": summary + (f" (scope: {scope})" if scope else ""),
+        "tags": [tag],
+        "responses": responses,
+        "operationId": "",
+    }
+    if public:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path(name: str, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _query(name: str, schema: Schema, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+LIMIT_500 = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
+LIMIT_1000 = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+NOT_FOUND = {"404": _err("no such item")}
+TEXT_METRICS = {"description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _paths() -> dict[str, dict[str, Any]]:
+    msg_id = [_path("id", "message id (or the batch id of a one-recipient request)")]
+    modem_id = [_path("id", "modem id from the configuration")]
+    number = [_path("number", "phone number (E.164 or national)")]
+    return {
+        "/healthz": {"get": _op("Liveness", _json(_ref("Health"), "alive"), scope=None, tag="health", public=True)},
+        "/readyz": {"get": _op("Readiness: the store answers", _json(_obj({"status": STR}, ["status"]), "ready"),
+                               scope=None, tag="health", public=True,
+                               errors={"503": _err("not ready (store unavailable)")})},
+        "/metrics": {"get": _op("Prometheus metrics", TEXT_METRICS, scope="read", tag="status")},
+        "/api/v1/metrics": {"get": _op("Prometheus metrics", TEXT_METRICS, scope="read", tag="status")},
+        OPENAPI_PATH: {"get": _op("This document", _json({"type": "object"}, "OpenAPI 3.0 document"),
+                                  scope=None, tag="meta", public=True)},
+        "/api/v1/messages": {
+            "post": _op("Queue a message to one or many recipients",
+                        {**_json(_ref("SendReply"), "queued (committed before this reply)"),
+                         "headers": {"Location": {"schema": STR},
+                                     "Idempotent-Replayed": {"schema": STR,
+                                                             "description": "true: an earlier request's reply"}}},
+                        scope="send", tag="messages", body="SendRequest", status="202",
+                        params=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                                 "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                                 "description": "a retried request with the same key never sends twice"}]),
+            "get": _op("List messages, newest first", _json(_ref("MessagePage"), "a page"), scope="read",
+                       tag="messages", params=[
+                           LIMIT_500,
+                           _query("state", {"type": "string", "enum": MESSAGE_STATES}),
+                           _query("to", {"type": "string", "maxLength": 32}, "recipient number"),
+                           _query("cursor", STR, "next_cursor of the previous page"),
+                       ]),
+        },
+        "/api/v1/messages/preview": {
+            "post": _op("Encoding, parts and characters left, without sending", _json(_ref("Preview"), "preview"),
+                        scope="send", tag="messages", body="PreviewRequest"),
+        },
+        "/api/v1/messages/{id}": {
+            "get": _op("One message: state per part, SIM, timestamps, error", _json(_ref("Message"), "the message"),
+                       scope="read", tag="messages", params=msg_id, errors=NOT_FOUND),
+            "delete": _op("Cancel a message while it is queued", _json(_ref("Cancelled"), "cancelled"),
+                          scope="send", tag="messages", params=msg_id,
+                          errors={**NOT_FOUND, "409": _err("no longer queued")}),
+        },
+        "/api/v1/modems": {"get": _op("Modems of this host and of the shared store",
+                                      _json(_ref("ModemList"), "modems"), scope="read", tag="modems")},
+        "/api/v1/modems/{id}": {
+            "patch": _op("Enable or disable a modem", _json(_ref("ModemEnabled"), "done"), scope="admin",
+                         tag="modems", body="ModemPatch", params=modem_id, errors=NOT_FOUND),
+        },
+        "/api/v1/modems/{id}/ussd": {
+            "post": _op("Run a USSD code on a modem", _json(_ref("UssdReply"), "the network's answer"),
+                        scope="admin", tag="modems", body="UssdRequest", params=modem_id,
+                        errors={**NOT_FOUND, "409": _err("modem not ready"), "502": _err("USSD failed"),
+                                "503": _err("USSD not wired in this gateway"), "504": _err("USSD timeout")}),
+        },
+        "/api/v1/modems/{id}/balance": {
+            "get": _op("Last balance read by the periodic USSD check", _json(_ref("Balance"), "balance"),
+                       scope="read", tag="modems", params=modem_id, errors=NOT_FOUND),
+        },
+        "/api/v1/status": {"get": _op("Version, uptime, queue depth, per-modem health",
+                                      _json(_ref("Status"), "status"), scope="read", tag="status")},
+        "/api/v1/inbox": {
+            "get": _op("Received messages, newest first", _json(_ref("InboundPage"), "a page"), scope="read",
+                       tag="inbox", params=[
+                           LIMIT_500,
+                           _query("complete", {"type": "string", "enum": ["true", "false"]}),
+                           _query("since", TIME),
+                           _query("from", {"type": "string", "minLength": 1, "maxLength": 32}, "sender"),
+                           _query("sim", STR),
+                           _query("cursor", STR),
+                       ]),
+        },
+        "/api/v1/inbox/{id}": {
+            "get": _op("One received message with its parts' PDUs", _json(_ref("InboundMessage"), "message"),
+                       scope="read", tag="inbox", params=[_path("id")], errors=NOT_FOUND),
+        },
+        "/api/v1/optouts": {
+            "get": _op("Numbers that opted out", _json(_ref("OptOutPage"), "a page"), scope="read",
+                       tag="optouts", params=[LIMIT_1000, _query("cursor", STR)]),
+            "post": _op("Add a number to the opt-out list", _json(_ref("OptOutState"), "already listed"),
+                        scope="send", tag="optouts", body="OptOutRequest",
+                        errors={"201": _json(_ref("OptOutState"), "added")}),
+        },
+        "/api/v1/optouts/{number}": {
+            "get": _op("Is this number opted out?", _json(_ref("OptOutState"), "listed"), scope="read",
+                       tag="optouts", params=number, errors={**NOT_FOUND, "422": _err("not a phone number")}),
+            "delete": _op("Lift an opt-out", _json(_ref("OptOutState"), "removed"), scope="admin",
+                          tag="optouts", params=number, errors={**NOT_FOUND, "422": _err("not a phone number")}),
+        },
+        "/api/v1/webhooks": {"get": _op("Webhook configuration and delivery counts",
+                                        _json(_ref("Webhooks"), "configuration"), scope="admin", tag="webhooks")},
+        "/api/v1/webhooks/deliveries": {
+            "get": _op("Webhook deliveries, newest first", _json(_ref("DeliveryPage"), "a page"), scope="admin",
+                       tag="webhooks", params=[
+                           LIMIT_1000,
+                           _query("state", {"type": "string", "enum": ["pending", "delivered", "failed"]}),
+                           _query("cursor", {"type": "string", "pattern": "^[0-9]+$"}),
+                       ]),
+        },
+        "/api/v1/webhooks/deliveries/retry": {
+            "post": _op("Retry every failed delivery", _json(_ref("Requeued"), "requeued"), scope="admin",
+                        tag="webhooks"),
+        },
+        "/api/v1/events": {
+            "get": _op("The event log, oldest first after a cursor", _json(_ref("EventPage"), "events"),
+                       scope="admin", tag="webhooks", params=[
+                           LIMIT_1000,
+                           _query("after", {"type": "string", "pattern": "^[0-9]+$"}, "an event id"),
+                           _query("type", STR, "e.g. sms:delivered"),
+                       ]),
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    paths = _paths()
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            op["operationId"] = f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "gsmgw HTTP API",
+            "version": __version__,
+            "description": (
+                "The native API of gsmgw, an on-premises SMS gateway driving GSM modems. Every endpoint but "
+                "/healthz, /readyz and this document needs an API key (`gsmgw keys create NAME --scope "
+                "send,read,admin`), as `Authorization: Bearer KEY`, `X-API-Key: KEY`, or HTTP Basic with the "
+                "key as password. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?}}. "
+                "Compatible APIs (SMS Gateway for Android, Kannel sendsms) are described in docs/api-compat.md."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"apiKeyHeader": []}, {"basic": []}],
+        "tags": [{"name": t} for t in ("messages", "inbox", "optouts", "modems", "webhooks", "status", "health",
+                                        "meta")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer gsk_..."},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "basic": {"type": "http", "scheme": "basic", "description": "any username; the API key as password"},
+            },
+            "schemas": copy.deepcopy(SCHEMAS),
+        },
+    }
+
+
+DOCUMENT = web.AppKey("openapi_document", dict)
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])
+
+
+def add_routes(app: web.Application) -> None:
+    app[DOCUMENT] = document()
+    app.router.add_get(OPENAPI_PATH, get_openapi)
+
+
+__all__ = ["OPENAPI_PATH", "add_routes", "document"]
