@@ -704,7 +704,11 @@ class Store(InboundRepo):
                     .where(
                         m.c.state == MessageState.QUEUED,
                         m.c.send_at <= now,
-                        m.c.valid_until > now,
+                        # coalesce() keeps this term off the expiry index: the queue must be
+                        # walked in claim order (ix_messages_claim). Left to itself, SQLite
+                        # searches by (state, valid_until) and sorts the whole queue, which
+                        # with a million queued costs seconds per claim.
+                        func.coalesce(m.c.valid_until, m.c.valid_until) > now,
                         or_(m.c.sim_requested.is_(None), m.c.sim_requested == modem_id),
                         or_(
                             m.c.last_failed_modem.is_(None),
