@@ -390,9 +390,12 @@ def measure(transcripts: Path, k: int, latency_s: float) -> dict[str, Any]:
             for mk in marks if any(kd == "result" for _, kd in mk)]
     span_s = sum(span for _, span in busy)
     gaps: list[float] = []
+    in_submit: list[float] = []  # AT+CMGS to its +CMGS result, less L: the daemon's own time inside a send
     for mk in marks:
         mk.sort()
         gaps += [t2 - t1 for (t1, a), (t2, b) in itertools.pairwise(mk) if a == "result" and b == "cmd"]
+        in_submit += [t2 - t1 - latency_s for (t1, a), (t2, b) in itertools.pairwise(mk)
+                      if a == "cmd" and b == "result"]
     return {
         "sent": sent,
         "per_modem_sent": [sum(1 for _, kd in mk if kd == "result") for mk in marks],
@@ -403,6 +406,7 @@ def measure(transcripts: Path, k: int, latency_s: float) -> dict[str, Any]:
         "utilisation": round(latency_s * sum(n for n, _ in busy) / span_s, 4) if span_s > 0 else None,
         "gap_p50_ms": round(_pct(gaps, 0.50) * 1000, 1) if gaps else None,
         "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 1) if gaps else None,
+        "submit_overhead_p50_ms": round(_pct(in_submit, 0.50) * 1000, 1) if in_submit else None,
     }
 
 
@@ -480,6 +484,8 @@ def _cell_summary(k: int, lat: float, per_modem: int, runs: dict[str, list[dict[
             "fraction_of_ideal": _summary([r["fraction_of_ideal"] for r in ok]),
             "utilisation": _summary([r["utilisation"] for r in ok if r["utilisation"] is not None]),
             "gap_p50_ms": _summary([r["gap_p50_ms"] for r in ok if r["gap_p50_ms"] is not None]),
+            "submit_overhead_p50_ms": _summary([r["submit_overhead_p50_ms"] for r in ok
+                                                if r["submit_overhead_p50_ms"] is not None]),
             "errors": [r["error"] for r in rs if "error" in r],
             "runs": rs,
         }
@@ -527,18 +533,20 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
-        "Per-modem utilisation (L × sends over each modem's own first AT+CMGS → last +CMGS, start-up skew "
-        "left out) and the median idle gap from a +CMGS result to the next AT+CMGS on the same modem:",
+        "Where the time goes, per modem (medians): utilisation = L × sends over the modem's own first "
+        "AT+CMGS → last +CMGS result (start-up skew left out); gap = from a +CMGS result to the next "
+        "AT+CMGS; in-send = from AT+CMGS to its result, less L (prompt handling and the daemon's pauses).",
         "",
-        "| K | L (s) | " + " | ".join(f"{d} utilisation | {d} gap ms" for d in daemons) + " |",
-        "|---:|---:|" + "---:|" * (2 * len(daemons)),
+        "| K | L (s) | " + " | ".join(f"{d} utilisation / gap ms / in-send ms" for d in daemons) + " |",
+        "|---:|---:|" + "---:|" * len(daemons),
     ]
     for c in report["cells"]:
         row = [str(c["modems"]), f"{c['latency_s']:g}"]
         for d in daemons:
             r = c["results"].get(d) or {}
-            u, g = r.get("utilisation"), r.get("gap_p50_ms")
-            row += [f"{u['median']:.3f}" if u else "–", f"{g['median']:.0f}" if g else "–"]
+            u, g, o = r.get("utilisation"), r.get("gap_p50_ms"), r.get("submit_overhead_p50_ms")
+            row.append(" / ".join([f"{u['median']:.3f}" if u else "–", f"{g['median']:.0f}" if g else "–",
+                                   f"{o['median']:.0f}" if o else "–"]))
         lines.append("| " + " | ".join(row) + " |")
     errors = [f"- K={c['modems']} L={c['latency_s']:g} {d}: {e}"
               for c in report["cells"] for d, r in c["results"].items() for e in r["errors"]]

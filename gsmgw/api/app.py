@@ -133,13 +133,20 @@ def _presented_key(request: web.Request) -> str | None:
     return key.strip() if key else None
 
 
+def unauthorized(message: str) -> web.Response:
+    resp = error_response(401, "unauthorized", message)
+    # RFC 9110: a 401 names the schemes; Basic clients that wait for a challenge need it.
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="gsmgw", Basic realm="gsmgw", charset="UTF-8"'
+    return resp
+
+
 async def authenticate(request: web.Request, presented: str | None) -> web.Response | None:
     """Check a presented API key: None (and ``request[API_KEY]`` set) if it may
     proceed, else the 401 or 429 response to give."""
     if not presented:
-        return error_response(401, "unauthorized", "an API key is required (Authorization: Bearer KEY)")
+        return unauthorized("an API key is required (Authorization: Bearer KEY)")
     if len(presented) > 200 or not presented.isascii() or not presented.isprintable():
-        return error_response(401, "unauthorized", "invalid API key")
+        return unauthorized("invalid API key")
     svc = request.app[SERVICES]
     cache = request.app[KEY_CACHE]
     digest = hashlib.sha256(presented.encode()).digest()
@@ -149,7 +156,7 @@ async def authenticate(request: web.Request, presented: str | None) -> web.Respo
         key = await svc.store.call(svc.store.verify_api_key, presented)
         cache.put(digest, key, now)
     if key is None:
-        return error_response(401, "unauthorized", "invalid or revoked API key")
+        return unauthorized("invalid or revoked API key")
     request[API_KEY] = key
     wait = request.app[LIMITER].take_request(key, time.monotonic())
     if wait > 0:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -143,12 +144,16 @@ async def _sim_for(svc: api.Services, raw: Any) -> str | None:
     return str(modems[raw - 1]["id"])
 
 
-def _app_id(raw: Any) -> str:
+# URL path characters that need no escaping: ids end up in /messages/{id}.
+_ID_RE = re.compile(r"[A-Za-z0-9._~:@!$&'()*+,;=-]{1," + str(MAX_ID_CHARS) + "}")
+
+
+def _app_id(raw: Any, field: str = "id") -> str:
     if raw is None or raw == "":
         return secrets.token_urlsafe(16)[:21]
-    if not isinstance(raw, str) or len(raw) > MAX_ID_CHARS or not raw.isprintable() or "/" in raw:
-        raise ValidationError("invalid_field", f"id must be 1-{MAX_ID_CHARS} printable characters without '/'",
-                              field="id")
+    if not isinstance(raw, str) or not _ID_RE.fullmatch(raw):
+        raise ValidationError("invalid_field", f"{field} must be 1-{MAX_ID_CHARS} letters, digits or - _ . ~ : @",
+                              field=field)
     return raw
 
 
@@ -335,9 +340,7 @@ async def post_webhook(request: web.Request) -> web.Response:
         if parts.hostname not in svc.cfg.webhooks.allowed_hosts:
             raise ValidationError("url_not_allowed", f"host {parts.hostname!r} is not in webhooks.allowed_hosts",
                                   field="url")
-        hook_id = body.get("id") or secrets.token_urlsafe(16)[:21]
-        if not isinstance(hook_id, str) or len(hook_id) > MAX_ID_CHARS or not hook_id.isprintable() or "/" in hook_id:
-            raise ValidationError("invalid_field", f"id must be 1-{MAX_ID_CHARS} printable characters", field="id")
+        hook_id = _app_id(body.get("id"))
     except ValidationError as exc:
         return android_error(400, exc.message, code=exc.code, field=exc.field)
     old = state.webhooks.get(hook_id)

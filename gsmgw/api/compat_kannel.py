@@ -237,7 +237,7 @@ async def _sendsms(request: web.Request) -> web.Response:
     if dlr_url and mask:
         callback = DLR_PREFIX + json.dumps(
             {"mask": mask, "url": dlr_url, "user": user, "from": _str(args, "from") or "", "account": account,
-             "coding": coding, "mclass": mclass, "charset": _str(args, "charset") or ""},
+             "coding": coding, "mclass": mclass, "charset": _str(args, "charset") or "", "host": svc.host},
             separators=(",", ":"), ensure_ascii=False)
     refused = await api.admission(request, key, len(allowed))
     if refused is not None:
@@ -322,6 +322,8 @@ def _event_handler(app: web.Application) -> Any:
             mask, template = int(info["mask"]), str(info["url"])
         except (ValueError, KeyError, TypeError):
             return
+        if info.get("host", svc.host) != svc.host:
+            return  # several gateways on one store: the one that took the request calls back, once
         kind = dlr_type(event["type"], row)
         if kind is None or not mask & kind[0]:
             return

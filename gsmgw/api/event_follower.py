@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -52,7 +53,7 @@ async def latest_event_id(store: Any) -> int:
 
 
 class EventFollower:
-    def __init__(self, store: Any, *, poll_interval_s: float = 0.25, batch: int = 200,
+    def __init__(self, store: Any, *, poll_interval_s: float = 0.5, batch: int = 200,
                  timeout_s: float = 10.0, attempts: int = 3, retry_delay_s: float = 1.0,
                  max_in_flight: int = 32) -> None:
         self.store = store
@@ -62,6 +63,8 @@ class EventFollower:
         self.attempts = attempts
         self.retry_delay_s = retry_delay_s
         self.cursor = 0
+        # SQLite commits one writer at a time: ids appear in order, no gap to wait for.
+        self.gap_wait_s = 0.0 if getattr(store, "is_sqlite", True) else 5.0
         self._handlers: list[EventHandler] = []
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -101,7 +104,15 @@ class EventFollower:
 
     async def run_once(self) -> int:
         rows = await self.store.call(self.store.list_events, after_id=self.cursor, limit=self.batch)
+        now = dt.datetime.now(dt.UTC)
         for row in rows:
+            if int(row["id"]) != self.cursor + 1 and self.gap_wait_s > 0:
+                # On PostgreSQL an id taken by a transaction still open may commit
+                # after this one: wait a little before stepping over the gap.
+                created = row["created_at"]
+                created = created if created.tzinfo else created.replace(tzinfo=dt.UTC)
+                if (now - created).total_seconds() < self.gap_wait_s:
+                    return 0
             self.cursor = max(self.cursor, int(row["id"]))
             for handler in self._handlers:
                 try:

@@ -212,7 +212,8 @@ def _err(description: str) -> dict[str, Any]:
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 AUTH_ERRORS = {
-    "401": _err("no, invalid or revoked API key"),
+    "401": {**_err("no, invalid or revoked API key"),
+            "headers": {"WWW-Authenticate": {"description": "the schemes accepted", "schema": STR}}},
     "403": _err("the key lacks the scope this needs"),
     "429": {**_err("rate limit, daily quota or queue full"), "headers": RETRY_AFTER},
 }

@@ -500,18 +500,8 @@ class Store(InboundRepo):
                 if not self.is_sqlite:
                     # Wakes idle dispatchers on every host at commit (LISTEN in listen_for_work).
                     conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
-                conn.execute(
-                    insert(t.events),
-                    [
-                        {
-                            "type": "message:queued",
-                            "message_id": r["id"],
-                            "payload": "{}",
-                            "created_at": now,
-                        }
-                        for r in rows
-                    ],
-                )
+                # No event for "queued": the row records it, and a million-message bulk
+                # would otherwise leave a million events for the webhook fan-out to walk.
         except IntegrityError:
             if idempotency_key is None or getattr(self._local, "conn", None) is not None:
                 raise  # inside a group commit: let the batch fall back to one-by-one

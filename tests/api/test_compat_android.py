@@ -180,6 +180,8 @@ async def test_bad_input_and_auth_failures_are_the_apps_4xx(gw) -> None:
         wrong = _client(c.base, "gsk_deadbeef_wrongwrongwrong", session)
         with pytest.raises(errors.UnauthorizedError):
             await wrong.send(domain.Message(phone_numbers=["+447700900123"], text_message=domain.TextMessage("x")))
+        async with session.get(c.base + "/messages/x") as r:  # a challenge for clients that wait for one
+            assert r.status == 401 and "Basic" in r.headers["WWW-Authenticate"]
         # Health needs no key (as on the phone).
         async with session.get(c.base + "/health") as r:
             assert r.status == 200 and (await r.json())["status"] in ("pass", "warn")
@@ -204,3 +206,30 @@ async def test_legacy_message_field_and_cancel(gw) -> None:
                                 json={"dataMessage": {"data": "AAAA", "port": 53739},
                                       "phoneNumbers": ["+447700900123"]})
     assert status == 400
+
+
+NASTY = [None, True, 0, -1, 1.5, 10**30, "", "x", "\x00\r\n", "2000-01-01T00:00:00", [], [1], ["+447700900123"],
+         {}, {"text": 1}, {"text": "ok"}]
+FIELDS = ["message", "textMessage", "phoneNumbers", "simNumber", "withDeliveryReport", "ttl", "validUntil",
+          "scheduleAt", "priority", "id", "isEncrypted", "dataMessage", "mmsMessage"]
+
+
+async def test_no_input_makes_a_server_error(gw) -> None:
+    """Every field with every wrong type: a 4xx (or 202 when it happens to be valid), never a 5xx."""
+    _, c = gw
+    base = {"textMessage": {"text": "hi"}, "phoneNumbers": ["+447700900123"]}
+    seen = set()
+    for field in FIELDS:
+        for value in NASTY:
+            status, body = await c.request("POST", "/messages", json={**base, field: value})
+            assert status in (202, 400), (field, value, status, body)
+            seen.add(status)
+    for value in NASTY:
+        status, body = await c.request("POST", "/webhooks", json={"url": value, "event": value, "id": value})
+        assert status == 400, (value, status, body)
+    for raw in (b"", b"{", b"[]", b"\xff\xfe", b'"text"', b"null"):
+        status, _ = await c.request("POST", "/messages", data=raw, headers={"Content-Type": "application/json"})
+        assert status == 400
+    for path in ("/messages/%00", "/messages/" + "x" * 5000, "/webhooks/%2F"):
+        assert (await c.request("GET", path))[0] in (404, 405)
+    assert seen == {202, 400}

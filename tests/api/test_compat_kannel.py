@@ -25,7 +25,7 @@ CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(CURL is None, reason="curl is not installed")
 
 
-async def curl(*args: str) -> tuple[int, str]:
+async def curl(*args: str | bytes) -> tuple[int, str]:
     assert CURL is not None
     proc = await asyncio.create_subprocess_exec(
         CURL, "-sS", "--max-time", "10", "-w", "\n%{http_code}", *args,
@@ -90,9 +90,16 @@ async def test_curl_get_sends_end_to_end_and_calls_the_dlr_url(tmp_path: Path, d
             assert status == 202 and body == "0: Accepted for delivery Denied receivers are: bogus", body
             [row] = (await c.request("GET", "/api/v1/messages"))[1]["items"]
             assert row["to"] == sim2 and row["text"] == "disk full on db1"
+            # A second message asks for the final report only (mask 1: no "8" for it).
+            status, _ = await curl(_url(c.base, username="monitor", password=c.key, to=sim2, text="second",
+                                        **{"dlr-mask": "1", "dlr-url": dlr.url + "?type=%d&tag=final-only"}))
+            assert status == 202
             await c.wait_state(row["id"], {"delivered"})
-            await _until(lambda: {h["type"] for h in dlr.hits} == {"8", "1"}, "DLR callbacks")
-            by_type = {h["type"]: h for h in dlr.hits}
+            await _until(lambda: {h["type"] for h in dlr.hits if "tag" not in h} == {"8", "1"}, "DLR callbacks")
+            await _until(lambda: [h for h in dlr.hits if "tag" in h], "the second message's DLR")
+            await asyncio.sleep(0.3)  # a report outside the mask would have come by now
+            assert [h["type"] for h in dlr.hits if "tag" in h] == ["1"]
+            by_type = {h["type"]: h for h in dlr.hits if "tag" not in h}
             assert by_type["8"] == {"type": "8", "to": sim2, "id": row["id"], "reply": "ACK/", "user": "monitor",
                                     "pct": "%"}
             assert by_type["1"]["reply"] == "Delivered"
@@ -175,3 +182,30 @@ def test_dlr_url_escapes_are_url_encoded() -> None:
     values = {"d": "1", "p": "+44 7700", "A": "NACK/a&b=c"}
     assert expand("http://h/x?s=%d&to=%p&r=%A&u=%u&p=%%", values) == (
         "http://h/x?s=1&to=%2B44%207700&r=NACK%2Fa%26b%3Dc&u=&p=%25")
+
+
+async def test_no_input_makes_a_server_error(gw) -> None:
+    """Every parameter with odd values (bad numbers, raw bytes, bad escapes): a
+    Kannel 202/400/403, never a 5xx."""
+    _, c = gw
+    values = ["", "-1", "0", "3", "99999999999999999999", "%ZZ", "%00", "%FF%FE", "%C3%A9", "1e3", "+", "%2B1",
+              "http://127.0.0.1/x?%d", "rot13", "base64", "utf-16", "punycode", "undefined"]
+    names = ["username", "password", "to", "text", "charset", "coding", "mclass", "validity", "deferred",
+             "priority", "dlr-mask", "dlr-url", "account", "from"]
+    ok = {"username": "u", "password": c.key, "to": "%2B447700900123", "text": "x"}
+    codes = set()
+    for name in names:
+        for value in values:
+            params = {**ok, name: value}
+            query = "&".join(f"{k}={v}" for k, v in params.items())  # raw: the escapes above stay as written
+            status, body = await curl(c.base + "/cgi-bin/sendsms?" + query)
+            assert status in (202, 400, 403), (name, value, status, body)
+            codes.add(status)
+    assert codes == {202, 400, 403}
+    # Kannel-style POST with an unknown content type or a body in a charset it is not in.
+    assert (await curl("-H", "Content-Type: application/xml", "--data-binary", "<x/>",
+                       c.base + "/cgi-bin/sendsms"))[0] == 400
+    status, _ = await curl("-H", "Content-Type: text/plain; charset=utf-8", "-H", "X-Kannel-Username: u",
+                           "-H", f"X-Kannel-Password: {c.key}", "-H", "X-Kannel-To: +447700900123",
+                           "--data-binary", b"\xff\xfe\xfa", c.base + "/cgi-bin/sendsms")
+    assert status == 400

@@ -133,9 +133,10 @@ async def test_webhook_admin_routes_and_callback_url_host_check(tmp_path: Path) 
         status, body = await c.request("POST", "/api/v1/messages", json={
             "to": "+447700900502", "text": "x", "callback_url": "http://crm.lan/cb"})
         assert status == 202
+        assert (await c.request("DELETE", f"/api/v1/messages/{body['id']}"))[0] == 200
         status, body = await c.request("POST", "/api/v1/webhooks/deliveries/retry")
         assert status == 200 and body == {"requeued": 0}
-        status, body = await c.request("GET", "/api/v1/events?type=message:queued")
+        status, body = await c.request("GET", "/api/v1/events?type=sms:cancelled")
         assert status == 200 and len(body["items"]) == 1
         _, read_only = await gw.store.call(gw.store.create_api_key, "ro", ["read"])
         status, _ = await c.request("GET", "/api/v1/webhooks", key=read_only)

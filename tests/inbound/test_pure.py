@@ -135,7 +135,7 @@ def test_event_matching_targets_and_allowed_callback_hosts() -> None:
     ev = SimpleNamespace(type="sms:delivered")
     assert targets(cfg, ev, SimpleNamespace(callback_url="http://crm.lan/cb")) == ["http://a/h", "http://crm.lan/cb"]
     assert targets(cfg, ev, SimpleNamespace(callback_url="http://evil/cb")) == ["http://a/h"]
-    assert targets(cfg, SimpleNamespace(type="message:queued"), SimpleNamespace(callback_url="http://crm.lan/cb")) == []
+    assert targets(cfg, SimpleNamespace(type="modem:unknown-kind"), SimpleNamespace(callback_url="http://crm.lan/cb")) == []
     assert not host_allowed("ftp://crm.lan/x", ["crm.lan"])
     assert not host_allowed("http://crm.lan.evil.com/x", ["crm.lan"])
 
