@@ -64,7 +64,8 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- date: {meta['date']}",
         f"- machine: {meta['cpus']} CPUs, {meta['cpu']}, Python {meta['python']}",
         f"- command: `{meta['command']}`",
-        "- every figure is from this one run; where a median is given, min and max follow in brackets",
+        "- each part's figures come from one run of that part (the dates and commands above); where a median "
+        "is given, min and max follow in brackets",
         "",
     ]
     if "dispatch" in results:

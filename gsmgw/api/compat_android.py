@@ -207,8 +207,12 @@ async def post_message(request: web.Request) -> web.Response:
         ))
     result = await api.enqueue_messages(request, key, items, IDEM_PREFIX + app_id)
     request.app[STATE_KEY].remember(result.message_ids, app_id)
-    rows = [await svc.store.call(svc.store.get_message, mid) for mid in result.message_ids]
-    resp = web.json_response(_message_state(app_id, [r for r in rows if r is not None], svc.host), status=202)
+    if result.replayed:  # an earlier request with this id: its messages as they are now
+        found = [await svc.store.call(svc.store.get_message, mid) for mid in result.message_ids]
+        rows = [r for r in found if r is not None]
+    else:  # as committed (a dispatcher may already be sending it: the app answers Pending too)
+        rows = [{"to_number": n, "state": "queued", "created_at": now} for n in numbers]
+    resp = web.json_response(_message_state(app_id, rows, svc.host), status=202)
     resp.headers["Location"] = f"/messages/{app_id}"
     return resp
 
