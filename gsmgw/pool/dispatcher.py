@@ -424,6 +424,16 @@ class Pool:
             and slot.resting_until <= self._clock()
         )
 
+    async def _abandon(self, message_id: str, modem_id: str) -> None:
+        """After an unexpected error: parts left 'sending' are unknown, the rest requeued."""
+        msg = await self.store.call(self.store.get_message, message_id)
+        if msg is None or msg["state"] != MessageState.SENDING.value:
+            return
+        written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown",
+                              error_text=f"internal error on {modem_id} during the send")
+                   for p in msg["parts"] if p["state"] == MessageState.SENDING.value]
+        await self.store.call(self.store.settle_claim, message_id, written)
+
     async def _release(self, prepared: Prepared | None) -> None:
         """Give a claimed, unwritten message back to the queue (no attempt counted)."""
         if prepared is not None:
@@ -475,10 +485,14 @@ class Pool:
                 try:
                     prepared = await self._send(slot, prepared)
                 except Exception:
-                    # Never leave a claim dangling: settle 'sending' parts as unknown now.
+                    # Never leave a claim dangling: settle this worker's own claims now
+                    # (parts that may have been written become unknown), not other modems'.
                     log.exception("unexpected error sending on %s", slot.id)
                     prepared = None
-                    await self.store.call(self.store.recover)
+                    for claim_id in (slot.claim_id, slot.next_claim_id):
+                        if claim_id is not None:
+                            with contextlib.suppress(Exception):
+                                await self._abandon(claim_id, slot.id)
                 finally:
                     slot.busy = False
                     slot.claim_id = slot.next_claim_id = None

@@ -69,3 +69,44 @@ async def test_one_bad_message_does_not_delay_the_rest(tmp_path: Path) -> None:
             assert all(r["state"] in ("sent", "delivered") for r in results)
             first = await c.request("GET", f"/api/v1/messages/{ids[0]}")
             assert first[1]["state"] == "queued" and first[1]["error"]["code"] == "cms:42"
+
+
+async def test_unexpected_error_on_one_modem_leaves_the_others_sends_alone(tmp_path: Path) -> None:
+    from gsmgw.daemon import Gateway
+    from gsmgw.pool.dispatcher import default_driver_factory
+    from tests.helpers import Client
+
+    def factory(cfg, on_event):  # sim1's driver has a bug: send_pdus raises
+        driver = default_driver_factory(cfg, on_event)
+        if cfg.id == "sim1":
+            async def broken(parts):  # noqa: ARG001
+                raise RuntimeError("driver bug")
+            driver.send_pdus = broken  # type: ignore[method-assign]
+        return driver
+
+    async with FakeModemPool(count=2, directory=tmp_path / "ports",
+                             behaviours=[Behaviour(), Behaviour(send_latency_s=0.5)]) as fake:
+        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems], retry_backoff_initial_s=60.0)
+        gw = Gateway(cfg, host="test-host", driver_factory=factory)
+        await gw.start()
+        try:
+            _, key = await gw.store.call(gw.store.create_api_key, "t", ["send", "read", "admin"])
+            import aiohttp
+
+            async with aiohttp.ClientSession() as session:
+                c = Client(gw.base_url, key, session)
+                for sid in ("sim1", "sim2"):
+                    await gw.pool.slots[sid].driver.wait_ready(10)
+                gw.pool.set_enabled("sim1", False)
+                _, slow = await c.request("POST", "/api/v1/messages", json={"to": "+15551230001", "text": "slow"})
+                while not fake.modems[1].modem.sent and gw.pool.slots["sim2"].busy is False:
+                    await asyncio.sleep(0.01)
+                gw.pool.set_enabled("sim1", True)
+                gw.pool.set_enabled("sim2", False)  # so the next one goes to the broken sim1
+                _, bad = await c.request("POST", "/api/v1/messages", json={"to": "+15551230002", "text": "bad"})
+                bad_msg = await c.wait_state(bad["id"], {"unknown", "failed", "sent", "queued"} - {"queued"})
+                slow_msg = await c.wait_state(slow["id"], {"sent", "delivered", "unknown", "failed"})
+        finally:
+            await gw.stop()
+    assert bad_msg["state"] == "unknown"
+    assert slow_msg["state"] in ("sent", "delivered"), slow_msg  # not swept up by sim1's error
