@@ -79,7 +79,7 @@ async def test_unexpected_error_on_one_modem_leaves_the_others_sends_alone(tmp_p
     def factory(cfg, on_event):  # sim1's driver has a bug: send_pdus raises
         driver = default_driver_factory(cfg, on_event)
         if cfg.id == "sim1":
-            async def broken(parts):  # noqa: ARG001
+            async def broken(parts):
                 raise RuntimeError("driver bug")
             driver.send_pdus = broken  # type: ignore[method-assign]
         return driver
