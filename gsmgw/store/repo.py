@@ -125,6 +125,20 @@ class PartResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportIn:
+    """A decoded status report, as the store records and matches it."""
+
+    modem_id: str
+    tp_mr: int
+    recipient: str
+    status: int
+    category: str
+    meaning: str
+    scts: dt.datetime | None
+    discharge_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReportMatch:
     report_id: int
     message_id: str | None
@@ -929,36 +943,14 @@ class Store(InboundRepo):
                 )
                 .returning(t.status_reports.c.id)
             ).scalar_one()
-            return self._apply_report(
-                conn,
-                report_id,
-                modem_id,
-                tp_mr,
-                recipient,
-                status,
-                category,
-                meaning,
-                scts,
-                discharge_at,
-                window_s,
-                now,
-            )
+            rep = ReportIn(modem_id, tp_mr, recipient, status, category, meaning, scts, discharge_at)
+            return self._apply_report(conn, report_id, rep, window_s, now)
 
     def _apply_report(
-        self,
-        conn: Connection,
-        report_id: int,
-        modem_id: str,
-        tp_mr: int,
-        recipient: str,
-        status: int,
-        category: str,
-        meaning: str,
-        scts: dt.datetime | None,
-        discharge_at: dt.datetime | None,
-        window_s: float,
-        now: dt.datetime,
+        self, conn: Connection, report_id: int, rep: ReportIn, window_s: float, now: dt.datetime
     ) -> ReportMatch:
+        modem_id, tp_mr, recipient, status = rep.modem_id, rep.tp_mr, rep.recipient, rep.status
+        category, meaning, scts, discharge_at = rep.category, rep.meaning, rep.scts, rep.discharge_at
         p = t.message_parts
         rows = conn.execute(
             select(p.c.message_id, p.c.seq, p.c.recipient, p.c.sent_at, p.c.state).where(
@@ -1029,20 +1021,9 @@ class Store(InboundRepo):
                 )
             ).all()
             for w in waiting:
-                self._apply_report(
-                    conn,
-                    w.id,
-                    w.modem_id,
-                    w.tp_mr,
-                    w.recipient,
-                    w.status,
-                    w.category,
-                    w.meaning,
-                    w.scts,
-                    w.discharge_at,
-                    window_s,
-                    now,
-                )
+                rep = ReportIn(w.modem_id, w.tp_mr, w.recipient, w.status, w.category, w.meaning,
+                               w.scts, w.discharge_at)
+                self._apply_report(conn, w.id, rep, window_s, now)
 
     @batchable
     def list_status_reports(
