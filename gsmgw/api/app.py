@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -352,9 +353,78 @@ def _priority(raw: Any) -> int:
 
 
 ALLOWED_FIELDS = frozenset(
-    {"to", "text", "priority", "send_at", "ttl", "valid_until", "sim", "flash", "delivery_report",
-     "transactional", "resend_unknown", "callback_url"}
+    {"to", "text", "template", "variables", "priority", "send_at", "ttl", "valid_until", "sim", "flash",
+     "delivery_report", "transactional", "resend_unknown", "callback_url"}
 )
+
+# {name} placeholders only (no attribute access or format specs); {{ and }} are literal braces.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def _variables(raw: Any, field: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > 100:
+        raise ValidationError("invalid_variables", "variables must be an object of at most 100 names", field=field)
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise ValidationError("invalid_variables", f"variable {k!r} must be a string or a number", field=field)
+        out[k] = str(v)
+    return out
+
+
+def render_template(template: str, variables: dict[str, str], field: str = "template") -> str:
+    """Fill ``{name}`` placeholders; a missing name is a 422, never an empty hole."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "{{":
+            return "{"
+        if m.group(0) == "}}":
+            return "}"
+        name = m.group(1)
+        if name not in variables:
+            raise ValidationError("missing_variable", f"template variable {{{name}}} has no value", field=field)
+        return variables[name]
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _recipients_and_texts(svc: Services, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(E.164 number, text, preview) per recipient, from `text` or `template` + variables."""
+    raw_to = body.get("to")
+    recipients = raw_to if isinstance(raw_to, list) else [raw_to]
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise ValidationError("invalid_number", f"give 1 to {MAX_RECIPIENTS} recipients", field="to")
+    has_text, has_template = body.get("text") is not None, body.get("template") is not None
+    if has_text == has_template:
+        raise ValidationError("invalid_text", "give either text or template (with variables)", field="text")
+    region = svc.cfg.api.default_region
+    if has_text:
+        if any(isinstance(r, dict) for r in recipients):
+            raise ValidationError("invalid_number", "per-recipient variables need a template", field="to")
+        text, pv = _text_and_preview(svc, body["text"])
+        return [(normalise_number(r, region), text, pv) for r in recipients]
+    template = body["template"]
+    if not isinstance(template, str) or not template or len(template) > MAX_TEXT_CHARS:
+        raise ValidationError("invalid_text", "template must be a non-empty string", field="template")
+    common = _variables(body.get("variables"), "variables")
+    out = []
+    cache: dict[str, tuple[str, Any]] = {}
+    for i, r in enumerate(recipients):
+        if isinstance(r, dict):
+            if set(r) - {"to", "variables"}:
+                raise ValidationError("unknown_field", "a recipient object has only to and variables",
+                                      field=f"to[{i}]")
+            number = normalise_number(r.get("to"), region, field=f"to[{i}].to")
+            own = _variables(r.get("variables"), f"to[{i}].variables")
+        else:
+            number, own = normalise_number(r, region), {}
+        text = render_template(template, {**common, **own})
+        if text not in cache:
+            cache[text] = _text_and_preview(svc, text)
+        out.append((number, *cache[text]))
+    return out
 
 
 def _text_and_preview(svc: Services, text: Any) -> tuple[str, Any]:
@@ -404,13 +474,8 @@ async def post_messages(request: web.Request) -> web.Response:
     unknown = set(body) - ALLOWED_FIELDS
     if unknown:
         raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    raw_to = body.get("to")
-    recipients = raw_to if isinstance(raw_to, list) else [raw_to]
-    if not recipients or len(recipients) > MAX_RECIPIENTS:
-        raise ValidationError("invalid_number", f"give 1 to {MAX_RECIPIENTS} recipients", field="to")
-    region = svc.cfg.api.default_region
-    numbers = [normalise_number(n, region) for n in recipients]
-    text, pv = _text_and_preview(svc, body.get("text"))
+    per_recipient = _recipients_and_texts(svc, body)
+    numbers = [n for n, _t, _p in per_recipient]
     now = dt.datetime.now(dt.UTC)
     send_at = _parse_time(body["send_at"], "send_at") if body.get("send_at") is not None else None
     valid_until = None
@@ -453,7 +518,7 @@ async def post_messages(request: web.Request) -> web.Response:
             resend_unknown=_bool(body, "resend_unknown", svc.cfg.dispatch.unknown_policy == "resend"),
             callback_url=callback_url,
         )
-        for n in numbers
+        for n, text, pv in per_recipient
     ]
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not (0 < len(idem) <= 200 and idem.isprintable()):
@@ -463,9 +528,13 @@ async def post_messages(request: web.Request) -> web.Response:
         "id": result.message_ids[0] if len(result.message_ids) == 1 else result.batch_id,
         "batch_id": result.batch_id,
         "state": MessageState.QUEUED.value,
-        "encoding": str(pv.encoding),
-        "parts": pv.parts,
-        "messages": [{"id": mid, "to": n} for mid, n in zip(result.message_ids, numbers, strict=False)],
+        # With a template, texts differ per recipient: the first's here, each one's below.
+        "encoding": str(per_recipient[0][2].encoding),
+        "parts": per_recipient[0][2].parts,
+        "messages": [
+            {"id": mid, "to": n, "encoding": str(pv.encoding), "parts": pv.parts}
+            for mid, (n, _text, pv) in zip(result.message_ids, per_recipient, strict=False)
+        ],
     }
     resp = web.json_response(reply, status=202)
     resp.headers["Location"] = f"/api/v1/messages/{reply['messages'][0]['id']}"

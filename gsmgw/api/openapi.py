@@ -82,10 +82,22 @@ SCHEMAS: dict[str, Schema] = {
     "SendRequest": _obj(
         {
             "to": {"oneOf": [{"type": "string", "maxLength": 32},
-                             {"type": "array", "items": {"type": "string", "maxLength": 32},
+                             {"type": "array", "items": {"oneOf": [
+                                 {"type": "string", "maxLength": 32},
+                                 _obj({"to": {"type": "string", "maxLength": 32},
+                                       "variables": {"type": "object", "additionalProperties":
+                                                     {"oneOf": [{"type": "string"}, {"type": "number"}]}}},
+                                      ["to"], extra=False)]},
                               "minItems": 1, "maxItems": 1000}],
-                   "description": "E.164 (+447700900123) or national in api.default_region; one or a list"},
-            "text": {"type": "string", "minLength": 1, "maxLength": 10000},
+                   "description": "E.164 (+447700900123) or national in api.default_region; one or a list; "
+                                  "with a template, a recipient may be {to, variables}"},
+            "text": {"type": "string", "minLength": 1, "maxLength": 10000,
+                     "description": "the text; give text or template"},
+            "template": {"type": "string", "minLength": 1, "maxLength": 10000,
+                         "description": "text with {name} placeholders ({{ and }} for braces), filled per "
+                                        "recipient from variables and the recipient's own variables"},
+            "variables": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"},
+                                                                               {"type": "number"}]}},
             "priority": {"oneOf": [{"type": "integer", "minimum": -10, "maximum": 10},
                                    {"type": "string", "enum": ["low", "normal", "high", "otp"]}]},
             "send_at": _nullable({**TIME, "description": "send no earlier than this (with a time zone)"}),
@@ -99,7 +111,7 @@ SCHEMAS: dict[str, Schema] = {
             "resend_unknown": BOOL,
             "callback_url": _nullable({**STR, "description": "per-message webhook; host in webhooks.allowed_hosts"}),
         },
-        ["to", "text"],
+        ["to"],
         extra=False,
     ),
     "SendReply": _obj(

@@ -157,3 +157,44 @@ async def test_delete_cancels_a_queued_message(gw) -> None:
     assert status == 409 and got["error"]["code"] == "not_cancellable"
     status, _ = await c.request("DELETE", "/api/v1/messages/nope")
     assert status == 404
+
+
+async def test_template_personalises_per_recipient(gw) -> None:
+    g, c = gw
+    status, body = await c.request("POST", "/api/v1/messages", json={
+        "template": "Hi {name}, your code is {code}. {{literal}}",
+        "variables": {"code": 1234},
+        "to": [{"to": "+15551234567", "variables": {"name": "Ann"}},
+               {"to": "+15557654321", "variables": {"name": "Björk", "code": "9999"}},
+               ],
+    })
+    assert status == 202, body
+    texts = [(await g.store.call(g.store.get_message, m["id"]))["text"] for m in body["messages"]]
+    assert texts == ["Hi Ann, your code is 1234. {literal}", "Hi Björk, your code is 9999. {literal}"]
+    assert [m["encoding"] for m in body["messages"]] == ["gsm7", "gsm7"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"to": "+15551234567", "template": "Hi {name}"}, "missing_variable"),
+        ({"to": "+15551234567", "template": "Hi {name}", "text": "x"}, "invalid_text"),
+        ({"to": [{"to": "+15551234567", "variables": {"a": "b"}}], "text": "x"}, "invalid_number"),
+        ({"to": "+15551234567", "template": "Hi {n}", "variables": {"n": {"nested": 1}}}, "invalid_variables"),
+        ({"to": [{"to": "+15551234567", "colour": "red"}], "template": "x"}, "unknown_field"),
+    ],
+)
+async def test_template_errors(gw, payload, code) -> None:
+    g, c = gw
+    status, body = await c.request("POST", "/api/v1/messages", json=payload)
+    assert status == 422 and body["error"]["code"] == code, body
+    assert await g.store.call(g.store.queue_depth) == 0
+
+
+async def test_template_braces_that_are_not_placeholders_stay_literal(gw) -> None:
+    g, c = gw
+    status, body = await c.request("POST", "/api/v1/messages",
+                                   json={"to": "+15551234567", "template": "{0.__class__} {a.b}"})
+    assert status == 202
+    row = await g.store.call(g.store.get_message, body["id"])
+    assert row["text"] == "{0.__class__} {a.b}"  # no format-string evaluation, ever
