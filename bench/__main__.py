@@ -73,8 +73,7 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     if "peers" in results:
         from bench import peers
 
-        out += ["## Side by side with gammu-smsd and smstools3", "", peers.to_markdown(results["peers"]),
-                "", "Peer settings: see bench/PEERS.md.", ""]
+        out += ["## Side by side with gammu-smsd and smstools3", "", peers.to_markdown(results["peers"]), ""]
     if "intake" in results:
         r = results["intake"]
         out += ["## API intake (SQLite, durable commits)", "",
