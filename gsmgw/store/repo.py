@@ -300,7 +300,7 @@ class Store(InboundRepo):
                 batch = batch[:failed] + batch[failed + 1 :]
                 continue
             for (_fn, fut, loop), result in zip(batch, results, strict=True):
-                loop.call_soon_threadsafe(_resolve, fut, result, None)
+                _hand_back(loop, fut, result, None)
             return
         for item in batch:
             self._run_alone(item)
@@ -309,10 +309,10 @@ class Store(InboundRepo):
         fn, fut, loop = item
         try:
             result = fn()
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(_resolve, fut, None, exc)
+        except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
+            _hand_back(loop, fut, None, exc)
         else:
-            loop.call_soon_threadsafe(_resolve, fut, result, None)
+            _hand_back(loop, fut, result, None)
 
     def close(self) -> None:
         if self._closed:
@@ -1159,6 +1159,15 @@ class Store(InboundRepo):
         rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
         if rows:
             conn.execute(insert(t.events), rows)
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+               exc: BaseException | None) -> None:
+    """From the writer thread to the caller's loop; a loop already closed gets nothing."""
+    try:
+        loop.call_soon_threadsafe(_resolve, fut, result, exc)
+    except RuntimeError:
+        log.debug("store result dropped: its event loop is closed")
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
