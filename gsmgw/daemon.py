@@ -9,14 +9,12 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from gsmgw.api import Services, create_app
+from gsmgw.api.server import ApiServer
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
 from gsmgw.pool.dispatcher import DriverFactory, Pool, default_driver_factory
@@ -71,7 +69,7 @@ class Gateway:
 
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
-        self._runner: web.AppRunner | None = None
+        self.api: ApiServer | None = None
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
 
@@ -101,19 +99,11 @@ class Gateway:
 
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
         await self.webhooks.start()
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
+        self.api = ApiServer(app)
         host, port = parse_listen(self.cfg.api.listen)
-        ssl_ctx = None
-        if self.cfg.api.tls_cert_file:
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_ctx.load_cert_chain(self.cfg.api.tls_cert_file, self.cfg.api.tls_key_file)
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_ctx, reuse_address=True)
-        await site.start()
-        server = site._server
-        if server is not None:
-            sockets = getattr(server, "sockets", None) or []
-            self.bound = [s.getsockname()[:2] for s in sockets]
+        await self.api.start(host, port, tls_cert_file=self.cfg.api.tls_cert_file,
+                             tls_key_file=self.cfg.api.tls_key_file)
+        self.bound = self.api.bound
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
 
     @property
@@ -126,9 +116,9 @@ class Gateway:
     async def stop(self) -> None:
         await self.pool.stop()
         await self.webhooks.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
         self.store.close()
 
     async def serve(self, stop: asyncio.Event, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
@@ -167,10 +157,10 @@ class Gateway:
             new = dataclasses.replace(new, **later)
         changes = await self.pool.apply_config(new)
         self.router = Router(new.dispatch.route)
-        if self._runner is not None:
+        if self.api is not None:
             from gsmgw.api.app import SERVICES
 
-            self._runner.app[SERVICES].cfg = new
+            self.api.app[SERVICES].cfg = new
         self.cfg = new
         return changes
 

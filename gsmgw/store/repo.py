@@ -830,78 +830,91 @@ class Store(InboundRepo):
         ``sending`` in the same commit (the pipelined send loop); ``uncount_attempt``
         gives back the attempt of a claim that was released unwritten.
         """
+        with self._tx() as conn:
+            return self._settle_in(conn, message_id, results, retry_at=retry_at,
+                                   report_window_s=report_window_s, then_mark=then_mark,
+                                   uncount_attempt=uncount_attempt)
+
+    def _settle_in(
+        self,
+        conn: Connection,
+        message_id: str,
+        results: Sequence[PartResult],
+        *,
+        retry_at: dt.datetime | None = None,
+        report_window_s: float = 3 * 86400.0,
+        then_mark: tuple[str, Sequence[int], str] | None = None,
+        uncount_attempt: bool = False,
+    ) -> MessageState:
+        """settle_claim's work on an open connection (recover() settles through it too)."""
         now = utcnow()
         p, m = t.message_parts, t.messages
-        with self._tx() as conn:
-            for r in results:
-                values: dict[str, Any] = {"state": r.state}
-                if r.state is MessageState.SENT:
-                    values.update(tp_mr=r.tp_mr, sent_at=now, error_code=None, error_text=None)
-                else:
-                    values.update(error_code=r.error_code, error_text=r.error_text)
-                conn.execute(
-                    update(p).where(p.c.message_id == message_id, p.c.seq == r.seq).values(**values)
-                )
+        for r in results:
+            values: dict[str, Any] = {"state": r.state}
+            if r.state is MessageState.SENT:
+                values.update(tp_mr=r.tp_mr, sent_at=now, error_code=None, error_text=None)
+            else:
+                values.update(error_code=r.error_code, error_text=r.error_text)
+            conn.execute(
+                update(p).where(p.c.message_id == message_id, p.c.seq == r.seq).values(**values)
+            )
+        conn.execute(
+            update(p)
+            .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
+            .values(state=MessageState.QUEUED)
+        )
+        states = [
+            s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))
+        ]
+        settled = _settle(states)
+        if settled in (MessageState.FAILED, MessageState.UNKNOWN):
+            # The rest was never written; it will not be either.
             conn.execute(
                 update(p)
-                .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
-                .values(state=MessageState.QUEUED)
+                .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
+                .values(
+                    state=MessageState.CANCELLED,
+                    error_code="not_sent",
+                    error_text="not sent because an earlier part did not go through",
+                )
             )
-            states = [
-                s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))
-            ]
-            settled = _settle(states)
-            if settled in (MessageState.FAILED, MessageState.UNKNOWN):
-                # The rest was never written; it will not be either.
-                conn.execute(
-                    update(p)
-                    .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
-                    .values(
-                        state=MessageState.CANCELLED,
-                        error_code="not_sent",
-                        error_text="not sent because an earlier part did not go through",
-                    )
-                )
-            last_err = next((r for r in reversed(results) if r.error_code), None)
-            values = {"updated_at": now, "lease_owner": None, "lease_until": None}
+        last_err = next((r for r in reversed(results) if r.error_code), None)
+        values = {"updated_at": now, "lease_owner": None, "lease_until": None}
+        if last_err is not None:
+            values.update(error_code=last_err.error_code, error_text=last_err.error_text)
+        if settled is None:
+            values.update(state=MessageState.QUEUED, send_at=retry_at or now)
+            modem_id = conn.execute(select(m.c.modem_id).where(m.c.id == message_id)).scalar()
             if last_err is not None:
-                values.update(error_code=last_err.error_code, error_text=last_err.error_text)
-            if settled is None:
-                values.update(state=MessageState.QUEUED, send_at=retry_at or now)
-                if last_err is not None:
-                    values["last_failed_modem"] = conn.execute(
-                        select(m.c.modem_id).where(m.c.id == message_id)
-                    ).scalar()
-                if MessageState.SENT in states:
-                    values["sim_requested"] = conn.execute(
-                        select(m.c.modem_id).where(m.c.id == message_id)
-                    ).scalar()
-                else:
-                    values["modem_id"] = None
-                final = MessageState.QUEUED
+                values["last_failed_modem"] = modem_id  # other SIMs get the retry first
+            if MessageState.SENT in states:
+                values["sim_requested"] = modem_id  # the rest from the same SIM, or no reassembly
             else:
-                values["state"] = settled
-                if settled is MessageState.SENT:
-                    values.update(sent_at=now, error_code=None, error_text=None)
-                final = settled
-            if uncount_attempt:
-                values["attempts"] = m.c.attempts - 1
-            conn.execute(update(m).where(m.c.id == message_id).values(**values))
-            if final is not MessageState.QUEUED:
-                self._events(conn, f"sms:{final.value}", [message_id], now)
-            if then_mark is not None:
-                next_id, next_seqs, modem_id = then_mark
-                conn.execute(
-                    update(p)
-                    .where(p.c.message_id == next_id, p.c.seq.in_(next_seqs))
-                    .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+                values["modem_id"] = None
+            final = MessageState.QUEUED
+        else:
+            values["state"] = settled
+            if settled is MessageState.SENT:
+                values.update(sent_at=now, error_code=None, error_text=None)
+            final = settled
+        if uncount_attempt:
+            values["attempts"] = m.c.attempts - 1
+        conn.execute(update(m).where(m.c.id == message_id).values(**values))
+        if final is not MessageState.QUEUED:
+            self._events(conn, f"sms:{final.value}", [message_id], now)
+        if then_mark is not None:
+            next_id, next_seqs, next_modem = then_mark
+            conn.execute(
+                update(p)
+                .where(p.c.message_id == next_id, p.c.seq.in_(next_seqs))
+                .values(state=MessageState.SENDING, modem_id=next_modem, sending_at=now)
+            )
+        if any(r.state is MessageState.SENT for r in results):
+            self._match_waiting_reports(conn, message_id, report_window_s)
+            if final is MessageState.SENT:
+                final = MessageState(
+                    conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar_one()
                 )
-            if any(r.state is MessageState.SENT for r in results):
-                self._match_waiting_reports(conn, message_id, report_window_s)
-                if final is MessageState.SENT:
-                    final = MessageState(
-                        conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar_one()
-                    )
         return final
 
     @batchable
@@ -1061,44 +1074,25 @@ class Store(InboundRepo):
                 )
             rows = conn.execute(select(m.c.id, m.c.resend_unknown).where(cond)).all()
             for row in rows:
-                if row.resend_unknown:
-                    target, code = MessageState.QUEUED, "resent_after_crash"
-                else:
-                    target, code = MessageState.UNKNOWN, "unknown_after_crash"
-                conn.execute(
-                    update(p)
-                    .where(p.c.message_id == row.id, p.c.state == MessageState.SENDING)
-                    .values(
-                        state=target,
-                        error_code=code,
-                        error_text="the gateway stopped while this part was being sent; "
-                        "it may or may not have left the modem",
-                    )
-                )
-                states = [
-                    s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == row.id))
+                # Resendable messages go back to the queue; others' in-flight parts are unknown.
+                target = MessageState.QUEUED if row.resend_unknown else MessageState.UNKNOWN
+                code = "resent_after_crash" if row.resend_unknown else "unknown_after_crash"
+                seqs = conn.execute(
+                    select(p.c.seq).where(p.c.message_id == row.id, p.c.state == MessageState.SENDING)
+                ).scalars()
+                results = [
+                    PartResult(seq, target, error_code=code,
+                               error_text="the gateway stopped while this part was being sent; "
+                               "it may or may not have left the modem")
+                    for seq in seqs
                 ]
-                settled = _settle(states)
-                values: dict[str, Any] = {
-                    "updated_at": now,
-                    "lease_owner": None,
-                    "lease_until": None,
-                }
-                if settled is None:
-                    values.update(state=MessageState.QUEUED)
-                    if not any(s == MessageState.SENT for s in states):
-                        values["modem_id"] = None
+                final = self._settle_in(conn, row.id, results)
+                if final is MessageState.QUEUED:
                     counts["requeued"] += 1
+                elif final is MessageState.UNKNOWN:
+                    counts["unknown"] += 1
                 else:
-                    values["state"] = settled
-                    if settled is MessageState.UNKNOWN:
-                        values.update(error_code=code, error_text="outcome unknown after a crash")
-                        counts["unknown"] += 1
-                    else:
-                        counts["sent"] += 1
-                conn.execute(update(m).where(m.c.id == row.id).values(**values))
-                if settled is not None:
-                    self._events(conn, f"sms:{settled.value}", [row.id], now)
+                    counts["sent"] += 1
         if any(counts.values()):
             log.warning("recovered claims after restart: %s", counts)
         return counts

@@ -92,8 +92,8 @@ async def test_revoked_key_stops_working_within_the_cache_ttl(tmp_path: Path) ->
     from gsmgw.api.app import KEY_CACHE
 
     async with running_gateway(make_config(tmp_path)) as (gw, c):
-        assert gw._runner is not None
-        gw._runner.app[KEY_CACHE].ttl_s = 0.3
+        assert gw.api is not None
+        gw.api.app[KEY_CACHE].ttl_s = 0.3
         key_id, key = await gw.store.call(gw.store.create_api_key, "temp", ["read"])
         assert (await c.request("GET", "/api/v1/status", key=key))[0] == 200
         await gw.store.call(gw.store.revoke_api_key, key_id)

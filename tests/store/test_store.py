@@ -175,3 +175,15 @@ def test_caller_chosen_key_verifies(store: Store, given: str) -> None:
     store.create_api_key("demo", ["send"], key=given)  # re-created at each demo start: no clash
     with pytest.raises(ValueError):
         store.create_api_key("demo", ["send"], key="short")
+
+
+def test_recover_pins_a_resendable_half_sent_multipart_to_its_sim(store: Store) -> None:
+    mid = store.enqueue([msg(parts=2, resend_unknown=True)]).message_ids[0]
+    store.claim_next("m1", lease_s=30)
+    store.mark_parts_sending(mid, [1, 2], "m1")
+    store.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=1)])
+    store.claim_next("m1", lease_s=30, mark_sending=True)
+    assert store.recover()["requeued"] == 1
+    row = store.get_message(mid)
+    assert row["state"] == "queued" and row["sim_requested"] == "m1"  # part 2 must leave from m1
+    assert store.claim_next("m2", lease_s=30) is None
