@@ -93,7 +93,6 @@ class ModemSlot:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
     # Set while the worker holds a claim; shutdown waits for it.
-    busy: bool = False
     claim_id: str | None = None
     # The next message, claimed while this one is on the air (its lease is renewed too).
     next_claim_id: str | None = None
@@ -108,6 +107,11 @@ class ModemSlot:
     @property
     def id(self) -> str:
         return self.cfg.id
+
+    @property
+    def busy(self) -> bool:
+        """The worker holds a claim (a send may be on the air)."""
+        return not self.idle.is_set()
 
 
 def default_driver_factory(cfg: ModemConfig, on_event: Callable[[Any], None]) -> Driver:
@@ -424,15 +428,15 @@ class Pool:
             and slot.resting_until <= self._clock()
         )
 
-    async def _abandon(self, message_id: str, modem_id: str) -> None:
-        """After an unexpected error: parts left 'sending' are unknown, the rest requeued."""
+    async def _abandon(self, message_id: str, why: str) -> MessageState | None:
+        """Close a claim its worker could not finish: parts left 'sending' may have
+        been written, so they become unknown; the rest go back to the queue."""
         msg = await self.store.call(self.store.get_message, message_id)
         if msg is None or msg["state"] != MessageState.SENDING.value:
-            return
-        written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown",
-                              error_text=f"internal error on {modem_id} during the send")
+            return None
+        written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown", error_text=why)
                    for p in msg["parts"] if p["state"] == MessageState.SENDING.value]
-        await self.store.call(self.store.settle_claim, message_id, written)
+        return await self.store.call(self.store.settle_claim, message_id, written)
 
     async def _release(self, prepared: Prepared | None) -> None:
         """Give a claimed, unwritten message back to the queue (no attempt counted)."""
@@ -479,7 +483,6 @@ class Pool:
                     if prepared is None:
                         continue
                     prepared.marked = True
-                slot.busy = True
                 slot.idle.clear()
                 slot.claim_id = prepared.claim.id
                 try:
@@ -492,9 +495,8 @@ class Pool:
                     for claim_id in (slot.claim_id, slot.next_claim_id):
                         if claim_id is not None:
                             with contextlib.suppress(Exception):
-                                await self._abandon(claim_id, slot.id)
+                                await self._abandon(claim_id, f"internal error on {slot.id} during the send")
                 finally:
-                    slot.busy = False
                     slot.claim_id = slot.next_claim_id = None
                     slot.idle.set()
         finally:
@@ -855,12 +857,9 @@ class Pool:
     async def _release_claims_of(self, modem_id: str) -> None:
         """Settle what a worker stopped after the drain timeout left behind."""
         for row in await self._claims_of(modem_id):
-            msg = await self.store.call(self.store.get_message, row["id"])
             # A part already handed to the modem may have left: unknown, never resent
             # blindly (design rule 6). Parts never written go back to the queue.
-            written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown",
-                                  error_text="the modem was stopped (config reload) during the send")
-                       for p in (msg or {}).get("parts", []) if p["state"] == MessageState.SENDING.value]
-            final = await self.store.call(self.store.settle_claim, row["id"], written)
-            msglog.info("message %s -> %s (modem %s removed)", row["id"], final.value, modem_id,
-                        extra={"message_id": row["id"], "modem_id": modem_id, "state": final.value})
+            final = await self._abandon(row["id"], "the modem was stopped (config reload) during the send")
+            if final is not None:
+                msglog.info("message %s -> %s (modem %s removed)", row["id"], final.value, modem_id,
+                            extra={"message_id": row["id"], "modem_id": modem_id, "state": final.value})
