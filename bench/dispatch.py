@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import logging
-import math
 import platform
 import sys
 import tempfile
@@ -30,29 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.transcripts import gaps_s, marks, pct, utilisation
 from gsmgw.config import ApiConfig, Config, DispatchConfig, ModemConfig, StoreConfig
 from gsmgw.daemon import Gateway
-from gsmgw.emulator import load_transcript
 from gsmgw.store import NewMessage
-
-
-def _marks_from_transcript(path: Path) -> list[tuple[float, str]]:
-    """(time, "cmd"|"result") for each AT+CMGS received and +CMGS result sent."""
-    marks: list[tuple[float, str]] = []
-    for e in load_transcript(path):
-        if e.direction == "in" and b"AT+CMGS=" in e.data.upper():
-            marks.append((e.t_s, "cmd"))
-        elif e.direction == "out" and b"+CMGS:" in e.data:
-            marks.append((e.t_s, "result"))
-    return marks
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
-    return values[k]
 
 
 async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
@@ -106,8 +85,8 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
         if fake.returncode is None:
             fake.terminate()
             await fake.wait()
-    marks = [_marks_from_transcript(p) for p in sorted(transcripts.glob("*"))]
-    all_marks = [m for mk in marks for m in mk]
+    marks_per_modem = [marks(p) for p in sorted(transcripts.glob("*"))]
+    all_marks = [m for mk in marks_per_modem for m in mk]
     first_cmd = min(t for t, kind in all_marks if kind == "cmd")
     last_result = max(t for t, kind in all_marks if kind == "result")
     # Transcript clocks start per modem within milliseconds of each other; the
@@ -115,18 +94,7 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
     elapsed = last_result - first_cmd
     per_min = n_messages / elapsed * 60.0
     ideal = k * 60.0 / latency_s
-    # Per-modem utilisation: L × sends over the modem's own busy span (first command
-    # to last result), which leaves out the start-up skew between modems.
-    spans = [max(t for t, kd in mk if kd == "result") - min(t for t, kd in mk if kd == "cmd")
-             for mk in marks if any(kd == "result" for _, kd in mk)]
-    sends = [sum(1 for _, kd in mk if kd == "result") for mk in marks if any(kd == "result" for _, kd in mk)]
-    utilisation = sum(latency_s * n for n in sends) / sum(spans) if spans and sum(spans) > 0 else float("nan")
-    gaps: list[float] = []
-    for mk in marks:
-        mk.sort()
-        for (t1, a), (t2, b) in itertools.pairwise(mk):
-            if a == "result" and b == "cmd":
-                gaps.append(t2 - t1)
+    gaps = gaps_s(marks_per_modem)
     return {
         "modems": k,
         "latency_s": latency_s,
@@ -135,9 +103,9 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
         "per_minute": round(per_min, 1),
         "ideal_per_minute": round(ideal, 1),
         "fraction_of_ideal": round(per_min / ideal, 4),
-        "utilisation": round(utilisation, 4),
-        "gap_p50_ms": round(_pct(gaps, 0.50) * 1000, 2),
-        "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 2),
+        "utilisation": round(utilisation(marks_per_modem, latency_s), 4),
+        "gap_p50_ms": round(pct(gaps, 0.50) * 1000, 2),
+        "gap_p99_ms": round(pct(gaps, 0.99) * 1000, 2),
         "gap_max_ms": round(max(gaps) * 1000, 2) if gaps else None,
     }
 

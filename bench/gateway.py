@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
-import math
 import os
 import shutil
 import socket
@@ -29,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from gsmgw.emulator import load_transcript
+from bench.transcripts import gaps_s, marks, pct, walls
 from gsmgw.store import NewMessage, Store
 
 PY = sys.executable
@@ -39,13 +37,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, math.ceil(q * len(v)) - 1))]
 
 
 def _write_config(path: Path, db: Path, port: int, ports: list[str], *, latency_s: float = 0.0) -> None:
@@ -141,16 +132,6 @@ async def fake_modems(workdir: Path, count: int, latency_s: float) -> AsyncItera
             await proc.wait()
 
 
-def _cmgs_walls(transcripts: Path) -> list[float]:
-    """Wall-clock times (UNIX s) at which the modems received AT+CMGS, sorted."""
-    out = []
-    for path in sorted(transcripts.glob("*")):
-        for e in load_transcript(path):
-            if e.direction == "in" and b"AT+CMGS=" in e.data.upper():
-                out.append(dt.datetime.fromisoformat(e.wall).timestamp())
-    return sorted(out)
-
-
 async def _wait_ready(gw: Gw, n: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(headers=gw.headers) as s:
@@ -222,8 +203,8 @@ async def intake(seconds: float, workdir: Path) -> dict[str, Any]:
                 tasks.append(asyncio.create_task(one(i)))
             await asyncio.gather(*tasks)
             out["fixed_rate_per_s"] = rate
-            out["fixed_rate_p50_ms"] = round(_pct(lat, 0.5) * 1000, 2)
-            out["fixed_rate_p99_ms"] = round(_pct(lat, 0.99) * 1000, 2)
+            out["fixed_rate_p50_ms"] = round(pct(lat, 0.5) * 1000, 2)
+            out["fixed_rate_p99_ms"] = round(pct(lat, 0.99) * 1000, 2)
             out["fixed_rate_errors"] = sum(1 for st in statuses if st != 202)
             # 3. Bulk: 1,000 recipients per request, two clients.
             per_req = 1000
@@ -274,9 +255,9 @@ async def latency(n: int, workdir: Path) -> dict[str, Any]:
                     await asyncio.sleep(0.02)
         finally:
             await gw.stop()
-    cmgs = _cmgs_walls(transcripts)
+    cmgs = walls(transcripts, "cmd")
     lats = [(c - r) * 1000 for r, c in zip(replies, cmgs, strict=False)]
-    return {"messages": len(lats), "p50_ms": round(_pct(lats, 0.5), 2), "p99_ms": round(_pct(lats, 0.99), 2),
+    return {"messages": len(lats), "p50_ms": round(pct(lats, 0.5), 2), "p99_ms": round(pct(lats, 0.99), 2),
             "max_ms": round(max(lats), 2) if lats else None}
 
 
@@ -305,39 +286,26 @@ async def scale_one(queued: int, sends: int, workdir: Path, modems: int = 4, lat
         fill_s = await asyncio.to_thread(_fill, f"sqlite:///{gw.db}", queued)
         await gw.start()
         try:
-            while len(_cmgs_walls(transcripts)) < sends:
+            while len(walls(transcripts, "cmd")) < sends:
                 await asyncio.sleep(0.2)
         finally:
             await gw.stop()
-        walls = _cmgs_walls(transcripts)[:sends]
-        rate = (len(walls) - 1) / (walls[-1] - walls[0]) if len(walls) > 1 else float("nan")
-        gaps = _gaps(transcripts)
+        sent_at = walls(transcripts, "cmd")[:sends]
+        rate = (len(sent_at) - 1) / (sent_at[-1] - sent_at[0]) if len(sent_at) > 1 else float("nan")
+        gaps = gaps_s([marks(p) for p in sorted(transcripts.glob("*"))])
         # Restart with the queue still (almost) full: time from process start to the first send.
-        before = len(_cmgs_walls(transcripts))
+        before = len(walls(transcripts, "cmd"))
         await gw.start()
         try:
-            while len(_cmgs_walls(transcripts)) <= before:
+            while len(walls(transcripts, "cmd")) <= before:
                 await asyncio.sleep(0.01)
-            first = _cmgs_walls(transcripts)[before]
+            first = walls(transcripts, "cmd")[before]
             restart_s = first - gw.started_at
         finally:
             await gw.stop()
     return {"queued": queued, "fill_s": round(fill_s, 1), "modems": modems, "latency_s": latency_s,
-            "dispatch_per_s": round(rate, 1), "gap_p50_ms": round(_pct(gaps, 0.5) * 1000, 2),
-            "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 2), "first_send_after_restart_s": round(restart_s, 2)}
-
-
-def _gaps(transcripts: Path) -> list[float]:
-    gaps = []
-    for path in sorted(transcripts.glob("*")):
-        last_result = None
-        for e in load_transcript(path):
-            if e.direction == "out" and b"+CMGS:" in e.data:
-                last_result = e.t_s
-            elif e.direction == "in" and b"AT+CMGS=" in e.data.upper() and last_result is not None:
-                gaps.append(e.t_s - last_result)
-                last_result = None
-    return gaps
+            "dispatch_per_s": round(rate, 1), "gap_p50_ms": round(pct(gaps, 0.5) * 1000, 2),
+            "gap_p99_ms": round(pct(gaps, 0.99) * 1000, 2), "first_send_after_restart_s": round(restart_s, 2)}
 
 
 async def scale(sizes: list[int], sends: int, workdir: Path) -> dict[str, Any]:
@@ -360,14 +328,14 @@ async def footprint(modems: int, messages: int, workdir: Path) -> dict[str, Any]
             await asyncio.sleep(2.0)
             idle_rss = gw.rss_mb()
             cpu0 = gw.cpu_s()
-            sent0 = len(_cmgs_walls(transcripts))
+            sent0 = len(walls(transcripts, "cmd"))
             peak = idle_rss
             async with aiohttp.ClientSession(headers=gw.headers) as s:
                 for i in range(0, messages, 500):
                     body = {"to": [f"+1560{j:07d}" for j in range(i, min(messages, i + 500))], "text": "load"}
                     async with s.post(gw.url + "/api/v1/messages", json=body) as r:
                         await r.read()
-                while len(_cmgs_walls(transcripts)) - sent0 < messages:
+                while len(walls(transcripts, "cmd")) - sent0 < messages:
                     peak = max(peak, gw.rss_mb())
                     await asyncio.sleep(0.25)
             cpu = gw.cpu_s() - cpu0

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import platform
 import sys
 import tempfile
@@ -23,18 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.transcripts import pct
 from gsmgw.config import ApiConfig, Config, InboundConfig, ModemConfig, StoreConfig
 from gsmgw.daemon import Gateway
 from gsmgw.emulator import FakeModemPool
 
 LONG = "Inbound benchmark, a long message in three parts. " * 8
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
 async def run_one(k: int, n: int, workdir: Path) -> dict[str, Any]:
@@ -74,8 +67,8 @@ async def run_one(k: int, n: int, workdir: Path) -> dict[str, Any]:
             return {
                 "modems": k, "messages": total, "parts": parts, "seconds": round(elapsed, 3),
                 "messages_per_s": round(total / elapsed, 1), "parts_per_s": round(parts / elapsed, 1),
-                "latency_p50_ms": round(_pct(lat, 0.5) * 1000, 1),
-                "latency_p99_ms": round(_pct(lat, 0.99) * 1000, 1),
+                "latency_p50_ms": round(pct(lat, 0.5) * 1000, 1),
+                "latency_p99_ms": round(pct(lat, 0.99) * 1000, 1),
                 "left_in_storage": left,
             }
         finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import secrets
@@ -27,8 +26,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.gateway import _cmgs_walls, fake_modems
-from gsmgw.emulator import load_transcript
+from bench.gateway import fake_modems
+from bench.transcripts import walls
 from gsmgw.store import NewMessage, Store
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -76,7 +75,7 @@ async def run_one(hosts: int, modems_per_host: int, latency_s: float, per_modem:
                     sys.executable, "-m", "gsmgw", "run", "--config", str(cfg),
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
             deadline = time.monotonic() + total * latency_s / (hosts * modems_per_host) * 4 + 60
-            while sum(len(_cmgs_walls(t)) for _, t in stacks) < total:
+            while sum(len(walls(t, "cmd")) for _, t in stacks) < total:
                 if time.monotonic() > deadline:
                     raise RuntimeError("multi-host bench did not finish")
                 await asyncio.sleep(0.2)
@@ -90,16 +89,9 @@ async def run_one(hosts: int, modems_per_host: int, latency_s: float, per_modem:
             for cm, _ in stacks:
                 await cm.__aexit__(None, None, None)
         # Wall-clock span across hosts: transcripts carry wall times.
-        cmds = sorted(w for _, t in stacks for w in _cmgs_walls(t))
-        spans = []
-        for _, t in stacks:
-            for path in sorted(t.glob("*")):
-                entries = load_transcript(path)
-                res = [dt.datetime.fromisoformat(e.wall).timestamp() for e in entries
-                       if e.direction == "out" and b"+CMGS:" in e.data]
-                if res:
-                    spans.append(max(res))
-        elapsed = max(spans) - cmds[0]
+        cmds = sorted(w for _, t in stacks for w in walls(t, "cmd"))
+        results = sorted(w for _, t in stacks for w in walls(t, "result"))
+        elapsed = results[-1] - cmds[0]
         per_min = total / elapsed * 60
         ideal = hosts * modems_per_host * 60 / latency_s
         return {"hosts": hosts, "modems": hosts * modems_per_host, "latency_s": latency_s, "messages": total,

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -45,8 +46,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.dispatch import _cpu_model, _marks_from_transcript, _pct
+from bench.dispatch import _cpu_model
 from bench.dispatch import run_one as gsmgw_run_one
+from bench.transcripts import gaps_s, marks, pct, utilisation
 from gsmgw.emulator import load_transcript
 
 DAEMONS = ("gsmgw", "gammu-smsd", "smstools")
@@ -373,8 +375,8 @@ def _status_reports_requested(path: Path) -> int:
 def measure(transcripts: Path, k: int, latency_s: float) -> dict[str, Any]:
     """Throughput from the modem side: submits accepted / (last +CMGS result - first AT+CMGS)."""
     files = sorted(transcripts.glob("*"))
-    marks = [_marks_from_transcript(p) for p in files]
-    all_marks = [m for mk in marks for m in mk]
+    per_modem = [marks(p) for p in files]
+    all_marks = [m for mk in per_modem for m in mk]
     sent = sum(1 for _, kind in all_marks if kind == "result")
     if sent == 0:
         raise RuntimeError(f"no +CMGS result in {transcripts}")
@@ -383,30 +385,23 @@ def measure(transcripts: Path, k: int, latency_s: float) -> dict[str, Any]:
     elapsed = last_result - first_cmd
     per_min = sent / elapsed * 60.0
     ideal = k * 60.0 / latency_s
-    # Per-modem utilisation: L x sends over each modem's own busy span (its first AT+CMGS
-    # to its last +CMGS result), so the start-up skew between modems is left out.
-    busy = [(sum(1 for _, kd in mk if kd == "result"),
-             max(t for t, kd in mk if kd == "result") - min(t for t, kd in mk if kd == "cmd"))
-            for mk in marks if any(kd == "result" for _, kd in mk)]
-    span_s = sum(span for _, span in busy)
-    gaps: list[float] = []
+    util = utilisation(per_modem, latency_s)
+    gaps = gaps_s(per_modem)
     in_submit: list[float] = []  # AT+CMGS to its +CMGS result, less L: the daemon's own time inside a send
-    for mk in marks:
-        mk.sort()
-        gaps += [t2 - t1 for (t1, a), (t2, b) in itertools.pairwise(mk) if a == "result" and b == "cmd"]
-        in_submit += [t2 - t1 - latency_s for (t1, a), (t2, b) in itertools.pairwise(mk)
+    for mk in per_modem:
+        in_submit += [t2 - t1 - latency_s for (t1, a), (t2, b) in itertools.pairwise(sorted(mk))
                       if a == "cmd" and b == "result"]
     return {
         "sent": sent,
-        "per_modem_sent": [sum(1 for _, kd in mk if kd == "result") for mk in marks],
+        "per_modem_sent": [sum(1 for _, kd in mk if kd == "result") for mk in per_modem],
         "status_reports_requested": sum(_status_reports_requested(p) for p in files),
         "elapsed_s": round(elapsed, 3),
         "per_minute": round(per_min, 1),
         "fraction_of_ideal": round(per_min / ideal, 4),
-        "utilisation": round(latency_s * sum(n for n, _ in busy) / span_s, 4) if span_s > 0 else None,
-        "gap_p50_ms": round(_pct(gaps, 0.50) * 1000, 1) if gaps else None,
-        "gap_p99_ms": round(_pct(gaps, 0.99) * 1000, 1) if gaps else None,
-        "submit_overhead_p50_ms": round(_pct(in_submit, 0.50) * 1000, 1) if in_submit else None,
+        "utilisation": None if math.isnan(util) else round(util, 4),
+        "gap_p50_ms": round(pct(gaps, 0.50) * 1000, 1) if gaps else None,
+        "gap_p99_ms": round(pct(gaps, 0.99) * 1000, 1) if gaps else None,
+        "submit_overhead_p50_ms": round(pct(in_submit, 0.50) * 1000, 1) if in_submit else None,
     }
 
 
