@@ -1,5 +1,5 @@
 """Finding modems by identity (IMEI/ICCID) among the serial ports present, and
-hearing about hot-plug.
+hearing about hot-plug. (Asking a port who it is: gsmgw.modem.identify.)
 
 A modem is known by what it is, never by its ttyUSB number: after a replug the
 kernel may hand it another name. Where udev runs, a pyudev monitor on the tty
@@ -15,24 +15,10 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from gsmgw.at.channel import ATChannel
-from gsmgw.at.parsers import parse_iccid, parse_imei
-from gsmgw.errors import ModemError
-from gsmgw.transport import open_port
+from gsmgw.modem.identify import PortIdentity
 
 log = logging.getLogger(__name__)
-
-# ICCID commands differ by vendor; the first that answers wins.
-ICCID_COMMANDS = ("AT+CCID", "AT+ICCID", "AT+QCCID", "AT^ICCID?")
-
-
-@dataclass(frozen=True, slots=True)
-class PortIdentity:
-    port: str
-    imei: str
-    iccid: str
 
 
 def candidate_ports(globs: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
@@ -60,35 +46,6 @@ def identity_matches(want_imei: str, want_iccid: str, got: PortIdentity) -> bool
     if want_iccid and want_iccid.upper().rstrip("F") != got.iccid:
         return False
     return bool(want_imei or want_iccid)
-
-
-async def identify_port(port: str, *, baudrate: int = 115200, timeout_s: float = 2.0) -> PortIdentity | None:
-    """Open ``port``, ask for IMEI and ICCID, close it. None if it is not a modem."""
-    try:
-        reader, writer = await open_port(port, baudrate=baudrate)
-    except ModemError as exc:
-        log.debug("discovery: %s: %s", port, exc)
-        return None
-    ch = ATChannel(reader, writer, name=f"discover {port}")
-    ch.start()
-    try:
-        with contextlib.suppress(ModemError):
-            await ch.command("AT", timeout_s)  # wakes autobaud; may be echoed
-        await ch.command("ATE0", timeout_s)
-        imei = parse_imei((await ch.command("AT+CGSN", timeout_s)).lines)
-        iccid = ""
-        for cmd in ICCID_COMMANDS:
-            try:
-                iccid = parse_iccid((await ch.command(cmd, timeout_s)).lines)
-                break
-            except (ModemError, ValueError):
-                continue
-        return PortIdentity(port, imei, iccid)
-    except (ModemError, ValueError) as exc:
-        log.debug("discovery: %s is not an answering modem: %s", port, exc)
-        return None
-    finally:
-        await ch.close()
 
 
 class HotplugWatcher:

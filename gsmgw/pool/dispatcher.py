@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from gsmgw.config import Config, ModemConfig
 from gsmgw.domain import MessageState, ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.errors import CodecError, ModemError
-from gsmgw.pool.discovery import HotplugWatcher, candidate_ports, identify_port, identity_matches
+from gsmgw.modem.identify import identify_port
+from gsmgw.pool.discovery import HotplugWatcher, candidate_ports, identity_matches
 from gsmgw.pool.limits import Limits, SimLimiter, quiet_wait_s
 from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
 from gsmgw.sms import StatusReport, decode_pdu, encode_submit

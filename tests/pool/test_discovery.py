@@ -10,7 +10,8 @@ from pathlib import Path
 from gsmgw.config import DiscoveryConfig, ModemConfig
 from gsmgw.domain import ModemState
 from gsmgw.emulator import FakeModemPool
-from gsmgw.pool.discovery import PortIdentity, candidate_ports, identify_port, identity_matches
+from gsmgw.modem.identify import PortIdentity, identify_port
+from gsmgw.pool.discovery import candidate_ports, identity_matches
 from tests.helpers import make_config, running_gateway
 
 
