@@ -159,9 +159,7 @@ class Pool:
         self._discovery_task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._hotplug: HotplugWatcher | None = None
-        self.started_at = time.time()
         self.sent_total = 0
-        self.reports_total = 0
         # Short-lived tasks started from driver callbacks (report handling...).
         self._bg: set[asyncio.Task[None]] = set()
         from gsmgw.pool.inbound import InboundProcessor
@@ -383,7 +381,6 @@ class Pool:
             discharge_at=rep.discharge_time,
             window_s=self.cfg.dispatch.status_report_window_s,
         )
-        self.reports_total += 1
         if match.message_id is None:
             log.info("modem %s: status report for tp_mr=%d to %s matched no message (kept)",
                      slot.id, rep.tp_mr, rep.recipient)
