@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: demo test lint format bench bench-smoke clean
+.PHONY: demo test test-fast lint format bench bench-smoke clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,6 +29,11 @@ demo: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check gsmgw tests bench
 	$(BIN)/python -m pytest $(ARGS)
+
+# The fast lane: everything but the tests marked slow (long end-to-end runs).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check gsmgw tests bench
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gsmgw tests bench
