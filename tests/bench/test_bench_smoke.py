@@ -8,6 +8,9 @@ import pytest
 
 from bench import codec, dispatch, gateway
 
+# Long end-to-end runs: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def test_codec_bench_runs() -> None:
     report = codec.run(0.2)

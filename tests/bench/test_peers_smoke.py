@@ -12,6 +12,9 @@ import pytest
 
 from bench import peers
 
+# Long end-to-end runs: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _leftovers(workdir: Path) -> list[str]:
     """Processes still running whose command line names the run's directory (daemons, emulator)."""

@@ -19,6 +19,9 @@ import pytest
 from gsmgw.emulator import Behaviour, FakeModemPool
 from gsmgw.store import NewMessage, Store
 
+# Long end-to-end runs: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 N_MESSAGES = 40
 
 

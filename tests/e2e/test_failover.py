@@ -11,6 +11,9 @@ import pytest
 from gsmgw.emulator import Behaviour, FakeModemPool
 from tests.helpers import make_config, running_gateway
 
+# Long end-to-end runs: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 FINAL = {"sent", "delivered", "failed", "unknown", "expired", "cancelled"}
 
 

@@ -23,6 +23,9 @@ from gsmgw.emulator import Behaviour, FakeModemPool
 from gsmgw.store import NewMessage, Store
 from gsmgw.store import tables as t
 
+# Long end-to-end runs: `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 N_MESSAGES = 2000
 LEASE_S = 4.0
 

@@ -26,6 +26,7 @@ GAMMU_SMSD_INJECT = shutil.which("gammu-smsd-inject")
 
 pytestmark = [
     pytest.mark.gammu,
+    pytest.mark.slow,
     pytest.mark.timeout(60),
     pytest.mark.skipif(GAMMU is None, reason="gammu binary not installed (Debian package 'gammu')"),
 ]
