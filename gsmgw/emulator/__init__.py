@@ -5,10 +5,12 @@ Usable in-process from tests (:class:`PtyModem`, :class:`FakeModemPool`), as
 """
 
 from gsmgw.emulator.behaviour import Behaviour
-from gsmgw.emulator.modem import EmulatedModem, SentRecord, StoredSms
+from gsmgw.emulator.messaging import SentRecord
+from gsmgw.emulator.modem import EmulatedModem
 from gsmgw.emulator.network import DeliveryRule, Network, OutboundRecord, parse_fail_rule
 from gsmgw.emulator.personality import PERSONALITIES, Personality
 from gsmgw.emulator.pty import FakeModemPool, PtyModem, modem_number
+from gsmgw.emulator.storage import StoredSms
 from gsmgw.emulator.transcript import (
     Transcript,
     TranscriptEntry,
