@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gsmgw.emulator.behaviour import Behaviour
 from gsmgw.emulator.network import Network, parse_fail_rule
-from gsmgw.emulator.personality import PERSONALITIES
+from gsmgw.emulator.personality import PERSONALITIES, QUIRKS, Personality, with_quirks
 from gsmgw.emulator.pty import FakeModemPool
 from gsmgw.emulator.transcript import format_transcript, load_transcript
 
@@ -67,6 +67,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="initial echo (real modems start with echo on)")
     p.add_argument("--no-registration", action="store_true", help="the SIMs never register")
     p.add_argument("--storage-full", action="store_true", help="SIM storage is full at start")
+    p.add_argument("--quirk", action="append", default=[], metavar="NAME[,NAME]",
+                   help=f"switch on a wire habit of real modules for every modem: {', '.join(QUIRKS)}; repeatable")
+    p.add_argument("--sms-ready-delay-s", type=float, default=0.0, metavar="S",
+                   help="after each boot SMS commands answer ERROR for S seconds, then the SMS-ready URC "
+                        "(SIM800 'SMS Ready') is printed")
+    p.add_argument("--urc-storm", type=int, default=None, metavar="N",
+                   help="N vendor URCs (^RSSI/^MODE...) between every response and its OK and before every "
+                        "'> ' (default: the personality's; huawei_e1550 storms with 3)")
+    p.add_argument("--transient-read-error", type=int, default=None, metavar="CODE",
+                   help="the first AT+CMGR of an index just announced by +CMTI/+CDSI answers "
+                        "+CMS ERROR: CODE (e.g. 321)")
     p.add_argument("--transcript-dir", default=None, help="write a raw byte transcript per modem here")
     p.add_argument("--seed", type=int, default=None, help="seed for random latencies")
     p.add_argument("--show-transcript", default=None, metavar="FILE",
@@ -88,7 +99,21 @@ def behaviour_from_args(args: argparse.Namespace) -> Behaviour:
         echo=args.echo,
         registration=0 if args.no_registration else 1,
         storage_full=args.storage_full,
+        sms_ready_delay_s=args.sms_ready_delay_s,
+        urc_storm=args.urc_storm,
+        transient_read_error=args.transient_read_error,
     )
+
+
+def quirk_names(args: argparse.Namespace) -> list[str]:
+    return [q.strip() for spec in args.quirk for q in spec.split(",") if q.strip()]
+
+
+def personalities_from_args(args: argparse.Namespace) -> list[Personality]:
+    """One personality per modem (the comma list cycles), with the --quirk habits on."""
+    names = args.personality.split(",")
+    quirks = quirk_names(args)
+    return [with_quirks(PERSONALITIES[names[i % len(names)]], quirks) for i in range(args.count)]
 
 
 def validate(args: argparse.Namespace) -> str | None:
@@ -100,9 +125,16 @@ def validate(args: argparse.Namespace) -> str | None:
     for value, flag in ((args.latency_s, "--latency-s"), (args.latency_jitter_s, "--latency-jitter-s"),
                         (args.report_delay_s, "--report-delay-s"),
                         (args.registration_delay_s, "--registration-delay-s"),
-                        (args.replug_after_s or 0.0, "--replug-after-s")):
+                        (args.replug_after_s or 0.0, "--replug-after-s"),
+                        (args.sms_ready_delay_s, "--sms-ready-delay-s"),
+                        (args.urc_storm or 0, "--urc-storm")):
         if value < 0:
             return f"{flag} must be >= 0"
+    for name in quirk_names(args):
+        if name not in QUIRKS:
+            return f"--quirk {name!r} unknown; choose from {', '.join(QUIRKS)}"
+    if args.transient_read_error is not None and not 0 <= args.transient_read_error <= 511:
+        return "--transient-read-error must be a +CMS ERROR code from 0 to 511"
     if args.pin is not None and not (args.pin.isdigit() and 4 <= len(args.pin) <= 8):
         return "--pin must be 4 to 8 digits"
     return None
@@ -111,8 +143,7 @@ def validate(args: argparse.Namespace) -> str | None:
 async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     rules = [parse_fail_rule(r) for r in args.fail_rule]
     network = Network(report_delay_s=args.report_delay_s, delivery_rule=rules or None)
-    names = args.personality.split(",")
-    personalities = [names[i % len(names)] for i in range(args.count)]
+    personalities = personalities_from_args(args)
     behaviours = [behaviour_from_args(args) for _ in range(args.count)]
     directory = Path(args.dir)
     async with FakeModemPool(

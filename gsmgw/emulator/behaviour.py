@@ -76,6 +76,17 @@ class Behaviour:
     """How long a directly routed +CMT/+CDS waits for +CNMA before routing is disabled (27.005 §3.4.4)."""
     ussd_reply: str = "Your balance is 12.34 EUR. Valid until 31.12.2027."
 
+    # --- boot and storage timing (issue 16) ------------------------------------------
+    sms_ready_delay_s: float = 0.0
+    """After each boot, SMS commands answer ERROR for this long; then the personality's
+    SMS-ready URC (SIM800 "SMS Ready") is printed and they work."""
+    urc_storm: int | None = None
+    """URC lines (``^RSSI``/``^MODE``-style) written between every response and its OK and
+    before every ``> `` prompt (``None``: the personality's default; 0 none)."""
+    transient_read_error: int | None = None
+    """The first ``AT+CMGR`` of an index just announced by +CMTI/+CDSI answers
+    ``+CMS ERROR: <code>`` (e.g. 321: the module announced it before the write completed)."""
+
     # --- internal counters ---------------------------------------------------------
     submits_seen: int = field(default=0, compare=False)
 

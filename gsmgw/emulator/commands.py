@@ -61,15 +61,16 @@ class GeneralCommands:
     def handlers(self) -> dict[str, Handler]:
         m = self.m
         p = m.personality
+        pad = p.ident_padding
         return {
-            "+CGMI": ident(lambda: p.cgmi_prefix + p.manufacturer),
-            "+GMI": ident(lambda: p.manufacturer),
-            "+CGMM": ident(lambda: p.cgmm_prefix + p.model),
-            "+GMM": ident(lambda: p.model),
-            "+CGMR": ident(lambda: p.cgmr_prefix + p.revision),
-            "+GMR": ident(lambda: p.revision),
-            "+CGSN": ident(lambda: m.imei),
-            "+GSN": ident(lambda: m.imei),
+            "+CGMI": ident(lambda: p.cgmi_prefix + pad + p.manufacturer),
+            "+GMI": ident(lambda: pad + p.manufacturer),
+            "+CGMM": ident(lambda: p.cgmm_prefix + pad + p.model),
+            "+GMM": ident(lambda: pad + p.model),
+            "+CGMR": ident(lambda: p.cgmr_prefix + pad + p.revision),
+            "+GMR": ident(lambda: pad + p.revision),
+            "+CGSN": ident(lambda: pad + m.imei),
+            "+GSN": ident(lambda: pad + m.imei),
             "+GCAP": ident(lambda: "+GCAP: +CGSM"),
             "+CIMI": self._cimi,
             "+CNUM": self._cnum,
@@ -95,7 +96,7 @@ class GeneralCommands:
         h: dict[str, Handler] = {}
         for cmd, prefix in p.iccid_commands:
             # Huawei spells it AT^ICCID? (read form); SIMCom/Quectel use the action form.
-            h[cmd] = ident(lambda prefix=prefix: prefix + m.iccid,  # type: ignore[misc]
+            h[cmd] = ident(lambda prefix=prefix: prefix + p.ident_padding + m.iccid,  # type: ignore[misc]
                            forms=("read",) if cmd.startswith("^") else ("exec",))
         for cmd in p.extra_registration_commands:
             h[cmd] = self.make_xreg(cmd)

@@ -52,6 +52,8 @@ class SmsService:
         self.next_mr = 0
         self.cmms_deadline = 0.0
         self.pending_acks: list[asyncio.TimerHandle] = []
+        self.unsettled: set[tuple[str, int]] = set()
+        """(memory, index) just announced whose first +CMGR fails (``Behaviour.transient_read_error``)."""
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -310,7 +312,7 @@ class SmsService:
             length = int_arg(args, 0, hi=10_000)
             if not 7 <= length <= MAX_TPDU_LENGTH:
                 raise AtFail("CMS", 304)
-        m.emit(b"\r\n> ")
+        m.prompt()
         if m.behaviour.urc_after_prompt:
             m.emit(m.line(m.behaviour.urc_after_prompt))
         raw, terminator = await self._read_text_entry()
@@ -411,7 +413,7 @@ class SmsService:
         """PDU mode: ``<header>,[<alpha>],<length>`` then the PDU (TS 27.005 §3.4.2/§3.4.3).
         Text mode: ``<header>,<oa/da>,[<alpha>],<scts>`` then the text (SMS-DELIVER/SUBMIT)."""
         if self.m.cmgf == 0:
-            return [f"{header},,{sms.tpdu_length}", sms.pdu]
+            return [f"{header},,{sms.tpdu_length}", self.m.pdu_out(sms.pdu)]
         try:
             decoded = decode_pdu(sms.pdu, tpdu_length=sms.tpdu_length)
         except CodecError:
@@ -432,6 +434,7 @@ class SmsService:
         storage = m.storages[m.mem[0]]
         lines: list[str] = []
         for index, sms in storage.items():
+            self.unsettled.discard((storage.name, index))  # listed: the write has completed
             if stat != 4 and sms.stat != stat:
                 continue
             lines += self._entry_lines(f"+CMGL: {index},{self._stat_token(sms.stat)}", sms)
@@ -447,7 +450,13 @@ class SmsService:
             raise AtFail()
         m.require_sim(sms=True)
         storage = m.storages[m.mem[0]]
-        i = storage.slot(int_arg(args, 0, hi=10_000))
+        index = int_arg(args, 0, hi=10_000)
+        i = storage.slot(index)
+        code = m.behaviour.transient_read_error
+        if (storage.name, index) in self.unsettled:
+            self.unsettled.discard((storage.name, index))
+            if code is not None:
+                raise AtFail("CMS", code)
         sms = storage.slots[i]
         if sms is None:
             if m.personality.empty_cmgr_ok:
@@ -472,6 +481,7 @@ class SmsService:
         delflag = int_arg(args, 1, 0, hi=4)
         if delflag == 0:
             storage.slots[storage.slot(index)] = None
+            self.unsettled.discard((storage.name, index))
         else:
             # TS 27.005 §3.5.4 <delflag>: 1 read, 2 read+sent, 3 read+sent+unsent, 4 all.
             doomed = {1: {1}, 2: {1, 3}, 3: {1, 2, 3}, 4: {0, 1, 2, 3}}[delflag]

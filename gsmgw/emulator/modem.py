@@ -40,6 +40,7 @@ from gsmgw.emulator.syntax import (
     Dropped,
     Handler,
     Hung,
+    Unsupported,
     split_args,
 )
 from gsmgw.emulator.transcript import Transcript
@@ -138,8 +139,12 @@ class EmulatedModem:
         self.held_urcs: list[str] = []
         self.curc = 1
         self.registration = 0
+        self.sms_ready = True
+        """False from boot until the SMS-ready URC when ``Behaviour.sms_ready_delay_s`` is set."""
+        self._no_final = False
         self.sms = SmsService(self)
         self.radio = Radio(self)
+        self._sms_commands = frozenset(self.sms.handlers())
         self._reset_settings()
         self.cfun = 1
         if self.behaviour.storage_full:
@@ -268,13 +273,29 @@ class EmulatedModem:
         if self.behaviour.boot_delay_s:
             await asyncio.sleep(self.behaviour.boot_delay_s)
         cpin = self.sim_state if self.sim_state != "BLOCKED" else "SIM PUK"
-        for line in self.personality.boot_urcs:
+        banners = [line.format(cpin=cpin, imei=self.imei) for line in self.personality.boot_urcs]
+        delay_s = self.behaviour.sms_ready_delay_s
+        if delay_s > 0:
+            # SIM800: RDY, +CPIN: READY, Call Ready at once; SMS commands answer ERROR
+            # until "SMS Ready", which comes when the SMS stack has finished booting.
+            self.sms_ready = False
+            ready = self.personality.sms_ready_urc
+            later = banners[banners.index(ready):] if ready in banners else []
+            banners = banners[: len(banners) - len(later)]
+            self.spawn(self._sms_ready_after(delay_s, later))
+        for line in banners:
             # Boot banners are sent whatever CMEE/CREG say: the module speaks before the
             # host has configured anything.
-            self.urc(line.format(cpin=cpin, imei=self.imei), force=True)
+            self.urc(line, force=True)
         self.radio.start_noise()
         if self.sim_state == "READY":
             await self.radio.register()
+
+    async def _sms_ready_after(self, delay_s: float, banners: list[str]) -> None:
+        await asyncio.sleep(delay_s)
+        self.sms_ready = True
+        for line in banners:
+            self.urc(line, force=True)
 
     @property
     def registered(self) -> bool:
@@ -319,7 +340,29 @@ class EmulatedModem:
 
     def line(self, text: str) -> bytes:
         """One response line framed per ATV (TS 27.007 §4.1: ``<CR><LF>text<CR><LF>``)."""
-        return (f"\r\n{text}\r\n" if self.verbose else f"{text}\r\n").encode("latin-1")
+        framed = f"\r\n{text}\r\n" if self.verbose else f"{text}\r\n"
+        eol = self.personality.line_ending
+        if eol != "\r\n":
+            framed = framed.replace("\r\n", eol)
+        return framed.encode("latin-1")
+
+    def prompt(self) -> None:
+        """The ``> `` that asks for the PDU or text (TS 27.005 §3.5.1), after any URC storm."""
+        self.storm()
+        self.emit(f"{self.personality.line_ending}> ".encode("latin-1"))
+
+    def storm(self) -> None:
+        """``Behaviour.urc_storm`` vendor URCs at once, ignoring the hold (Huawei ^RSSI/^MODE)."""
+        n = self.behaviour.urc_storm
+        if n is None:
+            n = self.personality.urc_storm
+        lines = self.personality.storm_urcs or self.personality.periodic_urcs
+        for i in range(n if lines else 0):
+            self.emit(self.line(lines[i % len(lines)].format(rssi=self.radio.rssi())))
+
+    def pdu_out(self, pdu: str) -> str:
+        """A PDU as this module shows it (some print lower-case hex)."""
+        return pdu.lower() if self.personality.lower_case_hex else pdu
 
     def urc(self, line: str, *, force: bool = False) -> None:
         """Send an unsolicited result code (held while a text entry or a response is under way)."""
@@ -396,9 +439,12 @@ class EmulatedModem:
         if self.behaviour.garbage_before_response:
             self.emit(self.behaviour.garbage_before_response)
         self.urc_hold += 1
+        self._no_final = False
         try:
             await self._execute(body)
-            self._final("OK")
+            if not self._no_final:
+                self.storm()
+                self._final("OK")
         except Hung:
             pass  # the "hang on submit" behaviour: no final result at all
         except AtFail as fail:
@@ -418,6 +464,9 @@ class EmulatedModem:
             self.emit(f"{codes.get(result, result)}\r".encode("latin-1"))
 
     def _final_error(self, fail: AtFail) -> None:
+        if isinstance(fail, Unsupported):
+            self._final(self.personality.unknown_command_reply)
+            return
         if fail.kind == "ERROR":
             self._final("ERROR")
             return
@@ -516,8 +565,13 @@ class EmulatedModem:
         if handler is None:
             if name in self.personality.vendor_ok_commands:
                 return
-            raise AtFail()
+            raise Unsupported()
+        if not self.sms_ready and name in self._sms_commands:
+            raise AtFail()  # SIM800 before "SMS Ready": plain ERROR, whatever +CMEE says
         lines = await handler(kind, args)
+        form = name + {"read": "?", "test": "=?", "set": "="}.get(kind, "")
+        if form in self.personality.info_without_final:
+            self._no_final = True
         if drop and drop.upper() == name:
             # Half an answer, then the port vanishes (a USB reset mid-command).
             half = "\r\n".join(lines)[: max(1, len("\r\n".join(lines)) // 2)]

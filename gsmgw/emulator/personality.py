@@ -9,6 +9,12 @@ can check it. Sources:
 * [HUAWEI] Huawei "ME909s Series LTE Module AT Command Interface Specification" /
   "MU709 Series AT Command Interface Specification": the E3372 in stick mode runs the
   same Balong AT command set (no public E3372-specific spec exists).
+* [MM] ModemManager: ``plugins/wavecom/mm-broadband-modem-wavecom.c`` ("AT+CPIN? replies
+  will never have an OK appended"), ``plugins/huawei/mm-plugin-huawei.c`` and
+  ``src/mm-serial-parsers.c`` (``COMMAND NOT SUPPORT`` as an error final).
+* [GAMMU] gammu ``tests/at-model/01.dump`` and ``06.dump``: ``AT+CGMM`` answered
+  `` MULTIBAND  900E  1800 `` (Wavecom, leading blanks; 06 with ``\r\r\n`` line ends),
+  ``tests/at-sms/41.dump``: a ``+CMGR`` PDU in lower-case hex.
 
 Only behaviour that a gateway must cope with is modelled; everything else answers per
 3GPP TS 27.007 / 27.005. Identity strings are those the modules print (firmware
@@ -17,6 +23,7 @@ revisions are examples of real ones).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 
@@ -60,6 +67,28 @@ class Personality:
     vendor_ok_commands: tuple[str, ...] = field(default=())
     """Vendor commands accepted with a bare OK (configuration the emulator does not model)."""
 
+    # --- wire habits a driver must tolerate (issue 16) ---------------------------------
+    sms_ready_urc: str | None = None
+    """The boot URC after which SMS commands work (SIM800 "SMS Ready"). With
+    ``Behaviour.sms_ready_delay_s`` it comes that much after the others, and SMS commands
+    answer ERROR until it has."""
+    info_without_final: tuple[str, ...] = ()
+    """Commands, written as ``"+CPIN?"`` (read), ``"+CGMM"`` (action), ``"+CSQ=?"`` (test) or
+    ``"+CMGF="`` (set), whose information answer ends without a final result code."""
+    unknown_command_reply: str = "ERROR"
+    """The final result for an extended command the module does not know."""
+    line_ending: str = "\r\n"
+    """What frames a response line (``"\r\r\n"`` on modules that double the CR)."""
+    lower_case_hex: bool = False
+    """PDUs shown by +CMGR/+CMGL/+CMT/+CDS in lower-case hex."""
+    ident_padding: str = ""
+    """Blanks before the value of an identification answer (+CGMI, +CGMM, +CGMR, +CGSN, ICCID)."""
+    storm_urcs: tuple[str, ...] = ()
+    """The lines of a URC storm (``Behaviour.urc_storm``); ``periodic_urcs`` when empty
+    ({rssi} substituted)."""
+    urc_storm: int = 0
+    """Default for ``Behaviour.urc_storm``: storm lines before every OK and every ``> ``."""
+
 
 # SIMCom SIM800 series.
 SIMCOM_SIM800 = Personality(
@@ -83,6 +112,8 @@ SIMCOM_SIM800 = Personality(
     extra_registration_commands=("+CGREG",),
     empty_cmgr_ok=True,
     vendor_ok_commands=("+CSCLK", "+CLTS", "+CIURC", "+CSGS"),
+    # [SIM800] "SMS Ready": SMS initialisation is over; SMS commands fail before it.
+    sms_ready_urc="SMS Ready",
 )
 
 # SIMCom SIM7600 series (LTE Cat-1/4).
@@ -112,6 +143,7 @@ SIMCOM_SIM7600 = Personality(
     extra_registration_commands=("+CGREG", "+CEREG"),
     empty_cmgr_ok=True,
     vendor_ok_commands=("+CSCLK", "+CATR"),
+    sms_ready_urc="SMS DONE",
 )
 
 # Quectel EC25 (LTE Cat-4).
@@ -138,6 +170,7 @@ QUECTEL_EC25 = Personality(
     storage_full_urc='+QIND: "smsfull","{mem}"',
     empty_cmgr_ok=True,
     vendor_ok_commands=("+QURCCFG", "+QINDCFG", "+QCFG", "+QSCLK"),
+    sms_ready_urc="+QIND: SMS DONE",
 )
 
 # Huawei E3372 in "stick" (serial, non-HiLink) mode.
@@ -176,7 +209,73 @@ HUAWEI_E3372 = Personality(
     vendor_ok_commands=("^SYSCFG", "^SYSCFGEX", "^PORTSEL", "^SETPORT"),
 )
 
+# Wavecom Fastrack / Q24 family (Sierra Wireless WMP firmware keeps the habits).
+WAVECOM_FASTRACK = Personality(
+    key="wavecom_fastrack",
+    manufacturer="WAVECOM MODEM",
+    # [GAMMU] tests/at-model/01.dump: the AT+CGMM answer, blanks included.
+    model=" MULTIBAND  900E  1800 ",
+    revision="R7.46.0.201108091301.FXT009 2286720 080911 13:01",
+    ati_lines=("WAVECOM MODEM",),
+    boot_urcs=(),
+    iccid_commands=(("+CCID", "+CCID: "),),
+    first_index=1,
+    cmee_default=0,
+    act=None,
+    # [MM] mm-broadband-modem-wavecom.c: "AT+CPIN? replies will never have an OK appended".
+    info_without_final=("+CPIN?",),
+    ident_padding=" ",
+    empty_cmgr_ok=True,
+    vendor_ok_commands=("+WIND", "+WOPEN", "+WRST"),
+)
+
+# Huawei E1550 (3G stick, older Balong/Qualcomm firmware): the noisy PC UI port.
+HUAWEI_E1550 = dataclasses.replace(
+    HUAWEI_E3372,
+    key="huawei_e1550",
+    model="E1550",
+    revision="11.608.12.02.21",
+    ati_lines=(
+        "Manufacturer: huawei",
+        "Model: E1550",
+        "Revision: 11.608.12.02.21",
+        "IMEI: {imei}",
+        "+GCAP: +CGSM,+DS,+ES",
+    ),
+    act=2,
+    extra_registration_commands=("+CGREG",),
+    # [MM] mm-plugin-huawei.c / mm-serial-parsers.c: unknown commands end with this line.
+    unknown_command_reply="COMMAND NOT SUPPORT",
+    # [HUAWEI] ^RSSI / ^MODE / ^DSFLOWRPT reports arrive whenever the radio says so, also
+    # between a response and its OK and before the "> " prompt.
+    storm_urcs=("^RSSI: {rssi}", "^MODE: 5,4", "^DSFLOWRPT:00000010,00000000,00000000,0000000000000000,0000000000000000,0003E800,0003E800"),
+    urc_storm=3,
+)
+
 PERSONALITIES: dict[str, Personality] = {
-    p.key: p for p in (SIMCOM_SIM800, SIMCOM_SIM7600, QUECTEL_EC25, HUAWEI_E3372)
+    p.key: p
+    for p in (SIMCOM_SIM800, SIMCOM_SIM7600, QUECTEL_EC25, HUAWEI_E3372, HUAWEI_E1550, WAVECOM_FASTRACK)
 }
 DEFAULT_PERSONALITY = SIMCOM_SIM800
+
+# Wire habits that can be switched on for any personality (``gsmgw fake-modem --quirk``).
+QUIRKS: dict[str, dict[str, object]] = {
+    "cpin-without-ok": {"info_without_final": ("+CPIN?",)},
+    "command-not-support": {"unknown_command_reply": "COMMAND NOT SUPPORT"},
+    "crcrlf": {"line_ending": "\r\r\n"},
+    "lower-hex": {"lower_case_hex": True},
+    "ident-spaces": {"ident_padding": "  "},
+}
+
+
+def with_quirks(personality: Personality, quirks: list[str] | tuple[str, ...]) -> Personality:
+    """``personality`` with the named wire habits of :data:`QUIRKS` switched on."""
+    changes: dict[str, object] = {}
+    for name in quirks:
+        if name not in QUIRKS:
+            raise ValueError(f"unknown quirk {name!r}; known: {', '.join(QUIRKS)}")
+        changes.update(QUIRKS[name])
+    if not changes:
+        return personality
+    suffix = "+".join(quirks)
+    return dataclasses.replace(personality, key=f"{personality.key}+{suffix}", **changes)  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ class Radio:
         tpdu_length = StoredSms(0, pdu).tpdu_length
         mt = m.cnmi[1]
         if mt in (2, 3):
-            m.indication(f"+CMT: ,{tpdu_length}", pdu)
+            m.indication(f"+CMT: ,{tpdu_length}", m.pdu_out(pdu))
             m.sms.await_ack(lambda: self.store_inbound(pdu))
             return True
         return self.store_inbound(pdu)
@@ -113,6 +113,8 @@ class Radio:
             if m.personality.storage_full_urc:
                 m.urc(m.personality.storage_full_urc.format(mem=mem))
             return False
+        if m.behaviour.transient_read_error is not None:
+            m.sms.unsettled.add((mem, index))
         if status_report:
             if m.cnmi[3] == 2:
                 m.indication(f'+CDSI: "{mem}",{index}')
@@ -127,7 +129,7 @@ class Radio:
         ds = m.cnmi[3]
         if ds == 1:
             tpdu_length = StoredSms(0, pdu).tpdu_length
-            m.indication(f"+CDS: {tpdu_length}", pdu)
+            m.indication(f"+CDS: {tpdu_length}", m.pdu_out(pdu))
             m.sms.await_ack(lambda: None)
         elif ds == 2:
             self.store_inbound(pdu, status_report=True)

@@ -78,6 +78,10 @@ class Hung(AtFail):
     """The "hang on submit" behaviour: no final result at all."""
 
 
+class Unsupported(AtFail):
+    """A command the module does not know (some answer ``COMMAND NOT SUPPORT``, not ``ERROR``)."""
+
+
 class Dropped(Exception):
     """The port went away while a command was running; stop interpreting."""
 

@@ -85,9 +85,10 @@ async def test_gammu_identify_every_personality(tmp_path: Path) -> None:
     for pm, (rc, out) in zip(modems, results, strict=True):
         m, p = pm.modem, pm.modem.personality
         assert rc == 0, out
-        assert re.search(rf"Manufacturer\s+: {re.escape(p.manufacturer)}", out, re.I), out
+        # gammu names some vendors its own way ("WAVECOM MODEM" -> "Wavecom").
+        assert re.search(rf"Manufacturer\s+: {re.escape(p.manufacturer.split()[0])}", out, re.I), out
         assert p.model in out, out
-        assert re.search(rf"IMEI\s+: {m.imei}", out), out
+        assert re.search(rf"IMEI\s+:\s+{m.imei}", out), out  # Wavecom pads identification strings
         assert re.search(rf"SIM IMSI\s+: {m.imsi}", out), out
 
 

@@ -138,6 +138,9 @@ async def test_cli_runs_until_sigint_and_prints_ports(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--quirk", "tired-modem"], "--quirk 'tired-modem' unknown"),
+        (["--sms-ready-delay-s", "-1"], "--sms-ready-delay-s must be >= 0"),
+        (["--transient-read-error", "9999"], "--transient-read-error must be"),
         (["--count", "0"], "--count"),
         (["--personality", "nokia"], "--personality"),
         (["--pin", "12"], "--pin"),
@@ -165,6 +168,25 @@ def test_cli_registers_with_the_gsmgw_parser() -> None:
     assert args.func is fake_modem.run
     b = fake_modem.behaviour_from_args(args)
     assert (b.hang_on_submit, b.cms_error_on_submit, b.trickle_s, b.echo) == (True, 500, 0.002, False)
+
+
+def test_cli_quirk_and_timing_options() -> None:
+    import argparse
+
+    from gsmgw.commands import fake_modem
+
+    parser = argparse.ArgumentParser()
+    fake_modem.register(parser.add_subparsers())
+    args = parser.parse_args(["fake-modem", "--count", "2", "--personality", "wavecom_fastrack,huawei_e1550",
+                              "--quirk", "crcrlf,lower-hex", "--quirk", "command-not-support",
+                              "--sms-ready-delay-s", "2.5", "--urc-storm", "4", "--transient-read-error", "321"])
+    assert fake_modem.validate(args) is None
+    b = fake_modem.behaviour_from_args(args)
+    assert (b.sms_ready_delay_s, b.urc_storm, b.transient_read_error) == (2.5, 4, 321)
+    first, second = fake_modem.personalities_from_args(args)
+    assert first.key == "wavecom_fastrack+crcrlf+lower-hex+command-not-support"
+    assert first.info_without_final == ("+CPIN?",) and first.line_ending == "\r\r\n"
+    assert second.unknown_command_reply == "COMMAND NOT SUPPORT" and second.lower_case_hex
 
 
 async def test_one_behaviour_for_the_pool_is_copied_per_modem(tmp_path: Path) -> None:
