@@ -464,7 +464,14 @@ async def readyz(request: web.Request) -> web.Response:
         await svc.store.call(svc.store.queue_depth)
     except Exception as exc:
         return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}")
-    return web.json_response({"status": "ready"})
+    modems = svc.modems()
+    ready = [m["id"] for m in modems if m.get("state") == "ready" and m.get("enabled", True)]
+    if modems and not ready:
+        # Messages would only queue up: say so, so that a load balancer or an operator's
+        # probe does not take "the process is alive" for "SMS are going out".
+        states = ", ".join(f"{m['id']}: {m.get('state')}" for m in modems)
+        return error_response(503, "no_modem_ready", f"no modem is ready ({states})")
+    return web.json_response({"status": "ready", "modems_ready": len(ready)})
 
 
 async def post_messages(request: web.Request) -> web.Response:

@@ -283,9 +283,10 @@ def _paths() -> dict[str, dict[str, Any]]:
     number = [_path("number", "phone number (E.164 or national)")]
     return {
         "/healthz": {"get": _op("Liveness", _json(_ref("Health"), "alive"), scope=None, tag="health", public=True)},
-        "/readyz": {"get": _op("Readiness: the store answers", _json(_obj({"status": STR}, ["status"]), "ready"),
+        "/readyz": {"get": _op("Readiness: the store answers and a modem is ready (when modems are configured)",
+                               _json(_obj({"status": STR, "modems_ready": INT}, ["status"]), "ready"),
                                scope=None, tag="health", public=True,
-                               errors={"503": _err("not ready (store unavailable)")})},
+                               errors={"503": _err("not ready (store unavailable, or no modem ready)")})},
         "/metrics": {"get": _op("Prometheus metrics", TEXT_METRICS, scope="read", tag="status")},
         "/api/v1/metrics": {"get": _op("Prometheus metrics", TEXT_METRICS, scope="read", tag="status")},
         OPENAPI_PATH: {"get": _op("This document", _json({"type": "object"}, "OpenAPI 3.0 document"),

@@ -14,7 +14,12 @@ Rules it keeps (design.md style rules 1, 2, 3, 5, 6):
   resynchronises (ESC if a prompt may be open, drain, ``AT``) before it writes
   the next command;
 * a submit whose PDU was written but whose final result never came is
-  reported as UNKNOWN, never as an error that is safe to resend.
+  reported as UNKNOWN, never as an error that is safe to resend;
+* a command the caller marks ``info_final`` (quirk data: Wavecom answers
+  ``AT+CPIN?`` with ``+CPIN: READY`` and never an OK) is complete once its
+  information line has come and ``info_grace_s`` passed without a final result;
+  the port is then drained before the next command, so that a late OK cannot be
+  taken as that command's answer. ``AT+CMGS`` never gets this treatment.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class _Pending:
     final: asyncio.Future[Final]
     prompt: asyncio.Future[None] | None = None
     lines: list[str] = field(default_factory=list)
+    info_final: bool = False
+    info_timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,7 @@ class ATChannel:
         write_timeout_s: float = 5.0,
         resync_timeout_s: float = 1.0,
         drain_quiet_s: float = 0.05,
+        info_grace_s: float = 0.2,
     ) -> None:
         self.name = name
         self._reader = reader
@@ -84,6 +92,8 @@ class ATChannel:
         self._write_timeout_s = write_timeout_s
         self._resync_timeout_s = resync_timeout_s
         self._drain_quiet_s = drain_quiet_s
+        self._info_grace_s = info_grace_s
+        self._drain_before_next = False
         self._framer = LineFramer()
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
@@ -95,6 +105,7 @@ class ATChannel:
         self.consecutive_timeouts = 0
         self.needs_resync = False
         self.unsolicited_unknown = 0  # lines that were neither URC nor response
+        self.info_only_answers = 0  # commands completed by their information line alone
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -126,17 +137,19 @@ class ATChannel:
     # --- public transactions ----------------------------------------------
 
     async def command(
-        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True
+        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True,
+        info_final: bool = False,
     ) -> Response:
         """Run one command under the lock; raise ATError/CMEError/CMSError/ATTimeout/PortClosed.
 
         ``prefix`` is the information-response prefix that wins over an ambiguous
         URC ("" derives it from the command). ``resync=False`` skips the
         resynchronisation after a timeout: recovery uses it to write ``AT+CFUN``
-        to a module that no longer answers ``AT``.
+        to a module that no longer answers ``AT``. ``info_final=True``: the
+        ``<prefix>:`` line alone may be the whole answer (see the module docstring).
         """
         async with self._lock:
-            return await self._command(command, timeout_s, prefix=prefix, resync=resync)
+            return await self._command(command, timeout_s, prefix=prefix, resync=resync, info_final=info_final)
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[Transaction]:
@@ -165,18 +178,25 @@ class ATChannel:
     # --- internals ---------------------------------------------------------
 
     async def _command(
-        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True
+        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True,
+        info_final: bool = False,
     ) -> Response:
         if resync:
             await self._resync_if_needed()
         if prefix == "":
             prefix = urcmod.response_prefix(command)
-        return await self._raw_command(command, timeout_s, prefix=prefix)
+        return await self._raw_command(command, timeout_s, prefix=prefix, info_final=info_final and prefix is not None)
 
-    async def _raw_command(self, command: str, timeout_s: float, *, prefix: str | None) -> Response:
+    async def _raw_command(
+        self, command: str, timeout_s: float, *, prefix: str | None, info_final: bool = False
+    ) -> Response:
         self._check_open()
+        if self._drain_before_next:
+            # The last answer ended without a final result: one may still be on its way.
+            self._drain_before_next = False
+            await self.drain(quiet_s=self._info_grace_s, max_s=self._info_grace_s * 4)
         loop = asyncio.get_running_loop()
-        pending = _Pending(command, prefix, {command.upper()}, loop.create_future())
+        pending = _Pending(command, prefix, {command.upper()}, loop.create_future(), info_final=info_final)
         self._pending = pending  # register the waiter before writing
         try:
             await self._write((command + "\r").encode("ascii", "replace"))
@@ -187,10 +207,20 @@ class ATChannel:
                 raise ATTimeout(f"{command!r}: no final result within {timeout_s:g} s") from None
         finally:
             self._pending = None
+            if pending.info_timer is not None:
+                pending.info_timer.cancel()
             if not pending.final.done():
                 pending.final.cancel()
         self.consecutive_timeouts = 0
         return self._result(command, pending.lines, final)
+
+    def _info_only_complete(self, pending: _Pending) -> None:
+        """Grace is over and no final result came: the information line was the answer."""
+        if self._pending is not pending or pending.final.done():
+            return
+        self.info_only_answers += 1
+        self._drain_before_next = True
+        pending.final.set_result(Final(FinalKind.OK, line=""))
 
     def _result(self, command: str, lines: list[str], final: Final) -> Response:
         if final.kind == FinalKind.OK:
@@ -393,6 +423,15 @@ class ATChannel:
                 pending.final.set_result(final)
             return
         pending.lines.append(line)
+        if (
+            pending.info_final
+            and pending.info_timer is None
+            and pending.prefix is not None
+            and line.upper().startswith(pending.prefix)
+        ):
+            pending.info_timer = asyncio.get_running_loop().call_later(
+                self._info_grace_s, self._info_only_complete, pending
+            )
 
     def _emit(self, urc: urcmod.Urc) -> None:
         if self._on_urc is None:
@@ -410,9 +449,10 @@ class Transaction:
         self._ch = channel
 
     async def command(
-        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True
+        self, command: str, timeout_s: float, *, prefix: str | None = "", resync: bool = True,
+        info_final: bool = False,
     ) -> Response:
-        return await self._ch._command(command, timeout_s, prefix=prefix, resync=resync)
+        return await self._ch._command(command, timeout_s, prefix=prefix, resync=resync, info_final=info_final)
 
     async def submit_pdu(
         self, pdu_hex: str, tpdu_length: int, *, prompt_timeout_s: float, final_timeout_s: float

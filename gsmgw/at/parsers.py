@@ -158,6 +158,7 @@ def parse_pin_attempts(lines: Sequence[str]) -> int | None:
     * ``^CPIN: SIM PIN,3,10,3,10,3``     (Huawei, AT^CPIN?: code,times,puk,pin,puk2,pin2)
     * ``+SPIC: 3,10,3,10``               (SIMCom SIM800/SIM5320, AT+SPIC)
     * ``#PCT: 3``                        (Telit, AT#PCT)
+    * ``+CPINC: 3,3,10,10``              (Sierra/Wavecom, AT+CPINC?: pin1,pin2,puk1,puk2)
     """
     for raw in lines:
         line = raw.strip()
@@ -178,6 +179,8 @@ def parse_pin_attempts(lines: Sequence[str]) -> int | None:
                 return int(split_fields(strip_prefix(line, "+SPIC"))[0])
             elif line.startswith("#PCT:"):
                 return int(split_fields(strip_prefix(line, "#PCT"))[0])
+            elif line.startswith("+CPINC:"):
+                return int(split_fields(strip_prefix(line, "+CPINC"))[0])
         except (IndexError, ValueError):
             continue
     return None

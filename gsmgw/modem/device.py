@@ -128,6 +128,7 @@ class Features:
     storages: str = ""  # the AT+CPMS=? answer
     registration_queries: list[str] = field(default_factory=list)
     pin_attempts_left: int | None = None
+    sms_ready_wait_s: float = 0.0  # how long the SMS service kept answering "not ready" (booting)
 
 
 class Modem:
@@ -154,6 +155,7 @@ class Modem:
         self._running = False
         self._escalation_done_for = 0  # recovery level whose action was already taken
         self._reg_changed = asyncio.Event()
+        self._boot_progress = asyncio.Event()  # a readiness URC (RDY, SMS Ready, ...) arrived
         self._port_lost_reason: str | None = None
         self._rebooted = False
         self._cusd_waiters: list[asyncio.Future[urcmod.Urc]] = []
@@ -341,7 +343,8 @@ class Modem:
 
     async def _cmd(self, command: str, timeout_s: float | None = None, *, resync: bool = True) -> Response:
         timeout = self.settings.command_timeout_s if timeout_s is None else timeout_s
-        return await self._ch().command(command, timeout, resync=resync)
+        info_final = command.upper() in self.quirks.answers_without_final
+        return await self._ch().command(command, timeout, resync=resync, info_final=info_final)
 
     async def _serve(self) -> None:
         s = self.settings
@@ -544,14 +547,53 @@ class Modem:
             self._pin_refused = True
             raise SimError(f"PIN refused ({exc.final}); will not retry") from exc
 
+    async def _wait_sms_service(self) -> None:
+        """PDU mode on, and the SMS storage answering, waiting while the module boots.
+
+        SIM800 answers SMS commands with ERROR until it prints "SMS Ready"; EC25 and
+        SIM7600 have "+QIND: SMS DONE" / "SMS DONE". A not-ready answer is retried with
+        backoff (a readiness URC cuts the wait short) for up to ``sim_ready_timeout_s``;
+        only then does bring-up fail and recovery escalate.
+        """
+        s = self.settings
+        started = time.monotonic()
+        deadline = started + s.sim_ready_timeout_s
+        delay_s, cap_s = seq.SMS_READY_BACKOFF_S
+        while True:
+            self._check_stopping()
+            self._boot_progress.clear()
+            try:
+                await self._run_steps(seq.SMS_INIT)
+                self.features.pdu_mode = True
+                # AT+CPMS? needs the SMS storage: the SIM800 refuses it before "SMS Ready"
+                # even when AT+CMGF=0 (a mere setting) is accepted.
+                await self._cmd("AT+CPMS?")
+                break
+            except ATError as exc:
+                if self._sms_not_ready(exc) and time.monotonic() < deadline:
+                    log.info("%s: SMS service not ready yet (%s); retrying in %.2f s", self.name, exc.final, delay_s)
+                elif self.features.pdu_mode and exc.command.upper() == "AT+CPMS?":
+                    break  # PDU mode works; a module whose AT+CPMS? fails is still usable
+                else:
+                    raise ModemError(f"SMS service not ready ({exc}) after {time.monotonic() - started:.1f} s") from exc
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._boot_progress.wait(), min(delay_s, max(0.0, deadline - time.monotonic())))
+            delay_s = min(delay_s * 2, cap_s)
+        self.features.sms_ready_wait_s = round(time.monotonic() - started, 3)
+
+    @staticmethod
+    def _sms_not_ready(exc: ATError) -> bool:
+        """Plain ERROR, or a code that means "not yet" rather than "never"."""
+        if isinstance(exc, CMSError):
+            return exc.code in seq.CMS_NOT_READY
+        if isinstance(exc, CMEError):
+            return exc.code in seq.CME_SIM_BUSY
+        return exc.final == "ERROR"
+
     async def _sms_init(self) -> None:
         s = self.settings
         f = self.features
-        try:
-            await self._run_steps(seq.SMS_INIT)
-            f.pdu_mode = True
-        except ATError as exc:
-            raise ModemError(f"PDU mode (AT+CMGF=0) refused: {exc}") from exc
+        await self._wait_sms_service()
         if s.ack_cmt:
             with contextlib.suppress(ATError):
                 await self._cmd("AT+CSMS=1")
@@ -667,6 +709,8 @@ class Modem:
 
     def _on_urc(self, u: urcmod.Urc) -> None:
         name = self.name
+        if u.name in seq.READINESS_URCS:
+            self._boot_progress.set()
         try:
             if u.name == "CMTI":
                 mem, index = parse_cmti(u.line)

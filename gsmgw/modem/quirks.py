@@ -25,6 +25,12 @@ class Quirks:
     first_index: int = 1
     # Seconds to wait for the port to come back after AT+CFUN=1,1.
     reboot_wait_s: float = 10.0
+    # Queries whose information line may be the whole answer (no final OK ever follows).
+    # Wavecom does this to AT+CPIN? (ModemManager mm-broadband-modem-wavecom.c: "AT+CPIN?
+    # replies will never have an OK appended"). Harmless elsewhere: an OK that does come
+    # ends the command as usual, so every family tolerates it on this pure query. Never
+    # a command with an effect, and never AT+CMGS.
+    answers_without_final: tuple[str, ...] = ("AT+CPIN?",)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -79,6 +85,13 @@ HUAWEI = Quirks(
     first_index=0,
 )
 
+WAVECOM = Quirks(
+    family="wavecom",
+    # Sierra Wireless (ex-Wavecom) AT+CPINC? "+CPINC: <pin1>,<pin2>,<puk1>,<puk2>" (mm-broadband-modem-sierra.c).
+    pin_attempts_commands=("AT+CPINC?",),
+    iccid_commands=("AT+CCID", "AT+CRSM=176,12258,0,0,10"),
+)
+
 TELIT = Quirks(family="telit", pin_attempts_commands=("AT#PCT",), iccid_commands=("AT#CCID", "AT+CRSM=176,12258,0,0,10"))
 
 # (substring of lower-cased +CGMI, substring of lower-cased +CGMM or "", quirks); first match wins.
@@ -89,6 +102,7 @@ QUIRKS_BY_VENDOR: tuple[tuple[str, str, Quirks], ...] = (
     ("quectel", "", QUECTEL),
     ("huawei", "", HUAWEI),
     ("telit", "", TELIT),
+    ("wavecom", "", WAVECOM),
 )
 
 

@@ -73,3 +73,23 @@ CME_SIM_BUSY = frozenset({14, 515})
 # 10 SIM not inserted, 13 SIM failure, 11 SIM PIN required, 12 SIM PUK required, 16 incorrect password.
 CME_SIM_NOT_INSERTED = frozenset({10, 13})
 CME_INCORRECT_PASSWORD = 16
+
+# --- boot and readiness (issue 16) -----------------------------------------------------
+# URC names (gsmgw.at.urc) a module prints while it boots: RDY (SIM800/SIM7600/EC25 UART
+# ready), +CPIN: READY, Call Ready / SMS Ready (SIM800 manual, URC summary), SMS DONE /
+# PB DONE (SIM7600), +QIND: SMS DONE / PB DONE (EC25), ^SYSSTART / ^BOOT (Huawei). Each
+# one wakes a bring-up that is waiting for the SMS service, so it retries at once.
+READINESS_URCS = frozenset(
+    {"RDY", "CPIN", "CALL_READY", "SMS_READY", "SMS_DONE", "PB_DONE", "PBREADY", "QIND", "HW_SYSSTART", "HW_BOOT"}
+)
+# +CMS ERROR codes (TS 27.005 §3.2.5) meaning "the SMS service is not there yet": 302
+# operation not allowed, 310/313/314/315 SIM not inserted/failure/busy/wrong while the
+# SIM initialises, 320 memory failure, 500 unknown, 512-515 vendor "please wait"
+# (SIMCom/Quectel: 515 "init or command processing in progress").
+CMS_NOT_READY = frozenset({302, 310, 313, 314, 315, 320, 500, 512, 513, 514, 515})
+# Plain ERROR or these codes right after "+CMTI"/"+CDSI" mean the message is not readable
+# yet (321: the module announced the index before its write completed): read again.
+CMS_READ_TRANSIENT = CMS_NOT_READY | {321}
+# Backoff while the SMS service boots (seconds, doubled up to the cap; any readiness URC
+# cuts the wait short). The whole wait is bounded by ModemSettings.sim_ready_timeout_s.
+SMS_READY_BACKOFF_S = (0.25, 2.0)

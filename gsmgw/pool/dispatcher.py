@@ -346,7 +346,7 @@ class Pool:
     async def _read_stored_report(self, slot: ModemSlot, index: int, storage: str | None) -> None:
         # A +CDSI may point at "SR" (status report storage), not the SMS storage.
         try:
-            stored = await slot.driver.read_sms(index, storage)  # type: ignore[attr-defined]
+            stored = await self.inbound.read_announced(slot, index, storage)
         except ModemError as exc:
             log.warning("modem %s: could not read status report at %d: %s", slot.id, index, exc)
             return

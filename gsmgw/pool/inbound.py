@@ -22,7 +22,8 @@ from typing import Any
 
 from gsmgw.config import InboundConfig
 from gsmgw.domain import ModemState
-from gsmgw.errors import CodecError, ModemError
+from gsmgw.errors import ATError, CMSError, CodecError, ModemError
+from gsmgw.modem.sequences import CMS_READ_TRANSIENT
 from gsmgw.pool.optout import KeywordMatcher, join_parts, parse_balance, part_dedup_key
 from gsmgw.sms import Deliver, StatusReport, decode_pdu, preview
 from gsmgw.store import NewMessage
@@ -33,6 +34,11 @@ msglog = logging.getLogger("gsmgw.messages")
 
 # TS 27.005 §3.1 <stat>: 2 STO UNSENT, 3 STO SENT are drafts, not inbound.
 _STORED_OUTGOING = (2, 3)
+
+READ_RETRY_DELAYS_S = (0.05, 0.15, 0.4, 1.0)
+"""Pauses between reads of an index a +CMTI/+CDSI just announced while it reads as empty or
+with a transient error (some modules announce before the write completes: +CMS ERROR: 321).
+After the last one the sweep takes over."""
 
 
 class InboundProcessor:
@@ -58,6 +64,10 @@ class InboundProcessor:
         self.received_total = 0
         self.duplicates_total = 0
         self.sweeps_total = 0
+        self.read_retries_total = 0  # extra AT+CMGR reads of announced indices
+        # (modem id, storage, index) -> monotonic time it was last deleted: an indication
+        # older than that was served by a sweep already and needs no retries.
+        self._deleted_at: dict[tuple[str, str, int], float] = {}
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -137,7 +147,8 @@ class InboundProcessor:
     def on_event(self, slot: Any, ev: Any) -> None:
         kind = type(ev).__name__
         if kind == "SmsIndication":  # +CMTI: "SM",3
-            self._spawn(self._read_index(slot, ev.storage, ev.index), f"inbound-{slot.id}-{ev.index}")
+            self._spawn(self._read_index(slot, ev.storage, ev.index, time.monotonic()),
+                        f"inbound-{slot.id}-{ev.index}")
         elif kind == "SmsReceived":  # +CMT: ,24 then the PDU (nothing to delete)
             self._spawn(self._direct(slot, ev.pdu_hex, ev.tpdu_length), f"inbound-{slot.id}-cmt")
         elif kind == "Health":
@@ -182,6 +193,10 @@ class InboundProcessor:
                     log.info("modem %s: inbound sweep failed: %s", slot.id, exc)
                 except Exception:
                     log.exception("modem %s: inbound sweep failed", slot.id)
+            else:
+                # Not ready: a wake-up now would spin this loop. on_modem_ready() wakes it
+                # again when the modem is back, and that sweep runs at once.
+                wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(0.01, self.cfg.sweep_interval_s))
         self._forget_loop(self._loops, slot)
@@ -199,10 +214,48 @@ class InboundProcessor:
             log.info("modem %s: sweep took %d SMS from storage", slot.id, n)
         return n
 
-    async def _read_index(self, slot: Any, storage: str, index: int) -> None:
-        async with self._lock(slot):
+    async def read_announced(self, slot: Any, index: int, storage: str | None) -> Any:
+        """``AT+CMGR`` of an index a +CMTI/+CDSI just announced, read again on a transient
+        answer (empty slot, plain ERROR, +CMS ERROR 321/302/314/500...) with short pauses.
+
+        Returns the stored SMS, or None once the pauses are used up; the sweep is then
+        woken, so the message waits at most one AT+CMGL for another chance. Raises
+        ModemError for anything else (not ready, port lost): the sweep after recovery
+        finds it.
+        """
+        for attempt, pause_s in enumerate((*READ_RETRY_DELAYS_S, None)):
             try:
-                stored = await slot.driver.read_sms(index, storage or None)
+                stored = await slot.driver.read_sms(index, storage)
+            except ATError as exc:
+                transient = not isinstance(exc, CMSError) and exc.final == "ERROR"
+                transient = transient or (isinstance(exc, CMSError) and exc.code in CMS_READ_TRANSIENT)
+                if not transient:
+                    raise
+                why = str(exc)
+            else:
+                if stored is not None:
+                    if attempt:
+                        self.read_retries_total += attempt
+                        log.info("modem %s: %s/%d readable after %d retries", slot.id, storage, index, attempt)
+                    return stored
+                why = "empty slot"
+            if pause_s is None:
+                break
+            log.debug("modem %s: %s/%d not readable yet (%s); again in %.2f s", slot.id, storage, index, why, pause_s)
+            await asyncio.sleep(pause_s)
+        self.read_retries_total += len(READ_RETRY_DELAYS_S)
+        log.warning("modem %s: %s/%d announced but not readable (%s); the sweep will look again",
+                    slot.id, storage, index, why)
+        self._wake.setdefault(slot.id, asyncio.Event()).set()
+        return None
+
+    async def _read_index(self, slot: Any, storage: str, index: int, announced_at: float) -> None:
+        async with self._lock(slot):
+            deleted_at = self._deleted_at.get((slot.id, (storage or "").upper(), index), 0.0)
+            if deleted_at > announced_at:
+                return  # a sweep took it while this read waited for the lock
+            try:
+                stored = await self.read_announced(slot, index, storage or None)
             except (ModemError, ValueError) as exc:
                 # The sweep will find it: it stays on the SIM.
                 log.warning("modem %s: could not read SMS %s/%d: %s", slot.id, storage, index, exc)
@@ -244,6 +297,9 @@ class InboundProcessor:
             # Committed already: the next sweep deletes it (the dedup key stops a second row).
             log.warning("modem %s: could not delete SMS %s/%d: %s", slot.id, sms.storage, sms.index, exc)
             return False
+        if len(self._deleted_at) > 4096:
+            self._deleted_at.clear()  # only recent deletions matter
+        self._deleted_at[(slot.id, str(sms.storage).upper(), sms.index)] = time.monotonic()
         return True
 
     async def _direct(self, slot: Any, pdu_hex: str, tpdu_length: int) -> None:

@@ -255,3 +255,44 @@ async def test_bad_pdu_is_a_clear_error(peer: Peer, channel_factory) -> None:  #
     ch: ATChannel = await channel_factory()
     with pytest.raises(ValueError, match="hex"):
         await ch.submit_pdu("00ZZ", 1, prompt_timeout_s=0.1, final_timeout_s=0.1)
+
+
+async def test_info_only_answer_completes_after_grace(peer: Peer, channel_factory) -> None:  # type: ignore[no-untyped-def]
+    """Wavecom: "+CPIN: READY" and never an OK (ModemManager mm-broadband-modem-wavecom.c)."""
+    ch: ATChannel = await channel_factory(info_grace_s=0.1)
+    task = asyncio.create_task(ch.command("AT+CPIN?", 1.0, info_final=True))
+    await peer.expect(b"AT+CPIN?\r")
+    peer.write(b"\r\n+CPIN: READY\r\n")
+    resp = await task
+    assert resp.lines == ["+CPIN: READY"]
+    assert (ch.consecutive_timeouts, ch.needs_resync, ch.info_only_answers) == (0, False, 1)
+    # A late OK to that query must not become the next command's answer.
+    peer.write(b"\r\nOK\r\n")
+    task = asyncio.create_task(ch.command("AT+CSQ", 1.0))
+    await peer.expect(b"AT+CSQ\r")
+    peer.write(b"\r\n+CSQ: 17,99\r\n\r\nOK\r\n")
+    assert (await task).lines == ["+CSQ: 17,99"]
+
+
+async def test_info_final_waits_for_a_final_that_does_come(peer: Peer, channel_factory) -> None:  # type: ignore[no-untyped-def]
+    ch: ATChannel = await channel_factory(info_grace_s=0.5)
+    task = asyncio.create_task(ch.command("AT+CPIN?", 1.0, info_final=True))
+    await peer.expect(b"AT+CPIN?\r")
+    peer.write(b"\r\n+CPIN: READY\r\n\r\nOK\r\n")
+    assert (await task).lines == ["+CPIN: READY"]
+    assert ch.info_only_answers == 0
+    task = asyncio.create_task(ch.command("AT+CPIN?", 1.0, info_final=True))
+    await peer.expect(b"AT+CPIN?\r")
+    peer.write(b"\r\n+CME ERROR: 10\r\n")  # an error final still wins
+    with pytest.raises(CMEError):
+        await task
+
+
+async def test_info_final_without_the_info_line_still_times_out(peer: Peer, channel_factory) -> None:  # type: ignore[no-untyped-def]
+    ch: ATChannel = await channel_factory(info_grace_s=0.05)
+    task = asyncio.create_task(ch.command("AT+CPIN?", 0.3, info_final=True))
+    await peer.expect(b"AT+CPIN?\r")
+    peer.write(b"\r\nRDY\r\n\r\nsomething else\r\n")  # a URC and a stray line are not the answer
+    with pytest.raises(ATTimeout):
+        await task
+    assert ch.consecutive_timeouts == 1

@@ -315,3 +315,27 @@ async def test_sweep_keeps_undecodable_pdus_as_events_and_matches_lost_status_re
             delivered = await c.wait_state(sent["id"], {"delivered"})
             assert delivered["parts"][0]["report_status"] == 0
             assert gw.store.list_inbound() == []
+
+
+async def test_transient_321_on_the_first_read_is_retried_not_left_for_the_sweep(tmp_path: Path) -> None:
+    """Issue 16: a module announces +CMTI/+CDSI before the write completes and answers the
+    first AT+CMGR with +CMS ERROR: 321. The SMS and the status report arrive within a
+    second, not after the next sweep (an hour here)."""
+    from gsmgw.emulator import Behaviour
+
+    async with FakeModemPool(count=1, directory=tmp_path / "ports", report_delay_s=0.01,
+                             behaviours=Behaviour(transient_read_error=321)) as fake:
+        sim = fake.modems[0].modem
+        cfg = inbound_config(tmp_path, [str(m.path) for m in fake.modems], sweep_interval_s=3600.0)
+        async with running_gateway(cfg) as (gw, c):
+            await gw.pool.slots["sim1"].driver.wait_ready(10)
+            await wait_until(lambda: gw.pool.inbound.sweeps_total >= 1, what="first sweep")
+            sim.inject_sms("+447700900970", "announced too early")
+            await wait_until(lambda: gw.store.list_inbound(), timeout_s=2.0, what="inbox row within 2 s")
+            assert gw.pool.inbound.read_retries_total >= 1
+            assert gw.pool.inbound.sweeps_total == 1  # no sweep was needed
+            # A status report stored with +CDSI gets the same first-read error.
+            _, sent = await c.request("POST", "/api/v1/messages", json={"to": sim.number, "text": "to myself"})
+            await c.wait_state(sent["id"], {"delivered"}, timeout_s=3.0)
+            assert gw.pool.inbound.read_retries_total >= 2
+            await wait_until(lambda: sim.storages["SM"].used == 0, what="storage drained")
