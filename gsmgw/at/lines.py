@@ -15,6 +15,7 @@ Wire facts it rests on (3GPP TS 27.007 §4.1/§5.2, V.250):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Above this, an unterminated line is flushed as-is (a module spewing binary
@@ -123,6 +124,9 @@ _OTHER_FINALS = (
 )
 
 
+_MODEM_ERROR = re.compile(r"^MODEM ERROR: (\d+)$")
+
+
 def parse_final(line: str) -> Final | None:
     """Recognise a final result code line; ``None`` for anything else.
 
@@ -145,4 +149,9 @@ def parse_final(line: str) -> Final | None:
                 return Final(kind, code=None, text=rest, line=s)
     if s in _OTHER_FINALS:
         return Final(FinalKind.OTHER, text=s, line=s)
+    m = _MODEM_ERROR.match(s)
+    if m:
+        # "MODEM ERROR: 5" ends a command on some Qualcomm-based cards (ModemManager
+        # src/mm-serial-parsers.c treats it as an error final).
+        return Final(FinalKind.OTHER, code=int(m.group(1)), text=s, line=s)
     return None

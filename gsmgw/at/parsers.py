@@ -96,9 +96,12 @@ REG_STAT_NAMES = {
     6: "registered, home (SMS only)",
     7: "registered, roaming (SMS only)",
     8: "emergency only",
-    10: "registered, home (CSFB not preferred)",
-    11: "registered, roaming (CSFB not preferred)",
+    9: "registered, home (CSFB not preferred)",
+    10: "registered, roaming (CSFB not preferred)",
+    11: "attached for RLOS only",
 }
+# TS 27.007 §7.2 <stat>: 1/5 home/roaming, 6/7 "SMS only", 9/10 "CSFB not preferred".
+REGISTERED_STATS = frozenset({1, 5, 6, 7, 9, 10})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,33 +114,58 @@ class Registration:
 
     @property
     def registered(self) -> bool:
-        return self.stat in (1, 5, 6, 7, 10, 11)
+        return self.stat in REGISTERED_STATS
 
     def __str__(self) -> str:
         return REG_STAT_NAMES.get(self.stat, f"stat {self.stat}")
 
 
+def _stat_like(raw: str) -> bool:
+    """An unquoted small decimal (``1``, ``001``): a <stat> or <n>, not a hex <lac>
+    (``0001``, ``"8BE3"``)."""
+    text = raw.strip()
+    return text.isdigit() and len(text) <= 3 and int(text) <= 11
+
+
+def _location(raw: str) -> str:
+    """``"8BE3"`` / `` 1F00 `` → the hex digits; the first token of ``0 5`` (Gobi 1000)."""
+    parts = raw.replace('"', "").split()
+    return parts[0] if parts else ""
+
+
 def parse_registration(line: str, *, solicited: bool) -> Registration:
-    """Parse ``+CREG``/``+CGREG``/``+CEREG``.
+    """Parse ``+CREG``/``+CGREG``/``+CEREG``/``+C5GREG``.
 
     The read response carries ``<n>`` first (``+CREG: 0,1`` answering
-    ``AT+CREG?``), the URC does not (``+CREG: 1,"00C3","1234"``), which is
-    why the caller says which one it is.
+    ``AT+CREG?``), the URC does not (``+CREG: 1,"00C3","1234"``). Real modules
+    mix them up (a Sony-Ericsson MD400 sends ``+CREG: 2,5,"0502","0404736D"`` as a
+    URC; ModemManager's test-modem-helpers.c collects such lines), so the form is
+    read from the line itself: 1 field is a URC, 2 a read answer, and from 3 on
+    the second field decides (a small unquoted number is a <stat>, so the first
+    was <n>; a location means the first was the <stat>). ``solicited`` is only the
+    tie-breaker for a line whose first field is empty.
     """
     m = re.match(r"^\+(C|CG|CE|C5G)REG:\s*(.*)$", line.strip())
     if not m:
         raise ValueError(f"not a registration line: {line!r}")
     kind = f"{m.group(1)}REG"
-    fields = split_fields(m.group(2))
-    if solicited:
-        fields = fields[1:]
-    if not fields or not fields[0]:
+    raw = m.group(2).split(",")
+    if len(raw) == 1:
+        has_n = False
+    elif len(raw) == 2:
+        has_n = True
+    else:
+        has_n = _stat_like(raw[1]) and '"' not in raw[1]
+    if not raw[0].strip() and len(raw) > 1:
+        has_n = solicited
+    fields = raw[1:] if has_n else raw
+    if not fields or not fields[0].strip():
         raise ValueError(f"registration line without <stat>: {line!r}")
-    stat = int(fields[0])
-    lac = fields[1] if len(fields) > 1 else ""
-    ci = fields[2] if len(fields) > 2 else ""
+    stat = int(fields[0].strip().strip('"'))
+    lac = _location(fields[1]) if len(fields) > 1 else ""
+    ci = _location(fields[2]) if len(fields) > 2 else ""
     act = None
-    if len(fields) > 3 and fields[3].isdigit():
+    if len(fields) > 3 and fields[3].strip().isdigit():
         act = int(fields[3])
     return Registration(kind, stat, lac, ci, act)
 
@@ -239,7 +267,8 @@ _ICCID = re.compile(r"[0-9A-Fa-f]{18,22}")
 
 def parse_iccid(lines: Sequence[str]) -> str:
     """ICCID from ``+CCID: 8944...``, ``+ICCID: 89...``, ``^ICCID: 98...``,
-    ``+QCCID: 89...``, or a bare line (SIM800 ``AT+CCID``).
+    ``+QCCID: 89...``, or a bare line (SIM800 ``AT+CCID``). An ICCID starts with the
+    telecom Major Industry Identifier 89; anything else is not one.
 
     Huawei ``^ICCID`` returns the EF_ICCID bytes nibble-swapped
     (``98...``; ModemManager ``mm-sim-huawei.c`` swaps it back). ICCIDs start
@@ -255,6 +284,8 @@ def parse_iccid(lines: Sequence[str]) -> str:
             iccid = m.group(0).upper()
             if iccid.startswith("98"):
                 iccid = "".join(iccid[i + 1] + iccid[i] for i in range(0, len(iccid) - 1, 2))
+            if not iccid.startswith("89"):
+                continue  # ModemManager's test-modem-helpers.c rejects these ("invalid MII") too
             return iccid.rstrip("F")
     raise ValueError(f"no ICCID in {list(lines)!r}")
 
@@ -316,6 +347,34 @@ def parse_cpms(line: str) -> list[StorageUsage]:
     return out
 
 
+def parse_cpms_test(line: str) -> list[list[str]]:
+    """``AT+CPMS=?``: the memories offered for <mem1>, <mem2>, <mem3>.
+
+    ``+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")`` (most), with blanks
+    (``("SM", "ME", "SM_P", "ME_P", "MT")``, Alcatel S320), without brackets, one
+    memory each (``+CPMS: "ME","MT","SM"``, Huawei MU609; ``"SM","SM","SM"``, iWOW),
+    empty (``+CPMS: ``, Samsung J700) or with a quote missing (``(ME", "SR")``).
+    """
+    body = strip_prefix(line, "+CPMS")
+    if not body.strip():
+        return []
+    items: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in body:  # split on the commas between parameters, not inside "(...)"
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    return [[m.upper() for m in re.findall(r"[A-Za-z_]+", item)] for item in items]
+
+
 # --- SMS ---------------------------------------------------------------------
 
 
@@ -328,6 +387,42 @@ class ListedPdu:
 
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
+# "+CMGR: 1,,147 0791..." (the PDU on the header line after a blank; ModemManager's
+# test-modem-helpers.c "generic" case) is split into its header and its PDU.
+_HEADER_AND_PDU = re.compile(r"^(.*?\d)\s+([0-9A-Fa-f]{14,})$")
+
+
+def _header_and_pdu(body: str) -> tuple[str, str | None]:
+    m = _HEADER_AND_PDU.match(body)
+    return (m.group(1), m.group(2)) if m else (body, None)
+
+
+def _pdu_line(line: str) -> str | None:
+    """A PDU line, tolerating blanks and stray quotes around it (gammu at-sms/04.dump ends
+    with ``"``) and lower-case hex; None if the line is not hex."""
+    text = line.strip().strip('"').strip()
+    return text.upper() if text and _HEX.match(text) else None
+
+
+def _stat(field: str) -> int:
+    """``<stat>``; empty (gammu at-sms/39.dump ``+CMGR: ,,92``) reads as 0 REC UNREAD."""
+    return int(field) if field.strip() else 0
+
+
+def tpdu_length_fitting(pdu_hex: str, stated: int) -> int:
+    """The ``<length>`` (TPDU octets, TS 27.005 §3.1) that fits the PDU as printed.
+
+    Normally ``stated``. When it contradicts the SMSC field the PDU starts with (some
+    answers carry a <length> that counts something else), the length the PDU itself
+    gives wins: the PDU is what gets decoded, and a wrong <length> would make a good
+    message undecodable. A PDU printed without an SMSC field (``stated`` equals its
+    length) is left alone.
+    """
+    octets = len(pdu_hex) // 2
+    if octets < 2 or len(pdu_hex) % 2 or stated in (octets, octets - 1 - int(pdu_hex[:2], 16)):
+        return stated
+    derived = octets - 1 - int(pdu_hex[:2], 16)
+    return derived if derived > 0 else stated
 
 
 def parse_cmgl(lines: Sequence[str]) -> list[ListedPdu]:
@@ -341,10 +436,16 @@ def parse_cmgl(lines: Sequence[str]) -> list[ListedPdu]:
     for raw in lines:
         line = raw.strip()
         if line.startswith("+CMGL:"):
-            f = split_fields(strip_prefix(line, "+CMGL"))
-            pending = (int(f[0]), int(f[1]), int(f[-1]))
-        elif pending is not None and _HEX.match(line):
-            out.append(ListedPdu(pending[0], pending[1], pending[2], line.upper()))
+            head, same_line_pdu = _header_and_pdu(strip_prefix(line, "+CMGL"))
+            f = split_fields(head)
+            pending = (int(f[0]), _stat(f[1]), int(f[-1]))
+            if same_line_pdu is None:
+                continue
+            pdu: str | None = same_line_pdu.upper()
+        else:
+            pdu = _pdu_line(line)
+        if pending is not None and pdu is not None:
+            out.append(ListedPdu(pending[0], pending[1], tpdu_length_fitting(pdu, pending[2]), pdu))
             pending = None
     return out
 
@@ -353,18 +454,33 @@ def parse_cmgr(lines: Sequence[str], index: int) -> ListedPdu | None:
     """``+CMGR: <stat>,[<alpha>],<length>`` then the PDU; ``None`` for an empty slot.
 
     An empty slot answers plain ``OK`` on most modules (EC25, SIM800) and
-    ``+CMGR: 0,,0`` with no PDU line on some Huawei firmware.
+    ``+CMGR: 0,,0`` with no PDU line on some Huawei firmware. Seen on real modules
+    and tolerated: the <alpha> left out (``+CMGR: 0,23``), the index in front
+    (``+CMGR: 4,1,,151``), an empty <stat>, only the <length> (``+CMGR: 24``), the
+    PDU on the header line.
     """
     header: tuple[int, int] | None = None
     for raw in lines:
         line = raw.strip()
         if line.startswith("+CMGR:"):
-            f = split_fields(strip_prefix(line, "+CMGR"))
-            header = (int(f[0]), int(f[-1]))
-        elif header is not None and _HEX.match(line):
+            head, same_line_pdu = _header_and_pdu(strip_prefix(line, "+CMGR"))
+            f = split_fields(head)
+            if len(f) >= 4:
+                stat = _stat(f[1])  # <index>,<stat>,<alpha>,<length>
+            elif len(f) == 1:
+                stat = 0  # only <length>: <stat> unknown
+            else:
+                stat = _stat(f[0])
+            header = (stat, int(f[-1]))
+            if same_line_pdu is None:
+                continue
+            pdu: str | None = same_line_pdu.upper()
+        else:
+            pdu = _pdu_line(line)
+        if header is not None and pdu is not None:
             if header[1] == 0:
                 return None
-            return ListedPdu(index, header[0], header[1], line.upper())
+            return ListedPdu(index, header[0], tpdu_length_fitting(pdu, header[1]), pdu)
     return None
 
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from gsmgw.at.parsers import parse_cpms_test
 from gsmgw.domain import ModemIdentity, ModemState
 from gsmgw.modem.device import Features, Modem, ModemSettings
 from gsmgw.modem.events import Health, ModemEvent, StateChanged
@@ -110,5 +111,12 @@ def suggest_config(report: ProbeReport, *, pin: str | None = None) -> str:
 
 
 def _storage_choice(report: ProbeReport) -> str:
-    storages = report.features.storages
-    return "SM" if '"SM"' in storages or not storages else ("ME" if '"ME"' in storages else "MT")
+    """SIM storage if <mem1> offers it (or nothing is known), else the phone's, else MT."""
+    try:
+        offered = parse_cpms_test(report.features.storages)
+    except ValueError:
+        offered = []
+    mem1 = offered[0] if offered else []
+    if not mem1 or "SM" in mem1:
+        return "SM"
+    return "ME" if "ME" in mem1 else "MT"

@@ -52,19 +52,44 @@ def _unpack_gsm7_hex(s: str) -> str:
     return text
 
 
+def _ucs2_hex(s: str) -> str | None:
+    try:
+        # Some firmware ends the string with a NUL and leaves junk after it (Telit
+        # HE910-D, gammu tests/at-ussd/issue377-HE910-D.dump).
+        return bytes.fromhex(s).decode("utf-16-be").split("\x00", 1)[0]
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _looks_like_ucs2_hex(s: str) -> bool:
+    """Hex that is really UCS2 text although <dcs> says GSM 7-bit: the module's TE
+    character set (AT+CSCS="UCS2") applies (Quectel M35, gammu tests/at-ussd/
+    Uissue358-Quectel_M35.dump). Latin/Cyrillic/Arabic text has a small high octet in
+    most code units; short all-digit answers ("1234") are left alone."""
+    if len(s) < 16 or len(s) % 4:
+        return False
+    units = [s[i : i + 4] for i in range(0, len(s), 4)]
+    return sum(u[:2] in ("00", "04", "06") for u in units) * 4 >= len(units) * 3
+
+
 def decode_response(text: str, dcs: int | None, *, packed_hex: bool) -> str:
     """Decode what the module put in ``+CUSD: <m>,"<str>",<dcs>``."""
     alphabet = dcs_alphabet(dcs)
     s = text.strip()
     if _HEXRE.match(s):
         if alphabet == "ucs2":
-            try:
-                return bytes.fromhex(s).decode("utf-16-be")
-            except UnicodeDecodeError:
-                return text
+            if dcs == 0x11 and len(s) >= 4:
+                # TS 23.038 §5 "UCS2; message preceded by language indication": two
+                # packed 7-bit characters ("ar") padded to two octets come first.
+                s = s[4:]
+            decoded = _ucs2_hex(s)
+            return text if decoded is None else decoded
         if alphabet == "gsm7" and packed_hex:
             try:
                 return _unpack_gsm7_hex(s)
             except (ValueError, KeyError, IndexError):
                 return text
+        if alphabet == "gsm7" and _looks_like_ucs2_hex(s):
+            decoded = _ucs2_hex(s)
+            return text if decoded is None else decoded
     return text
