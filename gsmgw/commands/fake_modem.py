@@ -16,7 +16,8 @@ from pathlib import Path
 from gsmgw.emulator.behaviour import Behaviour
 from gsmgw.emulator.network import Network, parse_fail_rule
 from gsmgw.emulator.personality import PERSONALITIES, QUIRKS, Personality, with_quirks
-from gsmgw.emulator.pty import FakeModemPool
+from gsmgw.emulator.pty import FakeModemPool, PtyModem
+from gsmgw.emulator.replay import ReplayModem
 from gsmgw.emulator.transcript import format_transcript, load_transcript
 
 EXIT_BAD_INPUT = 2
@@ -82,6 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for random latencies")
     p.add_argument("--show-transcript", default=None, metavar="FILE",
                    help="print a transcript written with --transcript-dir readably, then exit")
+    p.add_argument("--replay", default=None, metavar="FILE",
+                   help="one modem that answers from a recorded transcript (gsmgw probe --record FILE, or "
+                        "--transcript-dir): each command gets its recorded answer, unknown ones ERROR")
+    p.add_argument("--replay-time-scale", type=float, default=0.0, metavar="X",
+                   help="with --replay: answer after X times the recorded latency (default 0: at once)")
 
 
 def behaviour_from_args(args: argparse.Namespace) -> Behaviour:
@@ -168,6 +174,20 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     return 0
 
 
+async def serve_replay(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    modem = ReplayModem.from_file(Path(args.replay), time_scale=args.replay_time_scale)
+    pm = PtyModem(modem, Path(args.dir) / "ttyGSM0")
+    async with pm:
+        n = sum(len(a) for a in modem.script.answers.values())
+        print(f"replaying {args.replay} ({len(modem.script.answers)} commands, {n} answers):")
+        print(f"  {pm.path} -> {pm.slave_path}")
+        print("Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
+    if modem.unknown:
+        print(f"commands the transcript did not answer (got ERROR): {', '.join(sorted(set(modem.unknown)))}")
+    return 0
+
+
 def show_transcript(path: str) -> int:
     try:
         entries = load_transcript(Path(path))
@@ -181,6 +201,15 @@ def show_transcript(path: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.show_transcript:
         return show_transcript(args.show_transcript)
+    if args.replay:
+        try:
+            ReplayModem.from_file(Path(args.replay))
+        except (OSError, ValueError) as exc:
+            print(f"gsmgw fake-modem: --replay: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if args.replay_time_scale < 0:
+            print("gsmgw fake-modem: --replay-time-scale must be >= 0", file=sys.stderr)
+            return EXIT_BAD_INPUT
     error = validate(args)
     if error is None:
         try:
@@ -198,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            return await serve(args, stop)
+            return await (serve_replay(args, stop) if args.replay else serve(args, stop))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

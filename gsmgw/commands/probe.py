@@ -13,8 +13,12 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
+from gsmgw import __version__
+from gsmgw.emulator.replay import redact_command
+from gsmgw.emulator.transcript import Transcript
 from gsmgw.modem.device import ModemSettings
 from gsmgw.modem.probe import ProbeReport, probe, suggest_config
 
@@ -32,6 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--registration-timeout-s", type=float, default=60.0, help="wait this long for the network (default 60)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--trace", action="store_true", help="print every raw byte exchanged (to stderr)")
+    p.add_argument("--record", metavar="FILE", default=None,
+                   help="write every byte exchanged to FILE (JSON lines, the SIM PIN masked) to attach to a "
+                        "bug report; replay it with 'gsmgw fake-modem --replay FILE'")
     p.set_defaults(func=run)
 
 
@@ -43,9 +50,24 @@ def run(args: argparse.Namespace) -> int:
         print("gsmgw probe: baudrate and timeouts must be positive", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    recorder = None
+    if args.record:
+        try:
+            Path(args.record).unlink(missing_ok=True)  # a fresh file, not appended to an old one
+            recorder = Transcript(Path(args.record))
+        except OSError as exc:
+            print(f"gsmgw probe: cannot write {args.record}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        recorder.record("event", f"gsmgw {__version__} probe {args.port} at {args.baudrate} baud".encode())
+
     def trace(ts: float, direction: str, data: bytes) -> None:
+        if recorder is not None:
+            recorder.record("in" if direction == "tx" else "out", _mask_pin(data, args.pin))
+        if not args.trace:
+            return
         stamp = datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
-        print(f"{stamp} {'>>' if direction == 'tx' else '<<'} {data!r}", file=sys.stderr)
+        shown = _mask_pin(data, args.pin)
+        print(f"{stamp} {'>>' if direction == 'tx' else '<<'} {shown!r}", file=sys.stderr)
 
     settings = ModemSettings(
         port=args.port,
@@ -56,17 +78,35 @@ def run(args: argparse.Namespace) -> int:
         prompt_timeout_s=args.command_timeout_s,
         registration_timeout_s=args.registration_timeout_s,
         sim_ready_timeout_s=min(20.0, args.timeout_s),
-        trace=trace if args.trace else None,
+        trace=trace if args.trace or recorder is not None else None,
     )
     if not args.trace:
         logging.getLogger("gsmgw.modem").setLevel(logging.ERROR)
         logging.getLogger("gsmgw.at").setLevel(logging.ERROR)
-    report = asyncio.run(probe(settings, timeout_s=args.timeout_s))
+    try:
+        report = asyncio.run(probe(settings, timeout_s=args.timeout_s))
+        if recorder is not None:
+            recorder.record("event", f"probe report {json.dumps(report.to_dict(), default=str)}".encode())
+    finally:
+        if recorder is not None:
+            recorder.close()
+    if recorder is not None:
+        print(f"Transcript written to {args.record}: attach it to the bug report "
+              "(it holds the IMEI, IMSI, ICCID and number; the PIN is masked).", file=sys.stderr)
     if args.json:
         print(json.dumps({**report.to_dict(), "suggested_config": suggest_config(report, pin=args.pin)}, indent=2, default=str))
     else:
         print_report(report, sys.stdout, pin=args.pin)
     return 0 if report.ready else EXIT_NOT_READY
+
+
+def _mask_pin(data: bytes, pin: str | None) -> bytes:
+    """The bytes with the SIM PIN masked: in ``AT+CPIN="..."`` and wherever it is echoed."""
+    if b"CPIN=" in data.upper():
+        data = redact_command(data.decode("latin-1")).encode("latin-1")
+    if pin:
+        data = data.replace(pin.encode(), b"****")
+    return data
 
 
 def _yes(flag: bool) -> str:

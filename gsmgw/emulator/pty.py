@@ -26,6 +26,7 @@ from gsmgw.emulator.behaviour import Behaviour
 from gsmgw.emulator.modem import EmulatedModem
 from gsmgw.emulator.network import DeliveryRuleSpec, Network
 from gsmgw.emulator.personality import DEFAULT_PERSONALITY, PERSONALITIES, Personality
+from gsmgw.emulator.replay import ReplayModem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,7 +36,7 @@ MAX_PENDING_OUTPUT_BYTES = 256 * 1024
 
 
 class PtyModem:
-    def __init__(self, modem: EmulatedModem, link_path: Path | None = None) -> None:
+    def __init__(self, modem: EmulatedModem | ReplayModem, link_path: Path | None = None) -> None:
         self.modem = modem
         self.link_path = link_path
         self._master: int | None = None
