@@ -2,7 +2,7 @@
 
 Writes ``bench/RESULTS.md`` (Markdown tables with the date, the machine and the
 commands) and ``bench/results/all.json``. Each part can also run alone:
-``python -m bench.dispatch``, ``bench.peers``, ``bench.gateway``, ``bench.codec``.
+``python -m bench.dispatch``, ``bench.peers``, ``bench.gateway``, ``bench.codec``, ``bench.quirks``.
 
     python -m bench                      # everything, full sizes (about 30 minutes)
     python -m bench --only dispatch,intake --quick
@@ -24,7 +24,7 @@ from typing import Any
 from bench.dispatch import _cpu_model
 
 HERE = Path(__file__).parent
-PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost")
+PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost", "quirks")
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -44,6 +44,10 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         if quick:
             return peers.run([1], [0.05], 3, 1)
         return peers.run([1, 4, 8], [1.0, 3.0], 5, 3)
+    if name == "quirks":
+        from bench import quirks
+
+        return asyncio.run(quirks.run(5, 0.02) if quick else quirks.run(120, 0.1))
     if name == "multihost":
         from bench import multihost
 
@@ -108,6 +112,11 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
         from bench import multihost
 
         out += ["## Several hosts, one PostgreSQL queue", "", multihost.to_markdown(results["multihost"]), ""]
+    if "quirks" in results:
+        from bench import quirks
+
+        out += ["## Inbound when the first read fails (+CMS ERROR: 321 after +CMTI)", "",
+                quirks.to_markdown(results["quirks"]), ""]
     if "codec" in results:
         out += ["## PDU codec beside python-gammu and python-gsmmodem-new", "", codec.to_markdown(results["codec"]), ""]
     return "\n".join(out)
@@ -134,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if not results:
             ap.error("no saved results in bench/results/")
         meta = dict(metas[-1])
+        # Parts may come from different machines: name every one, not only the last.
+        meta["cpu"] = "; ".join(sorted({m["cpu"] for m in metas}))
         meta["date"] = ", ".join(sorted({m["date"] for m in metas}))
         meta["command"] = "; ".join(sorted({m["command"] for m in metas}))
         report = markdown(results, meta)

@@ -38,6 +38,17 @@ def test_gateway_bench_runs(which: str) -> None:
         assert result["idle_rss_mb"] > 0
 
 
+@pytest.mark.timeout(120)
+def test_quirks_bench_runs() -> None:
+    from bench import quirks
+
+    report = asyncio.run(quirks.run(3, 0.02))
+    first, plain = report["results"]
+    assert first["transient_error"] == 321 and first["read_retries"] >= 3 and first["left_in_storage"] == 0
+    assert plain["read_retries"] == 0 and first["p99_ms"] > 0
+    assert "+CMS ERROR: 321" in quirks.to_markdown(report)
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_multihost_bench_runs(pg_url: str) -> None:
