@@ -54,6 +54,10 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModemConfig:
+    """One ``[[modem]]``: what the pool needs (group, limits...) and what the driver
+    needs (port, timeouts...). The driver gets this object as is, so a setting has
+    one name and one default everywhere."""
+
     id: str
     # Either a port (device path, pty, or socket://host:port) or a match on identity.
     port: str = ""
@@ -73,14 +77,32 @@ class ModemConfig:
     # Device timeouts (seconds).
     command_timeout_s: float = 5.0
     prompt_timeout_s: float = 5.0
+    # From Ctrl-Z until the +CMGS final result.
     send_timeout_s: float = 60.0
     registration_timeout_s: float = 90.0
+    sim_ready_timeout_s: float = 20.0
+    # AT+CMGL on a full SIM at 9600 baud takes seconds.
+    list_timeout_s: float = 20.0
     health_interval_s: float = 30.0
+    # This many timeouts in a row declare the port dead (it is reopened).
     max_consecutive_timeouts: int = 3
+    # Reconnect/recovery: capped exponential backoff between attempts.
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # After AT+CFUN=1,1 (module reboot), before reopening the port.
+    reboot_wait_s: float = 10.0
     # Preferred SMS storage ("SM", "ME", "MT").
     sms_storage: str = "SM"
+    # Route SMS and status reports to the host (+CMT/+CDS) and acknowledge each with
+    # AT+CNMA, instead of storing them (+CMTI/+CDSI).
+    ack_cmt: bool = False
     # Use an explicit SMSC number instead of the SIM's (+CSCA); empty = SIM's.
     smsc: str = ""
+
+    @property
+    def name(self) -> str:
+        """How logs and events name this modem: its id, or its port without one."""
+        return self.id or self.port
 
 
 @dataclass(frozen=True, slots=True)

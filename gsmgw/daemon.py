@@ -14,12 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gsmgw.api import Services, create_app
+from gsmgw.api.app import SERVICES
+from gsmgw.api.inbound import INBOUND
 from gsmgw.api.server import ApiServer
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
-from gsmgw.pool.dispatcher import DriverFactory, Pool, default_driver_factory
+from gsmgw.pool import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
 from gsmgw.store import Store
+from gsmgw.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,6 @@ class Gateway:
         self.host = host or cfg.store.host_id or socket.gethostname()
         self.store = Store(cfg.store.url, host=self.host)
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
-        from gsmgw.webhooks import WebhookSender
-
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
         self.api: ApiServer | None = None
@@ -95,8 +96,6 @@ class Gateway:
             host=self.host,
         )
         app = create_app(services)
-        from gsmgw.api.inbound import INBOUND
-
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
         await self.webhooks.start()
         self.api = ApiServer(app)
@@ -158,8 +157,6 @@ class Gateway:
         changes = await self.pool.apply_config(new)
         self.router = Router(new.dispatch.route)
         if self.api is not None:
-            from gsmgw.api.app import SERVICES
-
             self.api.app[SERVICES].cfg = new
         self.cfg = new
         return changes

@@ -20,21 +20,6 @@ class MessageState(enum.StrEnum):
     # left the modem. Never treated as "failed and safe to resend".
     UNKNOWN = "unknown"
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL_STATES
-
-
-_FINAL_STATES = frozenset(
-    {
-        MessageState.DELIVERED,
-        MessageState.FAILED,
-        MessageState.EXPIRED,
-        MessageState.CANCELLED,
-        MessageState.UNKNOWN,
-    }
-)
-
 
 class ModemState(enum.StrEnum):
     """Lifecycle of one modem (see design.md, flow 3)."""
@@ -45,7 +30,46 @@ class ModemState(enum.StrEnum):
     REGISTERING = "registering"
     READY = "ready"
     FAILED = "failed"
-    DISABLED = "disabled"
+
+
+class EventType(enum.StrEnum):
+    """Type of an outbox event (the ``events`` table; webhooks, compat callbacks).
+
+    The values are the wire names receivers subscribe to (``sms:*`` = a family).
+    """
+
+    # One per message (never per part), when the message as a whole changes state.
+    SMS_SENT = "sms:sent"
+    SMS_DELIVERED = "sms:delivered"
+    SMS_FAILED = "sms:failed"
+    SMS_UNKNOWN = "sms:unknown"
+    SMS_EXPIRED = "sms:expired"
+    SMS_CANCELLED = "sms:cancelled"
+    # Inbound.
+    SMS_RECEIVED = "sms:received"
+    SMS_UNDECODABLE = "sms:undecodable"
+    OPTOUT_ADDED = "optout:added"
+    OPTOUT_REMOVED = "optout:removed"
+    # Modems and SIMs.
+    MODEM_ONLINE = "modem:online"
+    MODEM_OFFLINE = "modem:offline"
+    SIM_STORAGE_FULL = "sim:storage-full"
+    BALANCE_LOW = "balance:low"
+
+    @classmethod
+    def for_message(cls, state: MessageState) -> EventType:
+        """The event a message entering ``state`` writes (ValueError for queued/sending)."""
+        return cls(f"sms:{state.value}")
+
+    @property
+    def family(self) -> str:
+        """``"sms"`` for ``sms:sent``: what a ``sms:*`` subscription matches."""
+        return event_family(self)
+
+
+def event_family(event_type: str) -> str:
+    """The part before the colon of an event type (stored types are plain strings)."""
+    return event_type.split(":", 1)[0]
 
 
 class Encoding(enum.StrEnum):

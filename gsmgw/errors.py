@@ -83,6 +83,3 @@ class ValidationError(GsmgwError):
         self.message = message
         self.field = field
 
-
-class NotFound(GsmgwError):
-    """The requested object does not exist."""

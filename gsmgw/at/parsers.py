@@ -52,13 +52,6 @@ def find_line(lines: Sequence[str], prefix: str) -> str:
     raise ValueError(f"no {prefix!r} line in {list(lines)!r}")
 
 
-def _int_or_none(s: str) -> int | None:
-    s = s.strip()
-    if not s:
-        return None
-    return int(s, 10)
-
-
 # --- signal ------------------------------------------------------------------
 
 
@@ -557,6 +550,3 @@ def parse_cnmi_test(line: str) -> list[set[int]]:
         raise ValueError(f"bad +CNMI test response: {line!r}")
     return [parse_range_list(g) for g in groups]
 
-
-def parse_cmms(line: str) -> int:
-    return int(split_fields(strip_prefix(line, "+CMMS"))[0])

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from gsmgw import __version__
+from gsmgw.config import ModemConfig
 from gsmgw.emulator.replay import redact_command
 from gsmgw.emulator.transcript import Transcript
-from gsmgw.modem.device import ModemSettings
 from gsmgw.modem.probe import ProbeReport, probe, suggest_config
 
 EXIT_NOT_READY = 1
@@ -69,22 +69,22 @@ def run(args: argparse.Namespace) -> int:
         shown = _mask_pin(data, args.pin)
         print(f"{stamp} {'>>' if direction == 'tx' else '<<'} {shown!r}", file=sys.stderr)
 
-    settings = ModemSettings(
+    settings = ModemConfig(
+        id="probe",
         port=args.port,
-        modem_id="probe",
         baudrate=args.baudrate,
-        pin=args.pin,
+        pin=args.pin or "",
         command_timeout_s=args.command_timeout_s,
         prompt_timeout_s=args.command_timeout_s,
         registration_timeout_s=args.registration_timeout_s,
         sim_ready_timeout_s=min(20.0, args.timeout_s),
-        trace=trace if args.trace or recorder is not None else None,
     )
     if not args.trace:
         logging.getLogger("gsmgw.modem").setLevel(logging.ERROR)
         logging.getLogger("gsmgw.at").setLevel(logging.ERROR)
     try:
-        report = asyncio.run(probe(settings, timeout_s=args.timeout_s))
+        report = asyncio.run(probe(settings, timeout_s=args.timeout_s,
+                                   trace=trace if args.trace or recorder is not None else None))
         if recorder is not None:
             recorder.record("event", f"probe report {json.dumps(report.to_dict(), default=str)}".encode())
     finally:

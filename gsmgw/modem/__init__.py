@@ -1,20 +1,22 @@
 """The modem driver: device state machine, sequences as data, vendor quirks.
 
 Imports ``at``, ``sms`` and ``transport``; never ``pool`` or ``store``: it reports
-upward through the ``on_event`` callback.
+upward through events (:class:`EventRegistry` on ``Modem.events``).
 """
 
 from gsmgw.modem.device import (
     Features,
     Modem,
     ModemNotReady,
-    ModemSettings,
     RegistrationTimeout,
     StoredSms,
 )
 from gsmgw.modem.events import (
+    ALL_EVENT_TYPES,
+    EventRegistry,
     Health,
     Identified,
+    Listener,
     ModemEvent,
     PortLost,
     SmsIndication,
@@ -26,13 +28,15 @@ from gsmgw.modem.events import (
 )
 
 __all__ = [
+    "ALL_EVENT_TYPES",
+    "EventRegistry",
     "Features",
     "Health",
     "Identified",
+    "Listener",
     "Modem",
     "ModemEvent",
     "ModemNotReady",
-    "ModemSettings",
     "PortLost",
     "RegistrationTimeout",
     "SmsIndication",

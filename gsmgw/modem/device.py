@@ -49,6 +49,8 @@ from gsmgw.at.parsers import (
     parse_plain_value,
     parse_registration,
 )
+from gsmgw.backoff import backoff_s
+from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.errors import ATError, ATTimeout, CMEError, CMSError, ModemError, PortClosed, SimError
 from gsmgw.modem import events as ev
@@ -80,32 +82,6 @@ class _Reinit(ModemError):
     """The module rebooted by itself (RDY / ^SYSSTART after READY): run bring-up again."""
 
 
-@dataclass(frozen=True)
-class ModemSettings:
-    port: str
-    modem_id: str = ""
-    baudrate: int = 115200
-    pin: str | None = None
-    command_timeout_s: float = 5.0
-    send_timeout_s: float = 60.0  # from Ctrl-Z until the +CMGS final result
-    prompt_timeout_s: float = 5.0
-    registration_timeout_s: float = 60.0
-    sim_ready_timeout_s: float = 20.0
-    health_interval_s: float = 30.0
-    max_consecutive_timeouts: int = 3
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    reboot_wait_s: float = 10.0  # after AT+CFUN=1,1, before reopening the port
-    sms_storage: str = "SM"  # or "ME" / "MT"
-    ack_cmt: bool = False  # route SMS/status reports directly and ack with AT+CNMA
-    trace: TraceHook | None = None
-    list_timeout_s: float = 20.0  # AT+CMGL on a full SIM at 9600 baud takes seconds
-
-    @property
-    def name(self) -> str:
-        return self.modem_id or self.port
-
-
 @dataclass(frozen=True, slots=True)
 class StoredSms:
     index: int
@@ -132,11 +108,24 @@ class Features:
 
 
 class Modem:
+    """One modem driven from its ``[[modem]]`` settings, passed as they are.
+
+    ``trace`` sees every byte on the port (the CLI's ``--trace``, TRACE logging);
+    ``on_event`` is a shorthand for listening to every event type on :attr:`events`.
+    """
+
     def __init__(
-        self, settings: ModemSettings, *, on_event: Callable[[ev.ModemEvent], None] | None = None
+        self,
+        settings: ModemConfig,
+        *,
+        on_event: Callable[[ev.ModemEvent], None] | None = None,
+        trace: TraceHook | None = None,
     ) -> None:
         self.settings = settings
-        self._on_event = on_event
+        self.events = ev.EventRegistry(settings.name)
+        if on_event is not None:
+            self.events.register(ev.ALL_EVENT_TYPES, on_event)
+        self._trace = trace
         self.state = ModemState.DISCONNECTED
         self.identity = ModemIdentity()
         self.quirks: Quirks = GENERIC
@@ -183,12 +172,7 @@ class Modem:
         return self.signal.rssi if self.signal else None
 
     def _emit(self, event: ev.ModemEvent) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(event)
-        except Exception:
-            log.exception("%s: event handler failed for %r", self.name, event)
+        self.events.emit(event)  # a listener's failure is logged there, never raised here
 
     def _set_state(self, new: ModemState, reason: str = "") -> None:
         old = self.state
@@ -210,7 +194,8 @@ class Modem:
 
     async def run(self) -> None:
         s = self.settings
-        backoff_s = s.backoff_initial_s
+        failures = 0  # attempts in a row that ended; reset once READY
+        sim_problem = False  # a SIM problem does not fix itself quickly: the longest wait
         if self._running:
             raise RuntimeError(f"{self.name}: run() is already running")
         self._running = True
@@ -229,7 +214,7 @@ class Modem:
                     await self._bring_up()
                     self.recovery_level = 0
                     self._escalation_done_for = 0
-                    backoff_s = s.backoff_initial_s
+                    failures, sim_problem = 0, False
                     await self._serve()
                 except _Stopping:
                     reason = "stopped"
@@ -243,7 +228,7 @@ class Modem:
                 except SimError as exc:
                     reason = f"SIM: {exc}"
                     self._set_state(ModemState.FAILED, reason)
-                    backoff_s = s.backoff_max_s  # a SIM problem does not fix itself quickly
+                    sim_problem = True
                 except (ATError, ModemError) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                     failure_on_open_port = True
@@ -263,9 +248,11 @@ class Modem:
                         self._set_state(ModemState.FAILED, f"recovery exhausted; {reason}")
                 if self.state is not ModemState.FAILED:
                     self._set_state(ModemState.DISCONNECTED, reason)
-                log.warning("%s: %s; retry in %.2f s (recovery level %d)", self.name, reason, backoff_s, self.recovery_level)
-                await self._sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, s.backoff_max_s)
+                failures += 1
+                delay_s = s.backoff_max_s if sim_problem else backoff_s(
+                    failures, initial_s=s.backoff_initial_s, max_s=s.backoff_max_s)
+                log.warning("%s: %s; retry in %.2f s (recovery level %d)", self.name, reason, delay_s, self.recovery_level)
+                await self._sleep(delay_s)
         finally:
             await self._close_channel()
             for task in list(self._background):
@@ -310,7 +297,7 @@ class Modem:
             reader,
             writer,
             name=self.name,
-            trace=s.trace,
+            trace=self._trace,
             on_urc=self._on_urc,
             on_lost=self._on_lost,
             resync_timeout_s=min(1.0, s.command_timeout_s),
@@ -539,10 +526,9 @@ class Modem:
         if left is not None and left < 2 and not self._pin_known_good:
             raise SimError(f"only {left} PIN attempt(s) left; enter the PIN by hand to avoid a PUK lock")
         self._pin_unconfirmed = True
+        # A timeout propagates with the PIN's fate unknown (_pin_unconfirmed stays set).
         try:
             await self._cmd(f'AT+CPIN="{pin}"', max(self.settings.command_timeout_s, 1.0) * 2)
-        except ATTimeout:
-            raise
         except ATError as exc:
             self._pin_refused = True
             raise SimError(f"PIN refused ({exc.final}); will not retry") from exc

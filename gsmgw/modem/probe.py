@@ -8,10 +8,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from gsmgw.at.channel import TraceHook
 from gsmgw.at.parsers import parse_cpms_test
+from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemIdentity, ModemState
-from gsmgw.modem.device import Features, Modem, ModemSettings
-from gsmgw.modem.events import Health, ModemEvent, StateChanged
+from gsmgw.modem.device import Features, Modem
+from gsmgw.modem.events import Health, StateChanged
 
 
 @dataclass
@@ -40,7 +42,8 @@ class ProbeReport:
 _TERMINAL = (ModemState.READY, ModemState.FAILED)
 
 
-async def probe(settings: ModemSettings, *, timeout_s: float | None = None) -> ProbeReport:
+async def probe(settings: ModemConfig, *, timeout_s: float | None = None,
+                trace: TraceHook | None = None) -> ProbeReport:
     """Run bring-up until READY, FAILED or ``timeout_s``; never retries a PIN."""
     # One attempt: no reconnect loop worth waiting for, no periodic health poll.
     settings = replace(settings, health_interval_s=3600.0, backoff_initial_s=3600.0, backoff_max_s=3600.0)
@@ -49,17 +52,19 @@ async def probe(settings: ModemSettings, *, timeout_s: float | None = None) -> P
     changed = asyncio.Event()
     stopping = False
 
-    def on_event(event: ModemEvent) -> None:
+    def on_state(event: StateChanged) -> None:
         if stopping:
             return  # run() ends with DISCONNECTED "stopped": keep what the probe reached
-        if isinstance(event, StateChanged):
-            report.transitions.append(f"{event.old} -> {event.new}: {event.reason}")
-            report.state, report.reason = event.new, event.reason
-            changed.set()
-        elif isinstance(event, Health):
+        report.transitions.append(f"{event.old} -> {event.new}: {event.reason}")
+        report.state, report.reason = event.new, event.reason
+        changed.set()
+
+    def on_health(event: Health) -> None:
+        if not stopping:
             report.health = event
 
-    modem = Modem(settings, on_event=on_event)
+    modem = Modem(settings, trace=trace)
+    listeners = [modem.events.register(StateChanged, on_state), modem.events.register(Health, on_health)]
     started = time.monotonic()
     task = asyncio.create_task(modem.run(), name=f"modem probe {settings.port}")
     try:
@@ -84,6 +89,8 @@ async def probe(settings: ModemSettings, *, timeout_s: float | None = None) -> P
         await modem.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        for listener in listeners:
+            listener.remove()
     report.elapsed_s = time.monotonic() - started
     return report
 

@@ -6,7 +6,7 @@ sources. Add a family by adding an entry to :data:`QUIRKS_BY_VENDOR`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gsmgw.modem.sequences import CNMI_DEFAULT, Step
 
@@ -14,24 +14,19 @@ from gsmgw.modem.sequences import CNMI_DEFAULT, Step
 @dataclass(frozen=True)
 class Quirks:
     family: str = "generic"
-    # Remaining-PIN-attempts query, or None when the vendor offers none we know.
+    # Remaining-PIN-attempts queries, tried in order; empty when the vendor offers none we know.
     pin_attempts_commands: tuple[str, ...] = ('AT+CPINR="SIM PIN"',)
     iccid_commands: tuple[str, ...] = ("AT+CCID", "AT+ICCID", "AT+CRSM=176,12258,0,0,10")
     cnmi: tuple[str, ...] = CNMI_DEFAULT
     extra_init: tuple[Step, ...] = ()
     # USSD strings exchanged as packed GSM 7-bit hex (Huawei sticks).
     ussd_packed_hex: bool = False
-    # Index of the first storage slot (informational; we always use what +CMTI/+CMGL say).
-    first_index: int = 1
-    # Seconds to wait for the port to come back after AT+CFUN=1,1.
-    reboot_wait_s: float = 10.0
     # Queries whose information line may be the whole answer (no final OK ever follows).
     # Wavecom does this to AT+CPIN? (ModemManager mm-broadband-modem-wavecom.c: "AT+CPIN?
     # replies will never have an OK appended"). Harmless elsewhere: an OK that does come
     # ends the command as usual, so every family tolerates it on this pure query. Never
     # a command with an effect, and never AT+CMGS.
     answers_without_final: tuple[str, ...] = ("AT+CPIN?",)
-    notes: tuple[str, ...] = field(default=())
 
 
 GENERIC = Quirks()
@@ -51,7 +46,6 @@ SIMCOM_LTE = Quirks(
     family="simcom_lte",
     pin_attempts_commands=("AT+SPIC", 'AT+CPINR="SIM PIN"'),
     iccid_commands=("AT+CICCID", "AT+CCID", "AT+CRSM=176,12258,0,0,10"),
-    first_index=0,
 )
 
 QUECTEL = Quirks(
@@ -70,7 +64,6 @@ QUECTEL = Quirks(
         # EC2x manual AT+QINDCFG: "+QIND: "smsfull",..." when storage fills up.
         Step.one('AT+QINDCFG="smsfull",1', optional=True),
     ),
-    first_index=0,
 )
 
 HUAWEI = Quirks(
@@ -82,7 +75,6 @@ HUAWEI = Quirks(
     # ^RSSI/^BOOT/^MODE every few seconds on the PC UI port: silence them.
     extra_init=(Step.one("AT^CURC=0", optional=True),),
     ussd_packed_hex=True,
-    first_index=0,
 )
 
 WAVECOM = Quirks(

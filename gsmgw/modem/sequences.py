@@ -91,5 +91,5 @@ CMS_NOT_READY = frozenset({302, 310, 313, 314, 315, 320, 500, 512, 513, 514, 515
 # yet (321: the module announced the index before its write completed): read again.
 CMS_READ_TRANSIENT = CMS_NOT_READY | {321}
 # Backoff while the SMS service boots (seconds, doubled up to the cap; any readiness URC
-# cuts the wait short). The whole wait is bounded by ModemSettings.sim_ready_timeout_s.
+# cuts the wait short). The whole wait is bounded by ModemConfig.sim_ready_timeout_s.
 SMS_READY_BACKOFF_S = (0.25, 2.0)

@@ -15,18 +15,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from gsmgw.config import InboundConfig
-from gsmgw.domain import ModemState
+from gsmgw.config import Config, InboundConfig
+from gsmgw.domain import EventType, ModemState
 from gsmgw.errors import ATError, CMSError, CodecError, ModemError
+from gsmgw.isotime import utc_now_iso
+from gsmgw.modem import (
+    Health,
+    Listener,
+    SmsIndication,
+    SmsReceived,
+    StateChanged,
+    StorageFull,
+    StoredSms,
+)
 from gsmgw.modem.sequences import CMS_READ_TRANSIENT
+from gsmgw.pool.driver import Driver
 from gsmgw.pool.optout import KeywordMatcher, join_parts, parse_balance, part_dedup_key
+from gsmgw.pool.reports import StatusReports
+from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import Deliver, StatusReport, decode_pdu, preview
-from gsmgw.store import NewMessage
+from gsmgw.store import NewMessage, Store
 from gsmgw.store.inbound_repo import InboundPart, IngestResult, StoredInbound
 
 log = logging.getLogger(__name__)
@@ -41,17 +53,29 @@ with a transient error (some modules announce before the write completes: +CMS E
 After the last one the sweep takes over."""
 
 
-class InboundProcessor:
-    """Created by the pool; receives every driver event the pool does not consume itself."""
+class PoolView(Protocol):
+    """What the inbound processor uses of its pool (:class:`gsmgw.pool.Pool`)."""
 
-    def __init__(self, pool: Any) -> None:
+    cfg: Config
+    store: Store
+    slots: dict[str, ModemSlot]
+    reports: StatusReports
+
+    def notify_work(self) -> None: ...
+
+
+class InboundProcessor:
+    """Created by the pool; listens to each driver for what arrives (SMS, full
+    storage) and for the modem going online or offline."""
+
+    def __init__(self, pool: PoolView) -> None:
         self.pool = pool
         self._locks: dict[str, asyncio.Lock] = {}
         self._wake: dict[str, asyncio.Event] = {}
         # modem id -> (the slot it serves, its task): a modem restarted by a config
         # reload is a new slot under the same id and gets fresh loops.
-        self._loops: dict[str, tuple[Any, asyncio.Task[None]]] = {}
-        self._balance_loops: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        self._loops: dict[str, tuple[ModemSlot, asyncio.Task[None]]] = {}
+        self._balance_loops: dict[str, tuple[ModemSlot, asyncio.Task[None]]] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
         self._running = False
@@ -61,7 +85,6 @@ class InboundProcessor:
         self._matcher = KeywordMatcher((), ())
         # Latest balance per modem: {"text", "value", "checked_at"}.
         self.balances: dict[str, dict[str, Any]] = {}
-        self.received_total = 0
         self.duplicates_total = 0
         self.sweeps_total = 0
         self.read_retries_total = 0  # extra AT+CMGR reads of announced indices
@@ -77,7 +100,7 @@ class InboundProcessor:
         return cfg
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.pool.store
 
     def matcher(self) -> KeywordMatcher:
@@ -87,7 +110,7 @@ class InboundProcessor:
             self._matcher_for = cfg
         return self._matcher
 
-    def _lock(self, slot: Any) -> asyncio.Lock:
+    def _lock(self, slot: ModemSlot) -> asyncio.Lock:
         return self._locks.setdefault(slot.id, asyncio.Lock())
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -98,7 +121,7 @@ class InboundProcessor:
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
-    def _current(self, slot: Any) -> bool:
+    def _current(self, slot: ModemSlot) -> bool:
         return self._running and self.pool.slots.get(slot.id) is slot
 
     # --- lifecycle ------------------------------------------------------------------
@@ -120,7 +143,7 @@ class InboundProcessor:
         self._balance_loops.clear()
         self._housekeeping = None
 
-    def on_modem_ready(self, slot: Any) -> None:
+    def _on_modem_ready(self, slot: ModemSlot) -> None:
         """Sweep now (indications may have been lost while it was away), then periodically."""
         if not self._running:
             return
@@ -130,7 +153,7 @@ class InboundProcessor:
             self._ensure_loop(self._balance_loops, slot, self._balance_loop, "inbound-balance")
 
     @staticmethod
-    def _ensure_loop(loops: dict[str, tuple[Any, asyncio.Task[None]]], slot: Any, fn: Any, name: str) -> None:
+    def _ensure_loop(loops: dict[str, tuple[ModemSlot, asyncio.Task[None]]], slot: ModemSlot, fn: Any, name: str) -> None:
         entry = loops.get(slot.id)
         if entry is not None and entry[0] is slot and not entry[1].done():
             return
@@ -139,50 +162,65 @@ class InboundProcessor:
         loops[slot.id] = (slot, asyncio.create_task(fn(slot), name=f"{name}-{slot.id}"))
 
     @staticmethod
-    def _forget_loop(loops: dict[str, tuple[Any, asyncio.Task[None]]], slot: Any) -> None:
+    def _forget_loop(loops: dict[str, tuple[ModemSlot, asyncio.Task[None]]], slot: ModemSlot) -> None:
         entry = loops.get(slot.id)
         if entry is not None and entry[0] is slot:
             del loops[slot.id]
 
-    def on_event(self, slot: Any, ev: Any) -> None:
-        kind = type(ev).__name__
-        if kind == "SmsIndication":  # +CMTI: "SM",3
+    def listen(self, slot: ModemSlot, driver: Driver) -> list[Listener[Any]]:
+        """Register this processor's listeners on ``driver`` (which serves ``slot``);
+        the caller removes them when the driver's run ends."""
+
+        def on_sms_indication(ev: SmsIndication) -> None:  # +CMTI: "SM",3
             self._spawn(self._read_index(slot, ev.storage, ev.index, time.monotonic()),
                         f"inbound-{slot.id}-{ev.index}")
-        elif kind == "SmsReceived":  # +CMT: ,24 then the PDU (nothing to delete)
+
+        def on_sms_received(ev: SmsReceived) -> None:  # +CMT: ,24 then the PDU (nothing to delete)
             self._spawn(self._direct(slot, ev.pdu_hex, ev.tpdu_length), f"inbound-{slot.id}-cmt")
-        elif kind == "Health":
-            used, total = getattr(ev, "storage_used", None), getattr(ev, "storage_total", None)
-            if used is not None and total:
-                if used >= total:
+
+        def on_health(ev: Health) -> None:
+            if ev.storage_used is not None and ev.storage_total:
+                if ev.storage_used >= ev.storage_total:
                     self._on_storage_full(slot, "")
                 else:
                     self._storage_full.discard(slot.id)
-        elif kind == "StorageFull":
-            self._on_storage_full(slot, getattr(ev, "storage", ""))
-        elif kind == "StateChanged":
-            old, new = getattr(ev, "old", None), getattr(ev, "new", None)
-            if new is ModemState.READY and old is not ModemState.READY:
-                self._event("modem:online", slot, {"state": "ready"})
-            elif old is ModemState.READY and new is not ModemState.READY:
-                self._event("modem:offline", slot, {"state": str(getattr(new, "value", new)),
-                                                    "reason": str(getattr(ev, "reason", "") or "")})
 
-    def _on_storage_full(self, slot: Any, storage: str) -> None:
+        def on_storage_full(ev: StorageFull) -> None:
+            # Quectel +QIND "smsfull" / Huawei ^SMMEMFULL: drain at once.
+            self._on_storage_full(slot, ev.storage)
+
+        def on_state(ev: StateChanged) -> None:
+            if ev.new is ModemState.READY:
+                self._on_modem_ready(slot)
+            if ev.new is ModemState.READY and ev.old is not ModemState.READY:
+                self._event(EventType.MODEM_ONLINE, slot, {"state": "ready"})
+            elif ev.old is ModemState.READY and ev.new is not ModemState.READY:
+                self._event(EventType.MODEM_OFFLINE, slot, {"state": ev.new.value, "reason": ev.reason})
+
+        events = driver.events
+        return [
+            events.register(SmsIndication, on_sms_indication),
+            events.register(SmsReceived, on_sms_received),
+            events.register(Health, on_health),
+            events.register(StorageFull, on_storage_full),
+            events.register(StateChanged, on_state),
+        ]
+
+    def _on_storage_full(self, slot: ModemSlot, storage: str) -> None:
         if slot.id not in self._storage_full:
             self._storage_full.add(slot.id)
             log.warning("modem %s: SMS storage %s full; draining it", slot.id, storage or "")
-            self._event("sim:storage-full", slot, {"storage": storage})
+            self._event(EventType.SIM_STORAGE_FULL, slot, {"storage": storage})
         self._wake.setdefault(slot.id, asyncio.Event()).set()
 
-    def _event(self, type_: str, slot: Any, payload: dict[str, Any]) -> None:
+    def _event(self, type_: EventType, slot: ModemSlot, payload: dict[str, Any]) -> None:
         payload = {"sim": slot.id, **payload}
         self._spawn(self.store.call(self.store.add_event, type_, modem_id=slot.id, payload=payload),
                     f"event-{type_}-{slot.id}")
 
     # --- reading SIM storage ------------------------------------------------------------
 
-    async def _sweep_loop(self, slot: Any) -> None:
+    async def _sweep_loop(self, slot: ModemSlot) -> None:
         wake = self._wake.setdefault(slot.id, asyncio.Event())
         while self._current(slot):
             if slot.driver.state is ModemState.READY:
@@ -201,7 +239,7 @@ class InboundProcessor:
                 await asyncio.wait_for(wake.wait(), timeout=max(0.01, self.cfg.sweep_interval_s))
         self._forget_loop(self._loops, slot)
 
-    async def sweep(self, slot: Any) -> int:
+    async def sweep(self, slot: ModemSlot) -> int:
         """``AT+CMGL=4``: process and delete every inbound SMS in storage; returns how many."""
         async with self._lock(slot):
             stored = await slot.driver.list_sms(4)
@@ -214,7 +252,7 @@ class InboundProcessor:
             log.info("modem %s: sweep took %d SMS from storage", slot.id, n)
         return n
 
-    async def read_announced(self, slot: Any, index: int, storage: str | None) -> Any:
+    async def read_announced(self, slot: ModemSlot, index: int, storage: str | None) -> StoredSms | None:
         """``AT+CMGR`` of an index a +CMTI/+CDSI just announced, read again on a transient
         answer (empty slot, plain ERROR, +CMS ERROR 321/302/314/500...) with short pauses.
 
@@ -249,7 +287,7 @@ class InboundProcessor:
         self._wake.setdefault(slot.id, asyncio.Event()).set()
         return None
 
-    async def _read_index(self, slot: Any, storage: str, index: int, announced_at: float) -> None:
+    async def _read_index(self, slot: ModemSlot, storage: str, index: int, announced_at: float) -> None:
         async with self._lock(slot):
             deleted_at = self._deleted_at.get((slot.id, (storage or "").upper(), index), 0.0)
             if deleted_at > announced_at:
@@ -263,7 +301,7 @@ class InboundProcessor:
             if stored is not None:
                 await self._process_stored(slot, stored, from_sweep=False)
 
-    async def _process_stored(self, slot: Any, sms: Any, *, from_sweep: bool) -> bool:
+    async def _process_stored(self, slot: ModemSlot, sms: StoredSms, *, from_sweep: bool) -> bool:
         """Commit one stored PDU, then delete it. True if it was deleted."""
         if sms.stat in _STORED_OUTGOING:
             return False
@@ -279,7 +317,7 @@ class InboundProcessor:
                 return False
             # A report whose +CDSI was lost. The pool's own reader may be deleting it
             # right now: record it, and delete only if the slot still holds this PDU.
-            if not await self.pool._handle_report(slot, sms.pdu_hex, sms.tpdu_length, sms.index):
+            if not await self.pool.reports.record(slot, sms.pdu_hex, sms.tpdu_length, sms.index):
                 return False
             again = await slot.driver.read_sms(sms.index, sms.storage)
             if again is None or again.pdu_hex != sms.pdu_hex:
@@ -290,7 +328,7 @@ class InboundProcessor:
         await self.ingest(slot, decoded, sms.pdu_hex)
         return await self._delete(slot, sms)
 
-    async def _delete(self, slot: Any, sms: Any) -> bool:
+    async def _delete(self, slot: ModemSlot, sms: StoredSms) -> bool:
         try:
             await slot.driver.delete_sms(sms.index, sms.storage)
         except ModemError as exc:
@@ -302,7 +340,7 @@ class InboundProcessor:
         self._deleted_at[(slot.id, str(sms.storage).upper(), sms.index)] = time.monotonic()
         return True
 
-    async def _direct(self, slot: Any, pdu_hex: str, tpdu_length: int) -> None:
+    async def _direct(self, slot: ModemSlot, pdu_hex: str, tpdu_length: int) -> None:
         try:
             decoded = decode_pdu(pdu_hex, tpdu_length=tpdu_length)
         except CodecError as exc:
@@ -313,13 +351,13 @@ class InboundProcessor:
 
     # --- committing ------------------------------------------------------------------------
 
-    async def ingest(self, slot: Any, d: Deliver, pdu_hex: str) -> IngestResult:
+    async def ingest(self, slot: ModemSlot, d: Deliver, pdu_hex: str) -> IngestResult:
         """Commit one decoded part (assembling its message when it is the last one)."""
         cfg = self.cfg
         c = d.concat
         if c is not None and not (c.total >= 1 and 1 <= c.sequence <= c.total):
             c = None  # a broken concatenation IE: keep the part as a message of its own
-        receiver = getattr(slot.driver.identity, "iccid", "") or slot.id
+        receiver = slot.driver.identity.iccid or slot.id
         part = InboundPart(
             modem_id=slot.id,
             dedup_key=part_dedup_key(receiver, d),
@@ -346,7 +384,6 @@ class InboundProcessor:
         return result
 
     async def _after_message(self, msg: StoredInbound) -> None:
-        self.received_total += 1
         msglog.info("inbound %s from %s on %s (%d/%d parts%s)", msg.id, msg.sender, msg.modem_id,
                     msg.parts_received, msg.parts_total, "" if msg.complete else ", incomplete",
                     extra={"inbound_id": msg.id, "modem_id": msg.modem_id})
@@ -393,28 +430,27 @@ class InboundProcessor:
     async def ussd(self, modem_id: str, code: str, timeout_s: float | None = None) -> str:
         """Run a USSD request on one modem; KeyError if there is no such modem."""
         slot = self.pool.slots[modem_id]
-        text: str = await slot.driver.ussd(code, timeout_s or self.cfg.ussd_timeout_s)
-        return text
+        return await slot.driver.ussd(code, timeout_s or self.cfg.ussd_timeout_s)
 
-    async def check_balance(self, slot: Any) -> dict[str, Any]:
+    async def check_balance(self, slot: ModemSlot) -> dict[str, Any]:
         cfg = self.cfg
         text = await self.ussd(slot.id, cfg.balance_ussd)
         value = parse_balance(text, cfg.balance_regex)
         info = {"text": text, "value": value,
-                "checked_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}
+                "checked_at": utc_now_iso()}
         self.balances[slot.id] = info
         if value is not None and cfg.balance_low > 0 and value < cfg.balance_low:
             if slot.id not in self._balance_low:
                 self._balance_low.add(slot.id)
                 log.warning("modem %s: balance %.2f below %.2f", slot.id, value, cfg.balance_low)
-                await self.store.call(self.store.add_event, "balance:low", modem_id=slot.id,
+                await self.store.call(self.store.add_event, EventType.BALANCE_LOW, modem_id=slot.id,
                                       payload={"sim": slot.id, "balance": value, "threshold": cfg.balance_low,
                                                "text": text})
         elif value is not None:
             self._balance_low.discard(slot.id)
         return info
 
-    async def _balance_loop(self, slot: Any) -> None:
+    async def _balance_loop(self, slot: ModemSlot) -> None:
         while self._current(slot) and self.cfg.balance_ussd:
             if slot.driver.state is ModemState.READY:
                 try:

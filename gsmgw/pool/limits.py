@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-WINDOWS_S = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
-
 
 @dataclass(frozen=True, slots=True)
 class Limits:

@@ -98,7 +98,3 @@ def classify_cms(code: int | None) -> tuple[ErrorClass, str]:
         return ErrorClass.PERMANENT, "TPDU error"
     return ErrorClass.TRANSIENT, "unspecified error"
 
-
-def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
-    """Capped exponential backoff: initial, 2×, 4×, … (attempt counts from 1)."""
-    return min(max_s, initial_s * (2 ** max(0, attempt - 1)))

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gsmgw.domain import EventType
+from gsmgw.isotime import iso_or_value
 from gsmgw.store import tables as t
 
 if TYPE_CHECKING:
@@ -36,7 +38,6 @@ ClassifyFn = Callable[[str], "tuple[str, str] | None"]
 RenderFn = Callable[[Any, Any], str]
 
 CURSOR_NAME = "main"
-MESSAGE_EVENT_PREFIX = "sms:"
 
 
 def _now() -> dt.datetime:
@@ -259,7 +260,7 @@ class InboundRepo:
             optout=optout,
             optout_changed=changed,
         )
-        self._insert_event(conn, "sms:received", now, modem_id=first.modem_id, payload=inbound_view(
+        self._insert_event(conn, EventType.SMS_RECEIVED, now, modem_id=first.modem_id, payload=inbound_view(
             {
                 "id": msg_id, "modem_id": first.modem_id, "sender": first.sender, "text": text,
                 "encoding": msg.encoding, "parts_total": msg.parts_total,
@@ -349,7 +350,7 @@ class InboundRepo:
     def record_undecodable(self, modem_id: str, pdu: str, error: str) -> None:
         """A stored PDU we cannot decode: kept as an event (nothing lost), then deleted."""
         with self.engine.begin() as conn:
-            self._insert_event(conn, "sms:undecodable", _now(), modem_id=modem_id,
+            self._insert_event(conn, EventType.SMS_UNDECODABLE, _now(), modem_id=modem_id,
                                payload={"modem_id": modem_id, "pdu": pdu, "error": error})
 
     def get_inbound(self, inbound_id: str) -> dict[str, Any] | None:
@@ -411,7 +412,7 @@ class InboundRepo:
                 inbound_id=inbound_id, note=note, created_at=now,
             )
         )
-        self._insert_event(conn, "optout:added", now, payload={
+        self._insert_event(conn, EventType.OPTOUT_ADDED, now, payload={
             "number": number, "source": source, "keyword": keyword, "inbound_id": inbound_id})
         return True
 
@@ -420,7 +421,7 @@ class InboundRepo:
         if not rows:
             return False
         conn.execute(delete(t.optouts).where(t.optouts.c.number.in_([r.number for r in rows])))
-        self._insert_event(conn, "optout:removed", now, payload={"number": number, "source": source})
+        self._insert_event(conn, EventType.OPTOUT_REMOVED, now, payload={"number": number, "source": source})
         return True
 
     def add_optout(self, number: str, *, source: str = "api", keyword: str = "", note: str = "") -> bool:
@@ -457,7 +458,7 @@ class InboundRepo:
     # --- events -----------------------------------------------------------------------
 
     @staticmethod
-    def _insert_event(conn: Connection, type_: str, now: dt.datetime, *, message_id: str | None = None,
+    def _insert_event(conn: Connection, type_: EventType, now: dt.datetime, *, message_id: str | None = None,
                       modem_id: str | None = None, payload: dict[str, Any] | None = None) -> None:
         conn.execute(
             insert(t.events).values(
@@ -650,11 +651,6 @@ class InboundRepo:
 def inbound_view(row: dict[str, Any]) -> dict[str, Any]:
     """The public shape of an inbound message (API and ``sms:received`` webhook)."""
 
-    def iso(v: Any) -> Any:
-        if isinstance(v, dt.datetime):
-            return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        return v
-
     missing = row.get("missing") or ()
     if isinstance(missing, str):
         missing = tuple(int(x) for x in missing.split(",") if x)
@@ -669,8 +665,8 @@ def inbound_view(row: dict[str, Any]) -> dict[str, Any]:
         "complete": bool(row["complete"]),
         "missing": list(missing),
         "in_reply_to": row.get("in_reply_to"),
-        "sent_at": iso(row.get("sent_at")),
-        "received_at": iso(row.get("received_at")),
+        "sent_at": iso_or_value(row.get("sent_at")),
+        "received_at": iso_or_value(row.get("received_at")),
     }
 
 

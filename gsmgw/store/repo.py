@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from gsmgw.domain import MessageState
+from gsmgw.domain import EventType, MessageState
 from gsmgw.errors import StoreError
 from gsmgw.store import tables as t
 from gsmgw.store.inbound_repo import InboundRepo
@@ -559,7 +559,7 @@ class Store(InboundRepo):
                     .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
                     .values(state=MessageState.CANCELLED)
                 )
-                self._events(conn, "sms:cancelled", [message_id], now)
+                self._events(conn, EventType.SMS_CANCELLED, [message_id], now)
                 return True, MessageState.CANCELLED.value
             state = conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar()
             return False, state
@@ -675,7 +675,7 @@ class Store(InboundRepo):
                     )
                     .values(state=MessageState.EXPIRED)
                 )
-                self._events(conn, "sms:expired", ids, now)
+                self._events(conn, EventType.SMS_EXPIRED, ids, now)
         return ids
 
     @batchable
@@ -901,7 +901,7 @@ class Store(InboundRepo):
             values["attempts"] = m.c.attempts - 1
         conn.execute(update(m).where(m.c.id == message_id).values(**values))
         if final is not MessageState.QUEUED:
-            self._events(conn, f"sms:{final.value}", [message_id], now)
+            self._events(conn, EventType.for_message(final), [message_id], now)
         if then_mark is not None:
             next_id, next_seqs, next_modem = then_mark
             conn.execute(
@@ -1009,7 +1009,7 @@ class Store(InboundRepo):
             if settled is MessageState.FAILED:
                 mvalues.update(error_code=f"report:0x{status:02X}", error_text=meaning)
             conn.execute(update(m).where(m.c.id == best.message_id).values(**mvalues))
-            self._events(conn, f"sms:{settled.value}", [best.message_id], now)
+            self._events(conn, EventType.for_message(settled), [best.message_id], now)
             new_state = settled
         return ReportMatch(
             report_id=report_id, message_id=best.message_id, seq=best.seq, new_state=new_state
@@ -1121,7 +1121,7 @@ class Store(InboundRepo):
     @batchable
     def add_event(
         self,
-        type_: str,
+        type_: EventType,
         *,
         message_id: str | None = None,
         modem_id: str | None = None,
@@ -1149,7 +1149,7 @@ class Store(InboundRepo):
     # --- helpers ----------------------------------------------------------------
 
     @staticmethod
-    def _events(conn: Connection, type_: str, ids: Iterable[str], now: dt.datetime) -> None:
+    def _events(conn: Connection, type_: EventType, ids: Iterable[str], now: dt.datetime) -> None:
         rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
         if rows:
             conn.execute(insert(t.events), rows)

@@ -10,21 +10,14 @@ Message events are per message, never per part: the store writes one
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from gsmgw.config import WebhooksConfig
-
-
-def _iso(v: Any) -> Any:
-    if isinstance(v, dt.datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.UTC)
-        return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    return v
+from gsmgw.domain import event_family
+from gsmgw.isotime import iso_or_value as _iso
 
 
 def event_matches(patterns: Iterable[str], event_type: str) -> bool:
@@ -47,7 +40,7 @@ def targets(cfg: WebhooksConfig, event: Any, message: Any) -> list[str]:
     ``callback_url`` for its message events if its host is (still) allowed."""
     urls = [s.url for s in cfg.subscription if event_matches(s.events, event.type)]
     cb = getattr(message, "callback_url", None) if message is not None else None
-    if cb and event.type.startswith("sms:") and host_allowed(cb, cfg.allowed_hosts):
+    if cb and event_family(event.type) == "sms" and host_allowed(cb, cfg.allowed_hosts):
         urls.append(cb)
     return urls
 

@@ -21,16 +21,12 @@ from typing import Any
 import aiohttp
 
 from gsmgw import __version__
+from gsmgw.backoff import backoff_s
 from gsmgw.config import Config
 from gsmgw.webhooks import payload
 from gsmgw.webhooks.signing import SIGNATURE_HEADER, signature_header
 
 log = logging.getLogger(__name__)
-
-
-def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
-    """Capped exponential backoff: initial, 2×, 4×, … (attempt counts from 1)."""
-    return min(max_s, initial_s * (2 ** max(0, min(attempt, 60) - 1)))
 
 
 class WebhookSender:
@@ -45,8 +41,6 @@ class WebhookSender:
         self._blocked: dict[str, float] = {}
         # Receivers whose last attempt failed: their next success wakes their backlog.
         self._failing: set[str] = set()
-        self.delivered_total = 0
-        self.failed_attempts_total = 0
 
     @property
     def cfg(self) -> Config:
@@ -118,7 +112,6 @@ class WebhookSender:
             ok, status, error = await self._post(row)
             n = row["attempts"] + 1
             if ok:
-                self.delivered_total += 1
                 await self.store.call(self.store.settle_webhook_delivery, row["id"], ok=True,
                                       status=status, error=None)
                 if url in self._failing:
@@ -126,7 +119,6 @@ class WebhookSender:
                     self._failing.discard(url)
                     await self.store.call(self.store.wake_webhook_target, url)
                 continue
-            self.failed_attempts_total += 1
             delay = backoff_s(n, initial_s=wcfg.retry_initial_s, max_s=wcfg.retry_max_s)
             give_up = wcfg.max_attempts > 0 and n >= wcfg.max_attempts
             retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)

@@ -76,11 +76,11 @@ async def test_one_bad_message_does_not_delay_the_rest(tmp_path: Path) -> None:
 
 async def test_unexpected_error_on_one_modem_leaves_the_others_sends_alone(tmp_path: Path) -> None:
     from gsmgw.daemon import Gateway
-    from gsmgw.pool.dispatcher import default_driver_factory
+    from gsmgw.pool import default_driver_factory
     from tests.helpers import Client
 
-    def factory(cfg, on_event):  # sim1's driver has a bug: send_pdus raises
-        driver = default_driver_factory(cfg, on_event)
+    def factory(cfg):  # sim1's driver has a bug: send_pdus raises
+        driver = default_driver_factory(cfg)
         if cfg.id == "sim1":
             async def broken(parts):
                 raise RuntimeError("driver bug")

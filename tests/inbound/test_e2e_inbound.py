@@ -5,6 +5,7 @@ between commit and delete, opt-out."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from gsmgw.daemon import Gateway
 from gsmgw.emulator import FakeModemPool
 from gsmgw.modem import Modem
-from gsmgw.pool.dispatcher import default_driver_factory
+from gsmgw.pool import default_driver_factory
 from tests.helpers import Client, running_gateway
 from tests.inbound.conftest import Receiver
 from tests.inbound.helpers import inbound_config, wait_until
@@ -107,8 +108,8 @@ def _frozen_before_delete(frozen: asyncio.Event) -> Any:
     """A driver factory whose modem 'dies' right after the commit, before AT+CMGD: the
     process is stopped there, as a crash or kill -9 would leave it."""
 
-    def factory(mcfg: Any, on_event: Any) -> Modem:
-        driver = default_driver_factory(mcfg, on_event)
+    def factory(mcfg: Any) -> Modem:
+        driver = default_driver_factory(mcfg)
         assert isinstance(driver, Modem)
 
         async def delete_sms(index: int, storage: str | None = None) -> None:
@@ -217,11 +218,8 @@ async def test_modem_offline_and_online_events_reach_the_receiver(tmp_path: Path
 
 async def test_sms_routed_directly_with_cmt_is_stored_once(tmp_path: Path) -> None:
     """+CNMI mt=2: the PDU comes with the URC (+CMT) and nothing is left in storage."""
-    from gsmgw.modem import ModemSettings
-
-    def factory(mcfg: Any, on_event: Any) -> Modem:
-        return Modem(ModemSettings(port=mcfg.port, modem_id=mcfg.id, command_timeout_s=2.0,
-                                   registration_timeout_s=5.0, ack_cmt=True), on_event=on_event)
+    def factory(mcfg: Any) -> Modem:
+        return Modem(dataclasses.replace(mcfg, command_timeout_s=2.0, registration_timeout_s=5.0, ack_cmt=True))
 
     async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
         sim = fake.modems[0].modem

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from gsmgw.backoff import backoff_s
 from gsmgw.config import (
     DEFAULT_START_KEYWORDS,
     DEFAULT_STOP_KEYWORDS,
@@ -25,7 +26,6 @@ from gsmgw.pool.optout import (
 from gsmgw.sms import decode_pdu, encode_deliver
 from gsmgw.webhooks import event_matches, sign, signature_header, verify
 from gsmgw.webhooks.payload import host_allowed, targets
-from gsmgw.webhooks.sender import backoff_s
 
 SCTS = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 DEFAULT = KeywordMatcher(DEFAULT_STOP_KEYWORDS, DEFAULT_START_KEYWORDS)

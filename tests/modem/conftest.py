@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from gsmgw.config import ModemConfig
 from gsmgw.emulator import PERSONALITIES, Behaviour, EmulatedModem, Network, PtyModem
-from gsmgw.modem import Modem, ModemSettings, StateChanged
+from gsmgw.modem import Modem, StateChanged
 from gsmgw.modem.events import ModemEvent
 from gsmgw.sms import encode_submit
 
@@ -108,8 +109,9 @@ async def rig_factory(network: Network, tmp_path: Path) -> AsyncIterator[Callabl
         trace: list[tuple[float, str, bytes]] = []
         kw = {**FAST, **settings}
         modem = Modem(
-            ModemSettings(port=str(pm.path), modem_id=f"m{counter}", trace=lambda ts, d, b: trace.append((ts, d, b)), **kw),
+            ModemConfig(id=f"m{counter}", port=str(pm.path), **kw),  # type: ignore[arg-type]
             on_event=events.append,
+            trace=lambda ts, d, b: trace.append((ts, d, b)),
         )
         task = asyncio.create_task(modem.run(), name=f"modem m{counter}")
         rig = Rig(pm, em, modem, events, trace, task)

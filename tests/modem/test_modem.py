@@ -350,7 +350,8 @@ async def test_silent_modem_is_declared_dead_escalates_and_comes_back(rig_factor
 
 async def test_socket_transport_via_tcp_bridge(rig_factory) -> None:  # type: ignore[no-untyped-def]
     """socket://host:port (a ser2net-style bridge in front of the emulator's pty)."""
-    from gsmgw.modem import Modem, ModemSettings
+    from gsmgw.config import ModemConfig
+    from gsmgw.modem import Modem
     from gsmgw.transport import open_port
     from tests.modem.conftest import FAST
 
@@ -376,7 +377,7 @@ async def test_socket_transport_via_tcp_bridge(rig_factory) -> None:  # type: ig
 
     server = await asyncio.start_server(on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    modem = Modem(ModemSettings(port=f"socket://127.0.0.1:{port}", **FAST))
+    modem = Modem(ModemConfig(id="bridged", port=f"socket://127.0.0.1:{port}", **FAST))  # type: ignore[arg-type]
     task = asyncio.create_task(modem.run())
     try:
         await modem.wait_ready(5.0)

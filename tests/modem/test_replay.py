@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemState
 from gsmgw.emulator import PERSONALITIES, EmulatedModem, Network, PtyModem, load_transcript
 from gsmgw.emulator.replay import PDU_KEY, ReplayModem, ReplayScript, redact_command
 from gsmgw.emulator.transcript import TranscriptEntry
-from gsmgw.modem import ModemSettings
 from gsmgw.modem.probe import probe
 from tests.emulator.emu_client import PtyClient, lines_of
 from tests.modem.test_probe import run_probe
@@ -90,8 +90,8 @@ async def test_probe_record_then_replay_against_the_driver(tmp_path: Path) -> No
 
     replay = ReplayModem.from_file(record)
     async with PtyModem(replay, tmp_path / "ttyREPLAY") as pm:
-        settings = ModemSettings(port=str(pm.path), modem_id="replay", pin=PIN, command_timeout_s=0.5,
-                                 prompt_timeout_s=0.5, registration_timeout_s=2.0, sim_ready_timeout_s=2.0)
+        settings = ModemConfig(id="replay", port=str(pm.path), pin=PIN, command_timeout_s=0.5,
+                               prompt_timeout_s=0.5, registration_timeout_s=2.0, sim_ready_timeout_s=2.0)
         report = await probe(settings, timeout_s=10.0)
     assert report.state is ModemState.READY, (report.reason, replay.unknown)
     assert (report.identity.imei, report.identity.iccid) == (em.imei, em.iccid)

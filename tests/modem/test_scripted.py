@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemState
-from gsmgw.modem import Modem, ModemSettings, StateChanged
+from gsmgw.modem import Modem, StateChanged
 from tests.at.conftest import Peer
 from tests.modem.conftest import FAST, wait_for
 
@@ -68,7 +69,7 @@ async def run_modem(peer: Peer) -> AsyncIterator[object]:
         responder = AutoResponder(peer, table)
         events: list[StateChanged] = []
         modem = Modem(
-            ModemSettings(port=peer.path, **{**FAST, **settings}),  # type: ignore[arg-type]
+            ModemConfig(id="scripted", port=peer.path, **{**FAST, **settings}),  # type: ignore[arg-type]
             on_event=lambda e: events.append(e) if isinstance(e, StateChanged) else None,
         )
         task = asyncio.create_task(modem.run())

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gsmgw.backoff import backoff_s
 from gsmgw.pool.limits import Limits, SimLimiter, quiet_wait_s
-from gsmgw.pool.retry import ErrorClass, backoff_s, classify_cms
+from gsmgw.pool.retry import ErrorClass, classify_cms
 
 
 @settings(max_examples=500, deadline=None)

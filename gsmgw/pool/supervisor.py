@@ -1,0 +1,445 @@
+"""The modem pool: one driver task and one send worker per modem, and everything
+that keeps them going: discovery and hot-plug, config reload, lease maintenance,
+and the modems' status rows.
+
+The send loop itself is :mod:`gsmgw.pool.pipeline`; status reports are
+:mod:`gsmgw.pool.reports`; inbound SMS are :mod:`gsmgw.pool.inbound`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gsmgw.config import Config, ModemConfig
+from gsmgw.domain import MessageState, ModemState
+from gsmgw.modem import (
+    Health,
+    Identified,
+    Listener,
+    StateChanged,
+    StatusReportIndication,
+    StatusReportReceived,
+)
+from gsmgw.modem.identify import identify_port
+from gsmgw.pool.discovery import HotplugWatcher, candidate_ports, identity_matches
+from gsmgw.pool.driver import Driver, DriverFactory, NoPortYet, default_driver_factory
+from gsmgw.pool.inbound import InboundProcessor
+from gsmgw.pool.limits import Limits, SimLimiter
+from gsmgw.pool.pipeline import SendPipeline
+from gsmgw.pool.reports import StatusReports
+from gsmgw.pool.slot import ModemSlot
+from gsmgw.store import Store
+
+log = logging.getLogger(__name__)
+msglog = logging.getLogger("gsmgw.messages")
+
+# ModemConfig fields that only the pool reads: a change applies to the running
+# slot. Any other change (port, PIN, baud rate, device timeouts...) restarts the
+# modem's driver, after its in-flight send.
+LIVE_MODEM_FIELDS = frozenset({
+    "enabled", "group", "quiet_hours", "max_per_minute", "max_per_hour", "max_per_day", "smsc",
+})
+
+
+class Pool:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        driver_factory: DriverFactory = default_driver_factory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self._driver_factory = driver_factory
+        self._clock = clock
+        self.slots: dict[str, ModemSlot] = {}
+        self.pipeline = SendPipeline(lambda: self.cfg, store, clock=clock, notify_work=self.notify_work)
+        self.inbound = InboundProcessor(self)
+        self.reports = StatusReports(lambda: self.cfg, store, read=self.inbound.read_announced)
+        self._maintenance: asyncio.Task[None] | None = None
+        self._status_q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._status_task: asyncio.Task[None] | None = None
+        self._rescan = asyncio.Event()
+        self._discovery_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._hotplug: HotplugWatcher | None = None
+        # Short-lived tasks started from driver events (report handling...).
+        self._bg: set[asyncio.Task[None]] = set()
+
+    @property
+    def sent_total(self) -> int:
+        """Messages sent since start (the status endpoint shows it)."""
+        return self.pipeline.sent_total
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._status_task = asyncio.create_task(self._status_writer(), name="pool-status")
+        await self.inbound.start()
+        for mcfg in self.cfg.modem:
+            self._add(mcfg)
+        self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
+        self._discovery_task = asyncio.create_task(self._discover_loop(), name="pool-discovery")
+        self._listen_task = asyncio.create_task(self.store.listen_for_work(self.notify_work), name="pool-listen")
+
+    def _add(self, mcfg: ModemConfig) -> None:
+        driver: Driver = self._driver_factory(mcfg) if mcfg.port else NoPortYet(mcfg.id)
+        limits = Limits(mcfg.max_per_minute, mcfg.max_per_hour, mcfg.max_per_day)
+        slot = ModemSlot(cfg=mcfg, driver=driver, limiter=SimLimiter(limits), enabled=mcfg.enabled,
+                         port=mcfg.port)
+        slot.idle.set()
+        self.slots[mcfg.id] = slot
+        self._status(mcfg.id, port=mcfg.port, state=ModemState.DISCONNECTED.value, enabled=slot.enabled)
+        if mcfg.port:
+            self._start_driver(slot)
+        else:
+            slot.down_since = self._clock() - self.cfg.discovery.rediscover_after_s
+            self._rescan.set()
+        slot.tasks.append(asyncio.create_task(self.pipeline.run(slot), name=f"worker-{mcfg.id}"))
+
+    def _start_driver(self, slot: ModemSlot) -> None:
+        slot.driver_task = asyncio.create_task(self._run_driver(slot, slot.driver), name=f"modem-{slot.id}")
+
+    async def _run_driver(self, slot: ModemSlot, driver: Driver) -> None:
+        """Run one driver with this pool listening to it; the listeners go with it,
+        so a replaced or retired driver never reaches the slot again."""
+        listeners = self._listen(slot, driver) + self.inbound.listen(slot, driver)
+        try:
+            await driver.run()
+        finally:
+            for listener in listeners:
+                listener.remove()
+
+    async def stop(self, *, drain_timeout_s: float = 90.0) -> None:
+        """Stop claiming; let in-flight sends finish (or time out); stop drivers."""
+        self.pipeline.stopping = True
+        for slot in self.slots.values():
+            slot.wake.set()
+        idle = [s.idle.wait() for s in self.slots.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*idle), timeout=drain_timeout_s)
+        except TimeoutError:
+            log.error("sends still in flight after %.0f s; their parts stay 'sending' "
+                      "and are settled as unknown at next start", drain_timeout_s)
+        await self.inbound.stop()
+        for slot in self.slots.values():
+            with contextlib.suppress(Exception):
+                await slot.driver.stop()
+        if self._hotplug is not None:
+            self._hotplug.stop()
+        tasks = [t for s in self.slots.values() for t in s.tasks] + list(self._bg)
+        tasks += [s.driver_task for s in self.slots.values() if s.driver_task is not None]
+        tasks += [t for t in (self._discovery_task, self._listen_task, self._maintenance) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Flush the last modem states.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._status_q.join(), timeout=5.0)
+        if self._status_task:
+            self._status_task.cancel()
+            await asyncio.gather(self._status_task, return_exceptions=True)
+
+    # --- external controls ------------------------------------------------------
+
+    def notify_work(self) -> None:
+        """New messages were committed: wake idle workers at once."""
+        for slot in self.slots.values():
+            slot.wake.set()
+
+    def set_enabled(self, modem_id: str, enabled: bool) -> bool:
+        slot = self.slots.get(modem_id)
+        if slot is None:
+            return False
+        slot.enabled = enabled
+        slot.wake.set()
+        self._status(modem_id, enabled=enabled)
+        return True
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        out = []
+        for slot in self.slots.values():
+            ident = slot.driver.identity
+            out.append(
+                {
+                    "id": slot.id,
+                    "host": self.store.host,
+                    "port": slot.port,
+                    "state": slot.driver.state.value,
+                    "state_reason": slot.state_reason,
+                    "enabled": slot.enabled,
+                    "busy": slot.busy,
+                    "resting": slot.resting_until > now,
+                    "group": slot.cfg.group,
+                    "imei": ident.imei,
+                    "iccid": ident.iccid,
+                    "imsi": ident.imsi,
+                    "operator": ident.operator,
+                    "model": ident.model,
+                    "manufacturer": ident.manufacturer,
+                    "own_number": ident.own_number,
+                    "signal_csq": slot.driver.csq,
+                    "sent_parts": slot.sent_parts,
+                    "failed_parts": slot.failed_parts,
+                    "last_error": slot.last_error,
+                    "limits": {
+                        "per_minute": slot.cfg.max_per_minute,
+                        "per_hour": slot.cfg.max_per_hour,
+                        "per_day": slot.cfg.max_per_day,
+                        "used_minute": slot.limiter.used(now, 60.0),
+                        "used_hour": slot.limiter.used(now, 3600.0),
+                        "used_day": slot.limiter.used(now, 86400.0),
+                    },
+                }
+            )
+        return out
+
+    # --- driver events ------------------------------------------------------------
+
+    def _listen(self, slot: ModemSlot, driver: Driver) -> list[Listener[Any]]:
+        def on_state(ev: StateChanged) -> None:
+            slot.state_reason = ev.reason
+            log.debug("modem %s: %s -> %s %s", slot.id, ev.old, ev.new, ev.reason)
+            self._status(slot.id, state=ev.new.value, state_reason=ev.reason)
+            slot.wake.set()
+
+        def on_identified(ev: Identified) -> None:
+            ident = ev.identity
+            self._status(slot.id, manufacturer=ident.manufacturer, model=ident.model,
+                         firmware=ident.firmware, imei=ident.imei, imsi=ident.imsi, iccid=ident.iccid,
+                         operator=ident.operator, own_number=ident.own_number)
+
+        def on_health(ev: Health) -> None:
+            self._status(slot.id, signal_csq=ev.csq, registration=ev.registration)
+
+        def on_report(ev: StatusReportReceived) -> None:  # +CDS: the PDU came with the URC
+            self._spawn(self.reports.record(slot, ev.pdu_hex, ev.tpdu_length, None), f"report-{slot.id}")
+
+        def on_stored_report(ev: StatusReportIndication) -> None:  # +CDSI: stored; read, then delete
+            self._spawn(self.reports.read_stored(slot, ev.index, ev.storage), f"report-{slot.id}-{ev.index}")
+
+        events = driver.events
+        return [
+            events.register(StateChanged, on_state),
+            events.register(Identified, on_identified),
+            events.register(Health, on_health),
+            events.register(StatusReportReceived, on_report),
+            events.register(StatusReportIndication, on_stored_report),
+        ]
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    def _status(self, modem_id: str, **values: Any) -> None:
+        """Queue a change of the modem's status row (written in order by one task)."""
+        self._status_q.put_nowait((modem_id, values))
+
+    async def _status_writer(self) -> None:
+        while True:
+            modem_id, values = await self._status_q.get()
+            try:
+                await self.store.call(self.store.upsert_modem, modem_id, **values)
+            except Exception:  # a status row is not worth crashing the pool for
+                log.exception("could not record status of modem %s", modem_id)
+            finally:
+                self._status_q.task_done()
+
+    # --- discovery and hot-plug ------------------------------------------------------
+
+    def _wants_discovery(self, slot: ModemSlot, now: float) -> bool:
+        """An imei/iccid-matched modem with no port, or whose port has stayed down."""
+        if not (slot.cfg.imei or slot.cfg.iccid) or slot.cfg.port or slot.busy:
+            return False
+        if slot.driver.state in (ModemState.READY, ModemState.PROBING, ModemState.REGISTERING):
+            slot.down_since = None
+            return False
+        if slot.down_since is None:
+            slot.down_since = now
+        return now - slot.down_since >= self.cfg.discovery.rediscover_after_s
+
+    async def _discover_loop(self) -> None:
+        dcfg = self.cfg.discovery
+        self._hotplug = HotplugWatcher(self._rescan.set)
+        udev = self._hotplug.start()
+        interval = dcfg.rescan_interval_s if not udev else max(dcfg.rescan_interval_s, 300.0)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rescan.wait(), timeout=min(interval, dcfg.rediscover_after_s))
+            self._rescan.clear()
+            try:
+                await self._discover_once()
+            except Exception:
+                log.exception("discovery failed")
+
+    async def _discover_once(self) -> None:
+        now = self._clock()
+        wanted = [s for s in self.slots.values() if self._wants_discovery(s, now)]
+        if not wanted:
+            return
+        dcfg = self.cfg.discovery
+        in_use = [s.port for s in self.slots.values()
+                  if s.port and s.driver.state is not ModemState.DISCONNECTED]
+        for port in candidate_ports(dcfg.port_globs, exclude=in_use):
+            ident = await identify_port(port, timeout_s=dcfg.identify_timeout_s)
+            if ident is None:
+                continue
+            for slot in wanted:
+                if identity_matches(slot.cfg.imei, slot.cfg.iccid, ident):
+                    log.info("modem %s found on %s (IMEI %s)", slot.id, port, ident.imei)
+                    await self._attach(slot, port)
+                    wanted.remove(slot)
+                    break
+            if not wanted:
+                return
+
+    async def _attach(self, slot: ModemSlot, port: str) -> None:
+        """(Re)start a modem's driver on a newly found port."""
+        old_task = slot.driver_task
+        await slot.driver.stop()
+        if old_task is not None:
+            old_task.cancel()
+            await asyncio.gather(old_task, return_exceptions=True)
+        slot.driver = self._driver_factory(dataclasses.replace(slot.cfg, port=port))
+        slot.port = port
+        slot.down_since = None
+        self._status(slot.id, port=port)
+        self._start_driver(slot)
+
+    # --- maintenance ---------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
+        while True:
+            await asyncio.sleep(max(self.cfg.dispatch.poll_interval_s, 1.0))
+            try:
+                # Renew our own leases first so that a long multipart send is never
+                # mistaken for a dead host's claim.
+                for slot in self.slots.values():
+                    for claim_id in (slot.claim_id, slot.next_claim_id):
+                        if claim_id is not None:
+                            await self.store.call(self.store.renew_lease, claim_id, self.cfg.store.lease_s)
+                for mid in await self.store.call(self.store.expire_due):
+                    msglog.info("message %s -> expired (validity ended before it was sent)", mid,
+                                extra={"message_id": mid, "state": MessageState.EXPIRED.value})
+                await self.store.call(self.store.recover, only_expired_leases=True)
+            except Exception:
+                log.exception("pool maintenance failed")
+
+    # --- reload --------------------------------------------------------------------
+
+    async def apply_config(self, cfg: Config, *, drain_timeout_s: float = 90.0) -> dict[str, list[str]]:
+        """Apply a reloaded config without dropping the queue.
+
+        Modems whose id is new are started; modems whose id is gone stop claiming,
+        finish their in-flight send (or its timeout), then stop; modems whose
+        driver settings changed are restarted the same way; limits, enabled flags,
+        groups, quiet hours and dispatch settings change in place. Returns the ids
+        per kind of change: ``added``, ``removed``, ``restarted``, ``updated``.
+        """
+        old_by_id = {s.id: s.cfg for s in self.slots.values()}
+        new_by_id = {m.id: m for m in cfg.modem}
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "updated": []}
+        self.cfg = cfg  # dispatch settings, lease_s: read afresh by the workers
+        for mid, old in old_by_id.items():
+            new = new_by_id.get(mid)
+            if new is None:
+                changes["removed"].append(mid)
+                continue
+            if new == old:
+                continue
+            diff = {f.name for f in dataclasses.fields(ModemConfig)
+                    if getattr(old, f.name) != getattr(new, f.name)}
+            if diff <= LIVE_MODEM_FIELDS:
+                changes["updated"].append(mid)
+                self._update_slot(self.slots[mid], new)
+            else:
+                changes["restarted"].append(mid)
+        retiring = [self.slots[mid] for mid in changes["removed"] + changes["restarted"]]
+        await asyncio.gather(*(self._retire(s, drain_timeout_s) for s in retiring))
+        for mid in changes["restarted"]:
+            self._add(new_by_id[mid])
+        for mid, mcfg in new_by_id.items():
+            if mid not in old_by_id:
+                changes["added"].append(mid)
+                self._add(mcfg)
+        log.info("config applied: %s", ", ".join(f"{k} {v}" for k, v in changes.items() if v) or "no modem changes")
+        self.notify_work()
+        return changes
+
+    def _update_slot(self, slot: ModemSlot, new: ModemConfig) -> None:
+        slot.cfg = new
+        # The limiter keeps its history: sends already made still count.
+        slot.limiter.limits = Limits(new.max_per_minute, new.max_per_hour, new.max_per_day)
+        if slot.enabled != new.enabled:
+            self.set_enabled(slot.id, new.enabled)
+        slot.wake.set()
+
+    async def _retire(self, slot: ModemSlot, drain_timeout_s: float) -> None:
+        """Stop one slot the way stop() stops them all: no new claim, finish, stop."""
+        slot.enabled = False  # the worker checks this before every claim
+        slot.wake.set()
+        # Wait until the worker is idle AND holds no claim: it may have claimed just
+        # before `enabled` changed (it sends that one), and it hands back a message it
+        # prepared ahead (parts already marked 'sending', nothing written) itself.
+        try:
+            async with asyncio.timeout(drain_timeout_s):
+                while True:
+                    await slot.idle.wait()
+                    if slot.idle.is_set() and not await self._claims_of(slot.id):
+                        break
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            log.error("modem %s: send still in flight after %.0f s; stopping it anyway "
+                      "(its parts are settled as unknown)", slot.id, drain_timeout_s)
+        # The worker first (it releases a claim it prepared ahead), then the driver.
+        # Cancel until done: on Python 3.11 asyncio.wait_for() swallows a cancel that
+        # races with the event it waits for (the wake-up set just above).
+        for t in slot.tasks:
+            while not t.done():
+                t.cancel()
+                await asyncio.wait([t], timeout=0.1)
+        await asyncio.gather(*slot.tasks, return_exceptions=True)
+        # The driver ends its run() on stop(); a driver stuck anyway is cancelled.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(slot.driver.stop(), timeout=15.0)
+        if slot.driver_task is not None:
+            slot.driver_task.cancel()
+            await asyncio.gather(slot.driver_task, return_exceptions=True)
+        self.slots.pop(slot.id, None)
+        # The worker may have been cancelled while a claim was being committed (it
+        # checks `enabled` before the claim, and is idle until it returns), or, after
+        # the drain timeout, in the middle of a send: settle what it left now rather
+        # than when its lease runs out.
+        await self._release_claims_of(slot.id)
+        self._status(slot.id, state=ModemState.DISCONNECTED.value, state_reason="removed from the config",
+                     enabled=False)
+        log.info("modem %s stopped (config reload)", slot.id)
+
+    async def _claims_of(self, modem_id: str) -> list[dict[str, Any]]:
+        """This host's claims (messages in 'sending') on one modem."""
+        rows = await self.store.call(self.store.list_messages, state=MessageState.SENDING.value, limit=1000)
+        return [r for r in rows if r.get("modem_id") == modem_id and r.get("lease_owner") == self.store.host]
+
+    async def _release_claims_of(self, modem_id: str) -> None:
+        """Settle what a worker stopped after the drain timeout left behind."""
+        for row in await self._claims_of(modem_id):
+            # A part already handed to the modem may have left: unknown, never resent
+            # blindly (design rule 6). Parts never written go back to the queue.
+            final = await self.pipeline.abandon(row["id"], "the modem was stopped (config reload) during the send")
+            if final is not None:
+                msglog.info("message %s -> %s (modem %s removed)", row["id"], final.value, modem_id,
+                            extra={"message_id": row["id"], "modem_id": modem_id, "state": final.value})
+
+
+__all__ = ["LIVE_MODEM_FIELDS", "Pool"]
