@@ -197,7 +197,12 @@ async def test_submit_refused_before_prompt(peer: Peer, channel_factory) -> None
     outcome = await task
     assert (outcome.kind, outcome.cms_code) == (SendOutcomeKind.ERROR, 302)
     assert "before the prompt" in outcome.detail
-    await asyncio.sleep(0.05)
+    # The channel writes in order: a PDU written for the refused submit would reach
+    # the peer before the next command does.
+    follow = asyncio.create_task(ch.command("AT+CSQ", 1.0))
+    await peer.expect(b"AT+CSQ\r")
+    peer.write(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+    assert (await follow).lines == ["+CSQ: 20,99"]
     assert PDU.encode() not in peer.received
 
 

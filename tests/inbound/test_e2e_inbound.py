@@ -49,7 +49,15 @@ async def test_multipart_sim_to_sim_arrives_once_and_fires_one_signed_webhook(
             assert msg["from"] == fake.modems[0].modem.number and msg["sim"] == "sim2"
             # The SIM storage is drained after the commit.
             await wait_until(lambda: fake.modems[1].modem.storages["SM"].used == 0, what="drained")
-            await asyncio.sleep(0.2)  # any duplicate would show up by now
+
+            # A duplicate would be a second sms:received event in the outbox: wait until
+            # every event written so far has reached the receiver, then count.
+            async def outbox_delivered() -> bool:
+                events = await gw.store.call(gw.store.list_events, limit=1000)
+                return {e["id"] for e in events} <= {h.json["event_id"] for h in receiver.hits}
+
+            await wait_until(outbox_delivered, what="every event at the receiver")
+            assert len(await gw.store.call(gw.store.list_events, type_="sms:received", limit=10)) == 1
             received = receiver.of_type("sms:received")
             assert len(received) == 1
             hit = received[0]

@@ -23,6 +23,7 @@ from gsmgw.modem import (
     StatusReportIndication,
     StatusReportReceived,
 )
+from gsmgw.sms import StatusReport, decode_pdu
 from tests.modem.conftest import submit_parts, wait_for
 
 
@@ -259,8 +260,17 @@ async def test_inbound_direct_with_cnma(rig_factory) -> None:  # type: ignore[no
 async def test_status_report_stored_sim800(rig_factory) -> None:  # type: ignore[no-untyped-def]
     rig = await rig_factory()
     other = await rig_factory()
-    await rig.modem.send_pdus(submit_parts(other.em.number, "report me", status_report=True))
+    assert rig.modem.features.status_reports == "stored (+CDSI)"
+    outcomes = await rig.modem.send_pdus(submit_parts(other.em.number, "report me", status_report=True))
+    assert outcomes[0].ok
     await wait_for(lambda: bool(rig.of(StatusReportIndication)))
+    [indication] = rig.of(StatusReportIndication)
+    stored = await rig.modem.read_sms(indication.index, indication.storage)
+    assert stored is not None
+    report = decode_pdu(stored.pdu_hex, tpdu_length=stored.tpdu_length)
+    assert isinstance(report, StatusReport)
+    assert (report.tp_mr, report.recipient, report.status) == (outcomes[0].tp_mr, other.em.number, 0)
+    assert not rig.of(StatusReportReceived)  # stored and announced, not routed with the URC
 
 
 async def test_status_report_direct_quectel(rig_factory) -> None:  # type: ignore[no-untyped-def]
