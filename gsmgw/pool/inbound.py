@@ -232,7 +232,7 @@ class InboundProcessor:
                 except Exception:
                     log.exception("modem %s: inbound sweep failed", slot.id)
             else:
-                # Not ready: a wake-up now would spin this loop. on_modem_ready() wakes it
+                # Not ready: a wake-up now would spin this loop. _on_modem_ready() wakes it
                 # again when the modem is back, and that sweep runs at once.
                 wake.clear()
             with contextlib.suppress(TimeoutError):
