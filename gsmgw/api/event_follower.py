@@ -73,6 +73,11 @@ class EventFollower:
         self.posted_total = 0
         self.failed_total = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Callbacks started and not finished yet (retries included)."""
+        return len(self._posts)
+
     def subscribe(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from gsmgw.config import WebhooksConfig
 from gsmgw.domain import event_family
-from gsmgw.isotime import iso_or_value as _iso
+from gsmgw.isotime import iso_or_value
 
 
 def event_matches(patterns: Iterable[str], event_type: str) -> bool:
@@ -64,14 +64,14 @@ def render_event(event: Any, message: Any) -> str:
             "sim": message.modem_id,
             "state": state,
             "parts_total": message.parts_total,
-            "created_at": _iso(message.created_at),
-            "sent_at": _iso(message.sent_at),
-            "delivered_at": _iso(message.delivered_at) if state == "delivered" else None,
+            "created_at": iso_or_value(message.created_at),
+            "sent_at": iso_or_value(message.sent_at),
+            "delivered_at": iso_or_value(message.delivered_at) if state == "delivered" else None,
             "error": {"code": message.error_code, "message": message.error_text}
             if state in ("failed", "unknown", "expired", "cancelled") and message.error_code else None,
         })
     elif event.message_id:
         data["message_id"] = event.message_id
     data.update(payload)
-    body = {"event_id": event.id, "type": event.type, "created_at": _iso(event.created_at), "data": data}
+    body = {"event_id": event.id, "type": event.type, "created_at": iso_or_value(event.created_at), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
