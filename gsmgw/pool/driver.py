@@ -9,7 +9,7 @@ needs ``getattr`` or a ``type: ignore`` to reach it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemIdentity, ModemState, SendOutcome
@@ -17,6 +17,7 @@ from gsmgw.logs import AtTraceLogger
 from gsmgw.modem import EventRegistry, Modem, ModemNotReady, StoredSms
 
 
+@runtime_checkable
 class Driver(Protocol):
     """One modem as the pool sees it (``gsmgw.modem.Modem`` satisfies it)."""
 

@@ -19,8 +19,8 @@ import pytest
 
 from gsmgw.config import Config, DispatchConfig, ModemConfig, StoreConfig
 from gsmgw.domain import ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
-from gsmgw.modem import ALL_EVENT_TYPES, EventRegistry, StateChanged, StoredSms
-from gsmgw.pool import Pool
+from gsmgw.modem import ALL_EVENT_TYPES, EventRegistry, Modem, StateChanged, StoredSms
+from gsmgw.pool import Driver, NoPortYet, Pool
 from gsmgw.store import NewMessage, Store
 
 Script = Callable[["FakeDriver", Sequence[tuple[str, int]]], Awaitable[list[SendOutcome]]]
@@ -190,6 +190,12 @@ async def start_pool(harness: Harness) -> AsyncIterator[Callable[..., Awaitable[
     yield start
     for pool in pools:
         await pool.stop(drain_timeout_s=5.0)
+
+
+def test_the_real_driver_the_stand_in_and_the_fake_all_are_drivers() -> None:
+    cfg = modem("sim1")
+    for driver in (Modem(cfg), NoPortYet("sim1"), FakeDriver(cfg, ok)):
+        assert isinstance(driver, Driver), type(driver)
 
 
 async def test_a_claim_is_sent_and_settled(harness: Harness, start_pool: Any) -> None:
