@@ -544,7 +544,8 @@ class Modem:
         s = self.settings
         started = time.monotonic()
         deadline = started + s.sim_ready_timeout_s
-        delay_s, cap_s = seq.SMS_READY_BACKOFF_S
+        initial_s, cap_s = seq.SMS_READY_BACKOFF_S
+        not_ready = 0
         while True:
             self._check_stopping()
             self._boot_progress.clear()
@@ -557,6 +558,8 @@ class Modem:
                 break
             except ATError as exc:
                 if self._sms_not_ready(exc) and time.monotonic() < deadline:
+                    not_ready += 1
+                    delay_s = backoff_s(not_ready, initial_s=initial_s, max_s=cap_s)
                     log.info("%s: SMS service not ready yet (%s); retrying in %.2f s", self.name, exc.final, delay_s)
                 elif self.features.pdu_mode and exc.command.upper() == "AT+CPMS?":
                     break  # PDU mode works; a module whose AT+CPMS? fails is still usable
@@ -564,7 +567,6 @@ class Modem:
                     raise ModemError(f"SMS service not ready ({exc}) after {time.monotonic() - started:.1f} s") from exc
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._boot_progress.wait(), min(delay_s, max(0.0, deadline - time.monotonic())))
-            delay_s = min(delay_s * 2, cap_s)
         self.features.sms_ready_wait_s = round(time.monotonic() - started, 3)
 
     @staticmethod
