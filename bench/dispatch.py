@@ -67,12 +67,12 @@ async def run_one(k: int, latency_s: float, seconds: float, workdir: Path,
         batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1, delivery_report=delivery_reports)
                  for i in range(n_messages)]
         for i in range(0, n_messages, 500):
-            await gw.store.call(gw.store.enqueue, batch[i:i + 500])
+            await gw.store.call(gw.store.messages.enqueue, batch[i:i + 500])
         await gw.start()
         try:
             t_wait = time.monotonic() + seconds * 4 + 60
             while True:
-                counts = await gw.store.call(gw.store.counts_by_state)
+                counts = await gw.store.call(gw.store.messages.counts_by_state)
                 done = sum(v for s, v in counts.items() if s not in ("queued", "sending"))
                 if done >= n_messages:
                     break

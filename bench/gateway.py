@@ -271,7 +271,7 @@ def _fill(db_url: str, n: int, chunk: int = 10_000) -> float:
     store.migrate()
     try:
         for i in range(0, n, chunk):
-            store.enqueue([NewMessage(f"+1559{j:07d}", f"queued {j}", "gsm7", 1, priority=-5,
+            store.messages.enqueue([NewMessage(f"+1559{j:07d}", f"queued {j}", "gsm7", 1, priority=-5,
                                       delivery_report=False) for j in range(i, min(n, i + chunk))])
     finally:
         store.close()

@@ -56,7 +56,7 @@ async def run_one(k: int, n: int, workdir: Path) -> dict[str, Any]:
                     sent_at[(f"sim{j + 1}", sender)] = time.time()
             total = n * k
             deadline = time.monotonic() + 120
-            while (len(rows := await gw.store.call(gw.store.list_inbound, limit=total + 1)) < total
+            while (len(rows := await gw.store.call(gw.store.inbound.list_inbound, limit=total + 1)) < total
                    or any(pm.modem.storages["SM"].used for pm in fake.modems)):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {len(rows)}/{total} inbound after 120 s")

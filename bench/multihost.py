@@ -58,7 +58,7 @@ async def run_one(hosts: int, modems_per_host: int, latency_s: float, per_modem:
         await store.call(store.migrate)
         batch = [NewMessage(f"+1561{i:07d}", f"multi {i}", "gsm7", 1, delivery_report=False) for i in range(total)]
         for i in range(0, total, 1000):
-            await store.call(store.enqueue, batch[i:i + 1000])
+            await store.call(store.messages.enqueue, batch[i:i + 1000])
         store.close()
         procs = []
         stacks = []

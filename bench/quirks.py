@@ -58,7 +58,7 @@ async def run_one(n: int, interval_s: float, transient_error: int | None, workdi
                 await asyncio.sleep(interval_s)
             deadline = time.monotonic() + 60
             # Every row committed and every SMS deleted from the SIM (the delete follows the commit).
-            while len(rows := await gw.store.call(gw.store.list_inbound, limit=n + 1)) < n or sim.storages["SM"].used:
+            while len(rows := await gw.store.call(gw.store.inbound.list_inbound, limit=n + 1)) < n or sim.storages["SM"].used:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {len(rows)}/{n} inbound after 60 s")
                 await asyncio.sleep(0.01)

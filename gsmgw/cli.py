@@ -92,7 +92,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.keys_cmd == "create":
             scopes = [s.strip() for s in args.scope.split(",") if s.strip()]
             try:
-                _key_id, key = store.create_api_key(
+                _key_id, key = store.keys.create_api_key(
                     args.name, scopes, rate_per_s=args.rate_per_s, daily_quota=args.daily_quota
                 )
             except ValueError as exc:
@@ -100,11 +100,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 return 2
             print(key)
         elif args.keys_cmd == "list":
-            for k in store.list_api_keys():
+            for k in store.keys.list_api_keys():
                 state = "revoked" if k["revoked_at"] else "active"
                 print(f"{k['id']}\t{k['name']}\t{','.join(k['scopes'])}\t{state}")
         elif args.keys_cmd == "revoke":
-            if not store.revoke_api_key(args.key_id):
+            if not store.keys.revoke_api_key(args.key_id):
                 print(f"gsmgw keys revoke: no active key {args.key_id!r}", file=sys.stderr)
                 return 1
             print(f"revoked {args.key_id}")

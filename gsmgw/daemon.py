@@ -66,7 +66,7 @@ class Gateway:
     ) -> None:
         self.cfg = cfg
         self.host = host or cfg.store.host_id or socket.gethostname()
-        self.store = Store(cfg.store.url, host=self.host)
+        self.store = Store(cfg.store.url, host=self.host, default_region=cfg.api.default_region)
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
@@ -82,7 +82,7 @@ class Gateway:
         if self.cfg.store.migrate_on_start:
             await self.store.call(self.store.migrate)
         # Settle what a previous run of this host left mid-send.
-        await self.store.call(self.store.recover)
+        await self.store.call(self.store.claims.recover)
         await self.pool.start()
         services = Services(
             cfg=self.cfg,

@@ -68,7 +68,7 @@ async def run_demo(
         cfg = demo_config(state_dir, ports, host, port)
         gw = Gateway(cfg, host="demo")
         await gw.store.call(gw.store.migrate)
-        await gw.store.call(gw.store.create_api_key, "demo", ["send", "read", "admin"], key=key)
+        await gw.store.call(gw.store.keys.create_api_key, "demo", ["send", "read", "admin"], key=key)
 
         def banner(g: Gateway) -> None:
             url = g.base_url

@@ -64,7 +64,7 @@ async def running_gateway(cfg: Config, *, scopes: tuple[str, ...] = ("send", "re
     gw = Gateway(cfg, host=host)
     await gw.start()
     try:
-        _, key = await gw.store.call(gw.store.create_api_key, "test", list(scopes))
+        _, key = await gw.store.call(gw.store.keys.create_api_key, "test", list(scopes))
         async with aiohttp.ClientSession() as session:
             yield gw, Client(gw.base_url, key, session)
     finally:

@@ -58,7 +58,7 @@ async def all_modems(svc: Services) -> list[dict[str, Any]]:
     """This host's modems, live, then those other hosts of a shared store last reported."""
     local = svc.modems()
     ids = {m["id"] for m in local}
-    rows = await svc.store.call(svc.store.list_modems)
+    rows = await svc.store.call(svc.store.modems.list_modems)
     remote = []
     for r in rows:
         if r["id"] in ids or r["host"] == svc.host:
@@ -154,7 +154,7 @@ async def authenticate(request: web.Request, presented: str | None) -> web.Respo
     now = time.monotonic()
     hit, key = cache.get(digest, now)
     if not hit:
-        key = await svc.store.call(svc.store.verify_api_key, presented)
+        key = await svc.store.call(svc.store.keys.verify_api_key, presented)
         cache.put(digest, key, now)
     if key is None:
         return unauthorized("invalid or revoked API key")
@@ -221,7 +221,7 @@ class QueueDepth:
         now = time.monotonic()
         if now - self._at > self.max_age_s:
             self._at = now
-            self._value = await store.call(store.queue_depth)
+            self._value = await store.call(store.messages.queue_depth)
         return self._value
 
     def add(self, n: int) -> None:
@@ -260,7 +260,7 @@ class KeyLimiter:
         today = dt.datetime.now(dt.UTC).date().isoformat()
         day, used = self._day.get(key.id, ("", 0))
         if day != today:
-            used = await store.call(store.count_accepted_since, key.id, _utc_midnight())
+            used = await store.call(store.messages.count_accepted_since, key.id, _utc_midnight())
             self._day[key.id] = (today, used)
         return key.daily_quota - used
 
@@ -461,7 +461,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     try:
-        await svc.store.call(svc.store.queue_depth)
+        await svc.store.call(svc.store.messages.queue_depth)
     except Exception as exc:
         return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}")
     modems = svc.modems()
@@ -552,7 +552,7 @@ async def post_messages(request: web.Request) -> web.Response:
 
 async def check_optouts(svc: Services, numbers: list[str]) -> None:
     """Issue 7: numbers that sent STOP get nothing but transactional messages."""
-    blocked = await svc.store.call(svc.store.opted_out, numbers)
+    blocked = await svc.store.call(svc.store.optouts.opted_out, numbers)
     if blocked:
         raise ValidationError("opted_out", f"opted out (sent STOP): {', '.join(sorted(blocked))}; "
                               "mark the message \"transactional\": true if it must still go", field="to")
@@ -581,7 +581,7 @@ async def enqueue_messages(request: web.Request, key: ApiKey, items: list[NewMes
     """The one durable commit of validated messages (native and compatible APIs alike)."""
     svc = request.app[SERVICES]
     result = await svc.store.call(
-        svc.store.enqueue,
+        svc.store.messages.enqueue,
         items,
         api_key_id=key.id,
         idempotency_key=idempotency_key,
@@ -684,7 +684,7 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
 async def get_message(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    row = await svc.store.call(svc.store.get_message, request.match_info["id"])
+    row = await svc.store.call(svc.store.messages.get_message, request.match_info["id"])
     if row is None:
         return error_response(404, "not_found", "no such message")
     return web.json_response(message_view(row))
@@ -693,7 +693,7 @@ async def get_message(request: web.Request) -> web.Response:
 async def delete_message(request: web.Request) -> web.Response:
     require_scope(request, "send")
     svc = request.app[SERVICES]
-    done, state = await svc.store.call(svc.store.cancel, request.match_info["id"])
+    done, state = await svc.store.call(svc.store.messages.cancel, request.match_info["id"])
     if state is None:
         return error_response(404, "not_found", "no such message")
     if not done:
@@ -717,7 +717,7 @@ async def list_messages(request: web.Request) -> web.Response:
         raise ValidationError("invalid_query", f"unknown state {state!r}", field="state")
     to = normalise_number(q["to"], svc.cfg.api.default_region) if "to" in q else None
     rows = await svc.store.call(
-        svc.store.list_messages, state=state, to_number=to, before_id=q.get("cursor"), limit=limit
+        svc.store.messages.list_messages, state=state, to_number=to, before_id=q.get("cursor"), limit=limit
     )
     items = [message_view(r) for r in rows]
     next_cursor = items[-1]["id"] if len(items) == limit else None
@@ -744,7 +744,7 @@ async def patch_modem(request: web.Request) -> web.Response:
 async def get_status(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    counts = await svc.store.call(svc.store.counts_by_state)
+    counts = await svc.store.call(svc.store.messages.counts_by_state)
     modems = await all_modems(svc)
     uptime_s = time.time() - svc.started_at
     return web.json_response(
@@ -769,7 +769,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
     metrics = request.app[METRICS]
-    metrics.pool.counts = await svc.store.call(svc.store.counts_by_state)
+    metrics.pool.counts = await svc.store.call(svc.store.messages.counts_by_state)
     body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type()})
 

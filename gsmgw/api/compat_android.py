@@ -208,7 +208,7 @@ async def post_message(request: web.Request) -> web.Response:
     result = await api.enqueue_messages(request, key, items, IDEM_PREFIX + app_id)
     request.app[STATE_KEY].remember(result.message_ids, app_id)
     if result.replayed:  # an earlier request with this id: its messages as they are now
-        found = [await svc.store.call(svc.store.get_message, mid) for mid in result.message_ids]
+        found = [await svc.store.call(svc.store.messages.get_message, mid) for mid in result.message_ids]
         rows = [r for r in found if r is not None]
     else:  # as committed (a dispatcher may already be sending it: the app answers Pending too)
         rows = [{"to_number": n, "state": "queued", "created_at": now} for n in numbers]
@@ -278,9 +278,9 @@ async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
     gsmgw message id (so ids from the native API work here too)."""
     svc = request.app[api.SERVICES]
     key = request[api.API_KEY]
-    found = await svc.store.call(svc.store.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
+    found = await svc.store.call(svc.store.messages.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
     ids: tuple[str, ...] = found.message_ids if found is not None else (app_id,)
-    rows = [await svc.store.call(svc.store.get_message, mid) for mid in ids]
+    rows = [await svc.store.call(svc.store.messages.get_message, mid) for mid in ids]
     present = [r for r in rows if r is not None]
     if found is not None:
         request.app[STATE_KEY].remember(tuple(r["id"] for r in present), app_id)
@@ -302,7 +302,7 @@ async def delete_message(request: web.Request) -> web.Response:
     rows = await _rows_for(request, request.match_info["id"])
     if not rows:
         return android_error(404, "message not found", code="not_found")
-    states = [await svc.store.call(svc.store.cancel, r["id"]) for r in rows]
+    states = [await svc.store.call(svc.store.messages.cancel, r["id"]) for r in rows]
     if not any(done for done, _state in states):
         return android_error(409, "nothing to cancel: no recipient is still pending", code="not_cancellable")
     return web.Response(status=204)
@@ -389,7 +389,7 @@ def _event_handler(app: web.Application) -> Any:
                        "sender": data.get("from"), "recipient": None,
                        "simNumber": _sim_number(svc, data.get("sim")), "receivedAt": data.get("received_at") or at}
         else:
-            row = await svc.store.call(svc.store.get_message, event["message_id"]) if event["message_id"] else None
+            row = await svc.store.call(svc.store.messages.get_message, event["message_id"]) if event["message_id"] else None
             if row is None:
                 return
             key = row.get("idempotency_key") or ""
@@ -419,7 +419,7 @@ async def health(request: web.Request) -> web.Response:
     checks: dict[str, dict[str, Any]] = {}
     t0 = time.monotonic()
     try:
-        depth = await svc.store.call(svc.store.queue_depth)
+        depth = await svc.store.call(svc.store.messages.queue_depth)
         checks["store:ready"] = {"description": "the message store answers", "status": "pass",
                                  "observedValue": round((time.monotonic() - t0) * 1000), "observedUnit": "ms"}
         checks["messages:queued"] = {"description": "messages queued or sending", "status": "pass",

@@ -224,7 +224,7 @@ async def _sendsms(request: web.Request) -> web.Response:
             continue
         if n not in allowed:
             allowed.append(n)
-    blocked = await svc.store.call(svc.store.opted_out, allowed) if allowed else set()
+    blocked = await svc.store.call(svc.store.optouts.opted_out, allowed) if allowed else set()
     denied += [n for n in allowed if n in blocked]
     allowed = [n for n in allowed if n not in blocked]
     if not allowed:
@@ -313,7 +313,7 @@ def _event_handler(app: web.Application) -> Any:
         if not event["type"].startswith("sms:") or not event.get("message_id"):
             return
         svc = app[api.SERVICES]
-        row = await svc.store.call(svc.store.get_message, event["message_id"])
+        row = await svc.store.call(svc.store.messages.get_message, event["message_id"])
         cb = (row or {}).get("callback_url") or ""
         if row is None or not cb.startswith(DLR_PREFIX):
             return

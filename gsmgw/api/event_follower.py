@@ -31,25 +31,8 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def latest_event_id(store: Any) -> int:
-    """The highest event id, found with O(log n) indexed ``id > x LIMIT 1`` probes
-    (the store has no "max id" query and the table can hold millions of rows)."""
-
-    async def exists_after(x: int) -> bool:
-        return bool(await store.call(store.list_events, after_id=x, limit=1))
-
-    if not await exists_after(0):
-        return 0
-    lo, hi = 0, 1  # invariant: an event exists after lo
-    while await exists_after(hi):
-        lo, hi = hi, hi * 2
-    # an event exists after lo, none after hi: the max id is in (lo, hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if await exists_after(mid):
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    """The highest event id: where a follower that starts now begins."""
+    return int(await store.call(store.events.max_id))
 
 
 class EventFollower:
@@ -108,7 +91,7 @@ class EventFollower:
                 await asyncio.sleep(self.poll_interval_s)
 
     async def run_once(self) -> int:
-        rows = await self.store.call(self.store.list_events, after_id=self.cursor, limit=self.batch)
+        rows = await self.store.call(self.store.events.list_events, after_id=self.cursor, limit=self.batch)
         now = dt.datetime.now(dt.UTC)
         for row in rows:
             if int(row["id"]) != self.cursor + 1 and self.gap_wait_s > 0:

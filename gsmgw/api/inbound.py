@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gsmgw.errors import ATTimeout, ModemError, ValidationError
-from gsmgw.store.inbound_repo import inbound_view
+from gsmgw.store.inbound import inbound_view
 
 
 class InboundControl(Protocol):
@@ -70,7 +70,7 @@ async def list_inbox(request: web.Request) -> web.Response:
     since = api._parse_time(q["since"], "since") if "since" in q else None
     sender = _sender_filter(q["from"], svc.cfg.api.default_region) if "from" in q else None
     rows = await svc.store.call(
-        svc.store.list_inbound, sender=sender, modem_id=q.get("sim"), since=since, complete=complete,
+        svc.store.inbound.list_inbound, sender=sender, modem_id=q.get("sim"), since=since, complete=complete,
         before_id=q.get("cursor"), limit=limit,
     )
     items = [inbound_view(r) for r in rows]
@@ -81,7 +81,7 @@ async def get_inbox_item(request: web.Request) -> web.Response:
     api = _api()
     api.require_scope(request, "read")
     svc = request.app[api.SERVICES]
-    row = await svc.store.call(svc.store.get_inbound, request.match_info["id"])
+    row = await svc.store.call(svc.store.inbound.get_inbound, request.match_info["id"])
     if row is None:
         return api.error_response(404, "not_found", "no such inbound message")
     out = inbound_view(row)
@@ -109,7 +109,7 @@ async def list_optouts(request: web.Request) -> web.Response:
     api.require_scope(request, "read")
     svc = request.app[api.SERVICES]
     limit = _limit(request.query, 100, 1000)
-    rows = await svc.store.call(svc.store.list_optouts, after=request.query.get("cursor"), limit=limit)
+    rows = await svc.store.call(svc.store.optouts.list_optouts, after=request.query.get("cursor"), limit=limit)
     items = [_optout_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": items[-1]["number"] if len(items) == limit else None})
 
@@ -119,7 +119,7 @@ async def get_optout(request: web.Request) -> web.Response:
     api.require_scope(request, "read")
     svc = request.app[api.SERVICES]
     number = api.normalise_number(request.match_info["number"], svc.cfg.api.default_region, field="number")
-    listed = await svc.store.call(svc.store.opted_out, [number])
+    listed = await svc.store.call(svc.store.optouts.opted_out, [number])
     if not listed:
         return api.error_response(404, "not_found", f"{number} is not on the opt-out list")
     return web.json_response({"number": number, "opted_out": True})
@@ -137,7 +137,7 @@ async def post_optout(request: web.Request) -> web.Response:
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > 500:
         raise ValidationError("invalid_field", "note must be a string of at most 500 characters", field="note")
-    added = await svc.store.call(svc.store.add_optout, number, source="api", note=note)
+    added = await svc.store.call(svc.store.optouts.add_optout, number, source="api", note=note)
     return web.json_response({"number": number, "opted_out": True, "added": added}, status=201 if added else 200)
 
 
@@ -146,7 +146,7 @@ async def delete_optout(request: web.Request) -> web.Response:
     api.require_scope(request, "admin")  # lifting an opt-out needs the admin's word
     svc = request.app[api.SERVICES]
     number = api.normalise_number(request.match_info["number"], svc.cfg.api.default_region, field="number")
-    removed = await svc.store.call(svc.store.remove_optout, number)
+    removed = await svc.store.call(svc.store.optouts.remove_optout, number)
     if not removed:
         return api.error_response(404, "not_found", f"{number} is not on the opt-out list")
     return web.json_response({"number": number, "opted_out": False})
@@ -210,7 +210,7 @@ async def get_webhooks(request: web.Request) -> web.Response:
     api.require_scope(request, "admin")
     svc = request.app[api.SERVICES]
     w = svc.cfg.webhooks
-    counts = await svc.store.call(svc.store.webhook_counts)
+    counts = await svc.store.call(svc.store.webhooks.webhook_counts)
     return web.json_response({
         "subscriptions": [{"url": s.url, "events": list(s.events)} for s in w.subscription],
         "allowed_callback_hosts": list(w.allowed_hosts),
@@ -244,7 +244,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         if not q["cursor"].isdigit():
             raise ValidationError("invalid_query", "cursor must be an integer", field="cursor")
         before = int(q["cursor"])
-    rows = await svc.store.call(svc.store.list_webhook_deliveries, state=state, before_id=before, limit=limit)
+    rows = await svc.store.call(svc.store.webhooks.list_webhook_deliveries, state=state, before_id=before, limit=limit)
     items = [_delivery_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == limit else None})
 
@@ -253,7 +253,7 @@ async def retry_deliveries(request: web.Request) -> web.Response:
     api = _api()
     api.require_scope(request, "admin")
     svc = request.app[api.SERVICES]
-    n = await svc.store.call(svc.store.retry_failed_webhooks)
+    n = await svc.store.call(svc.store.webhooks.retry_failed_webhooks)
     return web.json_response({"requeued": n})
 
 
@@ -266,7 +266,7 @@ async def list_events(request: web.Request) -> web.Response:
     after = q.get("after", "0")
     if not after.isdigit():
         raise ValidationError("invalid_query", "after must be an event id", field="after")
-    rows = await svc.store.call(svc.store.list_events, after_id=int(after), type_=q.get("type"), limit=limit)
+    rows = await svc.store.call(svc.store.events.list_events, after_id=int(after), type_=q.get("type"), limit=limit)
     iso = api._iso
     import json
 

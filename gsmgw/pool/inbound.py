@@ -38,8 +38,7 @@ from gsmgw.pool.optout import KeywordMatcher, join_parts, parse_balance, part_de
 from gsmgw.pool.reports import StatusReports
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import Deliver, StatusReport, decode_pdu, preview
-from gsmgw.store import NewMessage, Store
-from gsmgw.store.inbound_repo import InboundPart, IngestResult, StoredInbound
+from gsmgw.store import InboundPart, IngestResult, NewMessage, Store, StoredInbound
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
@@ -215,7 +214,7 @@ class InboundProcessor:
 
     def _event(self, type_: EventType, slot: ModemSlot, payload: dict[str, Any]) -> None:
         payload = {"sim": slot.id, **payload}
-        self._spawn(self.store.call(self.store.add_event, type_, modem_id=slot.id, payload=payload),
+        self._spawn(self.store.call(self.store.events.add_event, type_, modem_id=slot.id, payload=payload),
                     f"event-{type_}-{slot.id}")
 
     # --- reading SIM storage ------------------------------------------------------------
@@ -310,7 +309,7 @@ class InboundProcessor:
         except CodecError as exc:
             log.warning("modem %s: undecodable PDU at %s/%d (kept as an event, deleted): %s",
                         slot.id, sms.storage, sms.index, exc)
-            await self.store.call(self.store.record_undecodable, slot.id, sms.pdu_hex, str(exc))
+            await self.store.call(self.store.inbound.record_undecodable, slot.id, sms.pdu_hex, str(exc))
             return await self._delete(slot, sms)
         if isinstance(decoded, StatusReport):
             if not from_sweep:
@@ -344,7 +343,7 @@ class InboundProcessor:
         try:
             decoded = decode_pdu(pdu_hex, tpdu_length=tpdu_length)
         except CodecError as exc:
-            await self.store.call(self.store.record_undecodable, slot.id, pdu_hex, str(exc))
+            await self.store.call(self.store.inbound.record_undecodable, slot.id, pdu_hex, str(exc))
             return
         if isinstance(decoded, Deliver):
             await self.ingest(slot, decoded, pdu_hex)
@@ -373,7 +372,7 @@ class InboundProcessor:
             concat_seq=c.sequence if c else 1,
         )
         result: IngestResult = await self.store.call(
-            self.store.ingest_inbound_part, part, join=join_parts, classify=self.matcher().classify,
+            self.store.inbound.ingest_inbound_part, part, join=join_parts, classify=self.matcher().classify,
             reply_window_s=cfg.reply_window_s,
         )
         if result.duplicate:
@@ -399,7 +398,7 @@ class InboundProcessor:
                 log.error("opt-out confirmation not sent: %s", exc)
                 return
             await self.store.call(
-                self.store.enqueue,
+                self.store.messages.enqueue,
                 [NewMessage(to_number=msg.sender, text=reply, encoding=str(pv.encoding), parts_total=pv.parts,
                             transactional=True, sim_requested=msg.modem_id, priority=5)],
                 default_ttl_s=self.pool.cfg.dispatch.default_ttl_s,
@@ -414,14 +413,14 @@ class InboundProcessor:
             await asyncio.sleep(max(0.01, min(cfg.sweep_interval_s, cfg.reassembly_timeout_s / 4, 60.0)))
             try:
                 stale = await self.store.call(
-                    self.store.assemble_stale_inbound, timeout_s=cfg.reassembly_timeout_s,
+                    self.store.inbound.assemble_stale_inbound, timeout_s=cfg.reassembly_timeout_s,
                     join=join_parts, classify=self.matcher().classify, reply_window_s=cfg.reply_window_s,
                 )
                 for msg in stale:
                     await self._after_message(msg)
                 if time.monotonic() - last_prune > 3600:
                     last_prune = time.monotonic()
-                    await self.store.call(self.store.prune_inbound_parts, older_than_s=cfg.dedup_retention_s)
+                    await self.store.call(self.store.inbound.prune_inbound_parts, older_than_s=cfg.dedup_retention_s)
             except Exception:
                 log.exception("inbound housekeeping failed")
 
@@ -443,7 +442,7 @@ class InboundProcessor:
             if slot.id not in self._balance_low:
                 self._balance_low.add(slot.id)
                 log.warning("modem %s: balance %.2f below %.2f", slot.id, value, cfg.balance_low)
-                await self.store.call(self.store.add_event, EventType.BALANCE_LOW, modem_id=slot.id,
+                await self.store.call(self.store.events.add_event, EventType.BALANCE_LOW, modem_id=slot.id,
                                       payload={"sim": slot.id, "balance": value, "threshold": cfg.balance_low,
                                                "text": text})
         elif value is not None:

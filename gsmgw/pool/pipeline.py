@@ -162,7 +162,7 @@ class SendPipeline:
     async def _claim(self, slot: ModemSlot, *, mark_sending: bool = False) -> ClaimedMessage | None:
         try:
             return await self.store.call(
-                self.store.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group,
+                self.store.claims.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group,
                 mark_sending=mark_sending,
             )
         except Exception:
@@ -238,7 +238,7 @@ class SendPipeline:
             await self._settle(slot, claim, refusal)
             return None
         if not prepared.marked:
-            await self.store.call(self.store.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
+            await self.store.call(self.store.claims.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
         send = asyncio.create_task(slot.driver.send_pdus(prepared.pdus), name=f"send-{slot.id}")
         nxt = await self._prepare_ahead(slot, len(claim.pending_seqs))
         try:
@@ -287,7 +287,7 @@ class SendPipeline:
                 await self.release(nxt)
                 nxt = None
         final = await self.store.call(
-            self.store.settle_claim, claim.id, settlement.results, retry_at=settlement.retry_at,
+            self.store.claims.settle_claim, claim.id, settlement.results, retry_at=settlement.retry_at,
             report_window_s=self.cfg.dispatch.status_report_window_s, then_mark=then_mark,
             uncount_attempt=settlement.handed_back,
         )
@@ -368,17 +368,17 @@ class SendPipeline:
     async def release(self, prepared: Prepared | None) -> None:
         """Give a claimed, unwritten message back to the queue (no attempt counted)."""
         if prepared is not None:
-            await self.store.call(self.store.settle_claim, prepared.claim.id, [], uncount_attempt=True)
+            await self.store.call(self.store.claims.settle_claim, prepared.claim.id, [], uncount_attempt=True)
 
     async def abandon(self, message_id: str, why: str) -> MessageState | None:
         """Close a claim its worker could not finish: parts left 'sending' may have
         been written, so they become unknown; the rest go back to the queue."""
-        msg = await self.store.call(self.store.get_message, message_id)
+        msg = await self.store.call(self.store.messages.get_message, message_id)
         if msg is None or msg["state"] != MessageState.SENDING.value:
             return None
         written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown", error_text=why)
                    for p in msg["parts"] if p["state"] == MessageState.SENDING.value]
-        return await self.store.call(self.store.settle_claim, message_id, written)
+        return await self.store.call(self.store.claims.settle_claim, message_id, written)
 
 
 __all__ = ["HAND_BACK", "Prepared", "SendPipeline", "Settlement"]

@@ -48,7 +48,7 @@ class StatusReports:
             log.info("modem %s: expected a status report, got %s", slot.id, rep.type)
             return False
         match = await self.store.call(
-            self.store.record_status_report,
+            self.store.reports.record_status_report,
             slot.id,
             tp_mr=rep.tp_mr,
             recipient=rep.recipient,

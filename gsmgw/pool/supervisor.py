@@ -249,7 +249,7 @@ class Pool:
         while True:
             modem_id, values = await self._status_q.get()
             try:
-                await self.store.call(self.store.upsert_modem, modem_id, **values)
+                await self.store.call(self.store.modems.upsert_modem, modem_id, **values)
             except Exception:  # a status row is not worth crashing the pool for
                 log.exception("could not record status of modem %s", modem_id)
             finally:
@@ -328,11 +328,11 @@ class Pool:
                 for slot in self.slots.values():
                     for claim_id in (slot.claim_id, slot.next_claim_id):
                         if claim_id is not None:
-                            await self.store.call(self.store.renew_lease, claim_id, self.cfg.store.lease_s)
-                for mid in await self.store.call(self.store.expire_due):
+                            await self.store.call(self.store.claims.renew_lease, claim_id, self.cfg.store.lease_s)
+                for mid in await self.store.call(self.store.messages.expire_due):
                     msglog.info("message %s -> expired (validity ended before it was sent)", mid,
                                 extra={"message_id": mid, "state": MessageState.EXPIRED.value})
-                await self.store.call(self.store.recover, only_expired_leases=True)
+                await self.store.call(self.store.claims.recover, only_expired_leases=True)
             except Exception:
                 log.exception("pool maintenance failed")
 
@@ -428,8 +428,7 @@ class Pool:
 
     async def _claims_of(self, modem_id: str) -> list[dict[str, Any]]:
         """This host's claims (messages in 'sending') on one modem."""
-        rows = await self.store.call(self.store.list_messages, state=MessageState.SENDING.value, limit=1000)
-        return [r for r in rows if r.get("modem_id") == modem_id and r.get("lease_owner") == self.store.host]
+        return await self.store.call(self.store.claims.claims_of, modem_id)
 
     async def _release_claims_of(self, modem_id: str) -> None:
         """Settle what a worker stopped after the drain timeout left behind."""

@@ -1,25 +1,45 @@
-"""Persistence: the only package that imports sqlalchemy."""
+"""Persistence: the only package that imports sqlalchemy.
 
-from gsmgw.store.repo import (
+``Store`` (``gsmgw.store.repo``) is a facade over one repository per aggregate;
+the values they take and return are in ``gsmgw.store.records``.
+"""
+
+from gsmgw.store.records import (
     ApiKey,
     ClaimedMessage,
+    ClassifyFn,
     EnqueueResult,
+    InboundPart,
+    IngestResult,
+    JoinFn,
     NewMessage,
+    OutboxEvent,
+    OutboxRead,
     PartResult,
+    ReportIn,
     ReportMatch,
-    Store,
+    StoredInbound,
     new_id,
     utcnow,
 )
+from gsmgw.store.repo import Store
 
 __all__ = [
     "ApiKey",
     "ClaimedMessage",
+    "ClassifyFn",
     "EnqueueResult",
+    "InboundPart",
+    "IngestResult",
+    "JoinFn",
     "NewMessage",
+    "OutboxEvent",
+    "OutboxRead",
     "PartResult",
+    "ReportIn",
     "ReportMatch",
     "Store",
+    "StoredInbound",
     "new_id",
     "utcnow",
 ]

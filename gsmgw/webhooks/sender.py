@@ -48,7 +48,7 @@ class WebhookSender:
 
     async def start(self) -> None:
         # What this host claimed in a previous run and never settled (a crash).
-        await self.store.call(self.store.release_webhook_leases)
+        await self.store.call(self.store.webhooks.release_webhook_leases)
         self._session = aiohttp.ClientSession(
             headers={"User-Agent": f"gsmgw/{__version__}"},
             connector=aiohttp.TCPConnector(limit=32),
@@ -62,7 +62,7 @@ class WebhookSender:
             self._task = None
             # Deliveries claimed by the cancelled round go back to the outbox now.
             with contextlib.suppress(Exception):
-                await self.store.call(self.store.release_webhook_leases)
+                await self.store.call(self.store.webhooks.release_webhook_leases)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -87,7 +87,7 @@ class WebhookSender:
     async def run_once(self) -> int:
         """Fan out new events, then attempt due deliveries; returns the attempts made."""
         while await self.store.call(
-            self.store.webhook_fanout, self._targets, payload.render_event,
+            self.store.webhooks.webhook_fanout, self._targets, payload.render_event,
             gap_wait_s=0.0 if self.store.is_sqlite else 30.0,
         ) >= 500:
             pass  # a backlog: keep fanning out before sending
@@ -95,7 +95,7 @@ class WebhookSender:
         self._blocked = {u: until for u, until in self._blocked.items() if until > now}
         wcfg = self.cfg.webhooks
         rows = await self.store.call(
-            self.store.claim_webhook_deliveries, limit=self.batch_size,
+            self.store.webhooks.claim_webhook_deliveries, limit=self.batch_size,
             lease_s=max(60.0, wcfg.timeout_s * 3), exclude_urls=list(self._blocked),
         )
         by_url: dict[str, list[dict[str, Any]]] = {}
@@ -112,18 +112,18 @@ class WebhookSender:
             ok, status, error = await self._post(row)
             n = row["attempts"] + 1
             if ok:
-                await self.store.call(self.store.settle_webhook_delivery, row["id"], ok=True,
+                await self.store.call(self.store.webhooks.settle_webhook_delivery, row["id"], ok=True,
                                       status=status, error=None)
                 if url in self._failing:
                     # It was failing and answers again: its backlog is due now.
                     self._failing.discard(url)
-                    await self.store.call(self.store.wake_webhook_target, url)
+                    await self.store.call(self.store.webhooks.wake_webhook_target, url)
                 continue
             delay = backoff_s(n, initial_s=wcfg.retry_initial_s, max_s=wcfg.retry_max_s)
             give_up = wcfg.max_attempts > 0 and n >= wcfg.max_attempts
             retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
             state = await self.store.call(
-                self.store.settle_webhook_delivery, row["id"], ok=False, status=status, error=error,
+                self.store.webhooks.settle_webhook_delivery, row["id"], ok=False, status=status, error=error,
                 retry_at=None if give_up else retry_at,
             )
             log.warning("webhook event %s to %s: attempt %d failed (%s); %s", row["event_id"], url, n,
@@ -131,7 +131,7 @@ class WebhookSender:
             self._blocked[url] = time.monotonic() + delay
             self._failing.add(url)
             for rest in rows[i + 1:]:
-                await self.store.call(self.store.settle_webhook_delivery, rest["id"], ok=False, status=None,
+                await self.store.call(self.store.webhooks.settle_webhook_delivery, rest["id"], ok=False, status=None,
                                       error=None, retry_at=retry_at, attempted=False)
             break
         return attempts

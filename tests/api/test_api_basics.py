@@ -42,7 +42,7 @@ async def test_post_message_is_committed_before_the_reply(gw) -> None:
     status, body = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "hi"})
     assert status == 202, body
     assert body["encoding"] == "gsm7" and body["parts"] == 1 and body["state"] == "queued"
-    row = await g.store.call(g.store.get_message, body["id"])
+    row = await g.store.call(g.store.messages.get_message, body["id"])
     assert row is not None and row["to_number"] == "+15551234567"
     status, got = await c.request("GET", f"/api/v1/messages/{body['id']}")
     assert status == 200 and got["state"] == "queued" and got["parts"][0]["state"] == "queued"
@@ -82,7 +82,7 @@ async def test_bad_input_gets_a_clear_error_and_nothing_is_queued(gw, payload, c
     status, body = await c.request("POST", "/api/v1/messages", json=payload)
     assert status == 422, body
     assert body["error"]["code"] == code and body["error"]["message"]
-    assert await g.store.call(g.store.queue_depth) == 0
+    assert await g.store.call(g.store.messages.queue_depth) == 0
 
 
 async def test_malformed_json_and_oversized_body(gw) -> None:
@@ -104,7 +104,7 @@ async def test_idempotency_key_never_sends_twice(gw) -> None:
     s1, b1 = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "a"}, headers=h)
     s2, b2 = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "a"}, headers=h)
     assert s1 == s2 == 202 and b1["id"] == b2["id"]
-    assert await g.store.call(g.store.queue_depth) == 1
+    assert await g.store.call(g.store.messages.queue_depth) == 1
 
 
 async def test_several_recipients_and_unicode_preview(gw) -> None:
@@ -169,7 +169,7 @@ async def test_template_personalises_per_recipient(gw) -> None:
                ],
     })
     assert status == 202, body
-    texts = [(await g.store.call(g.store.get_message, m["id"]))["text"] for m in body["messages"]]
+    texts = [(await g.store.call(g.store.messages.get_message, m["id"]))["text"] for m in body["messages"]]
     assert texts == ["Hi Ann, your code is 1234. {literal}", "Hi Björk, your code is 9999. {literal}"]
     assert [m["encoding"] for m in body["messages"]] == ["gsm7", "gsm7"]
 
@@ -188,7 +188,7 @@ async def test_template_errors(gw, payload, code) -> None:
     g, c = gw
     status, body = await c.request("POST", "/api/v1/messages", json=payload)
     assert status == 422 and body["error"]["code"] == code, body
-    assert await g.store.call(g.store.queue_depth) == 0
+    assert await g.store.call(g.store.messages.queue_depth) == 0
 
 
 async def test_template_braces_that_are_not_placeholders_stay_literal(gw) -> None:
@@ -196,5 +196,5 @@ async def test_template_braces_that_are_not_placeholders_stay_literal(gw) -> Non
     status, body = await c.request("POST", "/api/v1/messages",
                                    json={"to": "+15551234567", "template": "{0.__class__} {a.b}"})
     assert status == 202
-    row = await g.store.call(g.store.get_message, body["id"])
+    row = await g.store.call(g.store.messages.get_message, body["id"])
     assert row["text"] == "{0.__class__} {a.b}"  # no format-string evaluation, ever

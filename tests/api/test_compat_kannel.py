@@ -102,7 +102,7 @@ async def test_curl_get_sends_end_to_end_and_calls_the_dlr_url(tmp_path: Path, d
             # once it is past every event so far with no callback in flight, a report
             # outside the mask would be among the hits.
             follower = gw.api.app[FOLLOWER]
-            last_id = max(e["id"] for e in await gw.store.call(gw.store.list_events, limit=1000))
+            last_id = max(e["id"] for e in await gw.store.call(gw.store.events.list_events, limit=1000))
             await _until(lambda: follower.cursor >= last_id and follower.in_flight == 0, "the follower to catch up")
             assert [h["type"] for h in dlr.hits if "tag" in h] == ["1"]
             by_type = {h["type"]: h for h in dlr.hits if "tag" not in h}
@@ -174,10 +174,10 @@ async def test_curl_encodings_post_forms_and_deferred(gw) -> None:
 
 async def test_curl_with_a_key_lacking_send_scope_and_opted_out_numbers(gw) -> None:
     g, c = gw
-    _, read_only = await g.store.call(g.store.create_api_key, "reader", ["read"])
+    _, read_only = await g.store.call(g.store.keys.create_api_key, "reader", ["read"])
     assert await curl(_url(c.base, username="r", password=read_only, to="+447700900123", text="x")) == (
         403, "Authorization failed for sendsms")
-    await g.store.call(g.store.add_optout, "+447700900123", source="api")
+    await g.store.call(g.store.optouts.add_optout, "+447700900123", source="api")
     status, body = await curl(_url(c.base, username="u", password=c.key, to="+447700900123 +447700900999",
                                    text="promo"))
     assert status == 202 and body.endswith("Denied receivers are: +447700900123")

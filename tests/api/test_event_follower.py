@@ -11,9 +11,11 @@ from gsmgw.api.event_follower import EventFollower, latest_event_id
 
 
 class FakeEvents:
-    """Just what the follower uses of the Store: ``call`` and ``list_events``."""
+    """Just what the follower uses of the Store: ``call`` and the events repository's
+    ``list_events`` and ``max_id`` (the fake is its own ``events``)."""
 
     def __init__(self, ids: list[int], *, is_sqlite: bool = True) -> None:
+        self.events = self
         self.ids = ids
         self.is_sqlite = is_sqlite
         self.calls = 0
@@ -22,6 +24,9 @@ class FakeEvents:
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return fn(*args, **kwargs)
+
+    def max_id(self) -> int:
+        return max(self.ids, default=0)
 
     def list_events(self, *, after_id: int = 0, type_: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         now = dt.datetime.now(dt.UTC)

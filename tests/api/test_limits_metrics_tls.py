@@ -19,7 +19,7 @@ BODY = {"to": "+15551234567", "text": "hi"}
 
 async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     async with running_gateway(make_config(tmp_path)) as (gw, c):
-        _, key = await gw.store.call(gw.store.create_api_key, "slow", ["send", "read"], rate_per_s=2)
+        _, key = await gw.store.call(gw.store.keys.create_api_key, "slow", ["send", "read"], rate_per_s=2)
         statuses = []
         for _ in range(5):
             status, body = await c.request("GET", "/api/v1/status", key=key)
@@ -36,7 +36,7 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 async def test_daily_quota_counts_messages_and_survives_restart(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     async with running_gateway(cfg) as (gw, c):
-        _, key = await gw.store.call(gw.store.create_api_key, "capped", ["send"], daily_quota=3)
+        _, key = await gw.store.call(gw.store.keys.create_api_key, "capped", ["send"], daily_quota=3)
         status, _ = await c.request("POST", "/api/v1/messages", key=key,
                                     json={"to": ["+15551234567", "+15551234568"], "text": "x"})
         assert status == 202
@@ -94,9 +94,9 @@ async def test_revoked_key_stops_working_within_the_cache_ttl(tmp_path: Path) ->
     async with running_gateway(make_config(tmp_path)) as (gw, c):
         assert gw.api is not None
         gw.api.app[KEY_CACHE].ttl_s = 0.3
-        key_id, key = await gw.store.call(gw.store.create_api_key, "temp", ["read"])
+        key_id, key = await gw.store.call(gw.store.keys.create_api_key, "temp", ["read"])
         assert (await c.request("GET", "/api/v1/status", key=key))[0] == 200
-        await gw.store.call(gw.store.revoke_api_key, key_id)
+        await gw.store.call(gw.store.keys.revoke_api_key, key_id)
         await asyncio.sleep(0.35)
         status, body = await c.request("GET", "/api/v1/status", key=key)
         assert status == 401 and body["error"]["code"] == "unauthorized"

@@ -44,7 +44,7 @@ async def _start(cfg: Path) -> asyncio.subprocess.Process:
 
 
 async def _states(store: Store) -> collections.Counter[str]:
-    return collections.Counter(await store.call(store.counts_by_state))
+    return collections.Counter(await store.call(store.messages.counts_by_state))
 
 
 @pytest.mark.timeout(120)
@@ -54,7 +54,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_sends_nothing_twice(tmp_path: 
     await store.call(store.migrate)
     numbers = [f"+1555200{i:04d}" for i in range(N_MESSAGES)]
     for n in numbers:  # accepted = committed, as the API does it
-        await store.call(store.enqueue, [NewMessage(n, f"crash test {n}", "gsm7", 1)])
+        await store.call(store.messages.enqueue, [NewMessage(n, f"crash test {n}", "gsm7", 1)])
     async with FakeModemPool(count=2, directory=tmp_path / "ports",
                              behaviours=Behaviour(send_latency_s=0.15)) as fake:
         cfg = tmp_path / "gsmgw.toml"
@@ -90,7 +90,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_sends_nothing_twice(tmp_path: 
         final = await _states(store)
         on_air = collections.Counter(r.destination for m in fake.modems for r in m.modem.sent)
     print("after kill:", dict(after_kill), "final:", dict(final))
-    rows = {n: (await store.call(store.list_messages, to_number=n, limit=5))[0] for n in numbers}
+    rows = {n: (await store.call(store.messages.list_messages, to_number=n, limit=5))[0] for n in numbers}
     store.close()
     assert sum(final.values()) == N_MESSAGES
     assert set(final) <= {"sent", "delivered", "unknown"}, final

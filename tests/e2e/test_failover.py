@@ -93,7 +93,7 @@ async def test_unexpected_error_on_one_modem_leaves_the_others_sends_alone(tmp_p
         gw = Gateway(cfg, host="test-host", driver_factory=factory)
         await gw.start()
         try:
-            _, key = await gw.store.call(gw.store.create_api_key, "t", ["send", "read", "admin"])
+            _, key = await gw.store.call(gw.store.keys.create_api_key, "t", ["send", "read", "admin"])
             import aiohttp
 
             async with aiohttp.ClientSession() as session:

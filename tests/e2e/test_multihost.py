@@ -57,7 +57,7 @@ async def test_three_hosts_share_one_queue_and_survive_a_kill_9(tmp_path: Path, 
     batch = [NewMessage(f"+1555{i:07d}", f"multi-host {i}", "gsm7", 1, delivery_report=False)
              for i in range(N_MESSAGES)]
     for i in range(0, N_MESSAGES, 500):
-        await store.call(store.enqueue, batch[i:i + 500])
+        await store.call(store.messages.enqueue, batch[i:i + 500])
 
     def sending_of(host: str) -> int:
         with store.engine.connect() as conn:
@@ -87,7 +87,7 @@ async def test_three_hosts_share_one_queue_and_survive_a_kill_9(tmp_path: Path, 
             took_over_s = None
             deadline = time.monotonic() + 120
             while True:
-                counts = collections.Counter(await store.call(store.counts_by_state))
+                counts = collections.Counter(await store.call(store.messages.counts_by_state))
                 if took_over_s is None and await asyncio.to_thread(sending_of, "h1") == 0:
                     took_over_s = time.monotonic() - killed_at
                 if counts["queued"] == 0 and counts["sending"] == 0:
@@ -106,8 +106,8 @@ async def test_three_hosts_share_one_queue_and_survive_a_kill_9(tmp_path: Path, 
                     await p.wait()
         on_air = collections.Counter(r.destination for m in fake.modems for r in m.modem.sent)
         per_modem = [len(m.modem.sent) for m in fake.modems]
-    final = collections.Counter(await store.call(store.counts_by_state))
-    unknown_rows = await store.call(store.list_messages, state="unknown", limit=100)
+    final = collections.Counter(await store.call(store.messages.counts_by_state))
+    unknown_rows = await store.call(store.messages.list_messages, state="unknown", limit=100)
     store.close()
     print("final", dict(final), "per modem", per_modem, "took over after", took_over_s)
     assert sum(final.values()) == N_MESSAGES

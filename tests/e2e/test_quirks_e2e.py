@@ -102,4 +102,4 @@ async def test_quirky_module_end_to_end(tmp_path: Path, personality: Personality
 
 
 def _inbox_size(gw: Any) -> int:
-    return len(gw.store.list_inbound(limit=50))
+    return len(gw.store.inbound.list_inbound(limit=50))

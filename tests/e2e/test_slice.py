@@ -92,7 +92,7 @@ async def test_transient_cms_error_retries_on_another_sim(tmp_path: Path, code: 
             status, body = await c.request("POST", "/api/v1/messages", json={"to": "+15551234567", "text": "retry"})
             # sim1 refuses with a transient code: the message stays queued for a retry.
             for _ in range(100):
-                row = await gw.store.call(gw.store.get_message, body["id"])
+                row = await gw.store.call(gw.store.messages.get_message, body["id"])
                 if row["attempts"] >= 1 and row["state"] == "queued":
                     break
                 await asyncio.sleep(0.02)
@@ -144,6 +144,6 @@ async def test_status_reports_make_messages_delivered_or_failed(tmp_path: Path) 
             assert failed["state"] == "failed"
             assert failed["error"]["code"] == "report:0x41"
             assert failed["parts"][0]["report_status"] == 0x41
-            reports = await gw.store.call(gw.store.list_status_reports)
+            reports = await gw.store.call(gw.store.reports.list_status_reports)
             assert len(reports) == good["parts_total"] + 1
             assert all(r["message_id"] for r in reports)

@@ -29,7 +29,7 @@ async def test_reply_is_linked_to_the_conversation_and_inbox_filters_and_pages(t
             fake.modems[0].modem.inject_sms("+447700900599", "unrelated")
             # A national rendering of the customer's number still finds the conversation.
             fake.modems[0].modem.inject_sms("07700900500", "also me")
-            await wait_until(lambda: len(gw.store.list_inbound()) == 3, what="three inbound")
+            await wait_until(lambda: len(gw.store.inbound.list_inbound()) == 3, what="three inbound")
             status, body = await c.request("GET", f"/api/v1/inbox?from={quote(CUSTOMER)}")
             assert status == 200
             [reply] = body["items"]
@@ -78,7 +78,7 @@ async def test_optout_list_through_the_api(tmp_path: Path) -> None:
         status, lst = await c.request("GET", "/api/v1/optouts")
         assert lst["items"][0]["note"] == "asked" and lst["items"][0]["source"] == "api"
         # Lifting needs admin.
-        _, send_only = await gw.store.call(gw.store.create_api_key, "crm", ["send", "read"])
+        _, send_only = await gw.store.call(gw.store.keys.create_api_key, "crm", ["send", "read"])
         status, body = await c.request("DELETE", "/api/v1/optouts/%2B447700900501", key=send_only)
         assert status == 403
         status, body = await c.request("DELETE", "/api/v1/optouts/%2B447700900501")
@@ -107,14 +107,14 @@ async def test_ussd_and_periodic_balance_check_with_low_balance_event(tmp_path: 
             assert status == 502 and body["error"]["code"] == "ussd_failed"
 
             async def low_event() -> list[dict]:
-                return await gw.store.call(gw.store.list_events, type_="balance:low")
+                return await gw.store.call(gw.store.events.list_events, type_="balance:low")
 
             await wait_until(low_event, what="balance:low")
             [ev] = await low_event()
             assert ev["modem_id"] == "sim1"
             status, bal = await c.request("GET", "/api/v1/modems/sim1/balance")
             assert status == 200 and bal["value"] == 12.34
-            _, read_only = await gw.store.call(gw.store.create_api_key, "ro", ["read"])
+            _, read_only = await gw.store.call(gw.store.keys.create_api_key, "ro", ["read"])
             status, _ = await c.request("POST", "/api/v1/modems/sim1/ussd", json={"code": "*100#"}, key=read_only)
             assert status == 403
 
@@ -138,6 +138,6 @@ async def test_webhook_admin_routes_and_callback_url_host_check(tmp_path: Path) 
         assert status == 200 and body == {"requeued": 0}
         status, body = await c.request("GET", "/api/v1/events?type=sms:cancelled")
         assert status == 200 and len(body["items"]) == 1
-        _, read_only = await gw.store.call(gw.store.create_api_key, "ro", ["read"])
+        _, read_only = await gw.store.call(gw.store.keys.create_api_key, "ro", ["read"])
         status, _ = await c.request("GET", "/api/v1/webhooks", key=read_only)
         assert status == 403

@@ -53,11 +53,11 @@ async def test_multipart_sim_to_sim_arrives_once_and_fires_one_signed_webhook(
             # A duplicate would be a second sms:received event in the outbox: wait until
             # every event written so far has reached the receiver, then count.
             async def outbox_delivered() -> bool:
-                events = await gw.store.call(gw.store.list_events, limit=1000)
+                events = await gw.store.call(gw.store.events.list_events, limit=1000)
                 return {e["id"] for e in events} <= {h.json["event_id"] for h in receiver.hits}
 
             await wait_until(outbox_delivered, what="every event at the receiver")
-            assert len(await gw.store.call(gw.store.list_events, type_="sms:received", limit=10)) == 1
+            assert len(await gw.store.call(gw.store.events.list_events, type_="sms:received", limit=10)) == 1
             received = receiver.of_type("sms:received")
             assert len(received) == 1
             hit = received[0]
@@ -87,11 +87,11 @@ async def test_receiver_and_gateway_down_for_a_while_still_get_every_event(
             await gw.pool.slots["sim1"].driver.wait_ready(10)
             for i, s in enumerate(senders[:2]):
                 fake.modems[0].modem.inject_sms(s, f"message {i}")
-            await wait_until(lambda: gw.store.call(gw.store.list_inbound), what="inbox")
-            await wait_until(lambda: len(gw.store.list_inbound()) == 2, what="two inbound")
+            await wait_until(lambda: gw.store.call(gw.store.inbound.list_inbound), what="inbox")
+            await wait_until(lambda: len(gw.store.inbound.list_inbound()) == 2, what="two inbound")
 
             async def failed_attempts() -> bool:
-                rows = await gw.store.call(gw.store.list_webhook_deliveries)
+                rows = await gw.store.call(gw.store.webhooks.list_webhook_deliveries)
                 return len(rows) == 2 and any(r["attempts"] >= 1 and r["state"] == "pending" for r in rows)
 
             await wait_until(failed_attempts, what="failed attempts while the receiver is down")
@@ -106,7 +106,7 @@ async def test_receiver_and_gateway_down_for_a_while_still_get_every_event(
             got = receiver.of_type("sms:received")
             assert {h.json["data"]["id"] for h in got} == {m["id"] for m in inbox}
             assert all(h.signature_ok() for h in got)
-            await wait_until(lambda: gw.store.webhook_counts() == {"delivered": 3}, what="all delivered")
+            await wait_until(lambda: gw.store.webhooks.webhook_counts() == {"delivered": 3}, what="all delivered")
             status, deliveries = await c.request("GET", "/api/v1/webhooks/deliveries?state=delivered")
             assert status == 200 and len(deliveries["items"]) == 3
             assert max(d["attempts"] for d in deliveries["items"]) >= 2
@@ -142,7 +142,7 @@ async def test_crash_between_commit_and_delete_does_not_duplicate(tmp_path: Path
             sim.inject_sms("+447700900200", LONG)  # three parts
             await asyncio.wait_for(frozen.wait(), 10)
             # The first part is committed, nothing is deleted, the message waits for its rest.
-            assert await gw.store.call(gw.store.pending_inbound_parts) == 1
+            assert await gw.store.call(gw.store.inbound.pending_inbound_parts) == 1
             assert sim.storages["SM"].used == 3
         finally:
             await gw.stop()
@@ -151,7 +151,7 @@ async def test_crash_between_commit_and_delete_does_not_duplicate(tmp_path: Path
             inbox = await _inbox(c)
             assert len(inbox) == 1 and inbox[0]["text"] == LONG and inbox[0]["complete"]
             assert gw2.pool.inbound.duplicates_total == 1  # the part committed before the crash
-            events = await gw2.store.call(gw2.store.list_events, type_="sms:received")
+            events = await gw2.store.call(gw2.store.events.list_events, type_="sms:received")
             assert len(events) == 1
         # A third start finds nothing new.
         async with running_gateway(cfg) as (gw3, c):
@@ -171,7 +171,7 @@ async def test_stop_keyword_blocks_sending_until_start(tmp_path: Path) -> None:
             sim.inject_sms(number, "  Stop! ")
 
             async def listed() -> bool:
-                return bool(await gw.store.call(gw.store.opted_out, [number]))
+                return bool(await gw.store.call(gw.store.optouts.opted_out, [number]))
 
             await wait_until(listed, what="opt-out recorded")
             status, body = await c.request("POST", "/api/v1/messages", json={"to": number, "text": "Sale!"})
@@ -195,18 +195,18 @@ async def test_stop_keyword_blocks_sending_until_start(tmp_path: Path) -> None:
             # Accents and case do not matter; a keyword inside a sentence is not an opt-out.
             sim.inject_sms("+447700900301", "ARRÊT")
             sim.inject_sms("+447700900302", "please don't stop writing")
-            await wait_until(lambda: len(gw.store.list_inbound()) == 3, what="three inbound")
-            assert await gw.store.call(gw.store.opted_out, ["+447700900301", "+447700900302"]) == {"+447700900301"}
+            await wait_until(lambda: len(gw.store.inbound.list_inbound()) == 3, what="three inbound")
+            assert await gw.store.call(gw.store.optouts.opted_out, ["+447700900301", "+447700900302"]) == {"+447700900301"}
             sim.inject_sms(number, "start")
 
             async def lifted() -> bool:
-                return not await gw.store.call(gw.store.opted_out, [number])
+                return not await gw.store.call(gw.store.optouts.opted_out, [number])
 
             await wait_until(lifted, what="opt-out lifted")
             status, body = await c.request("POST", "/api/v1/messages", json={"to": number, "text": "Welcome back"})
             assert status == 202, body
-            added = await gw.store.call(gw.store.list_events, type_="optout:added")
-            removed = await gw.store.call(gw.store.list_events, type_="optout:removed")
+            added = await gw.store.call(gw.store.events.list_events, type_="optout:added")
+            removed = await gw.store.call(gw.store.events.list_events, type_="optout:removed")
             assert len(added) == 2 and len(removed) == 1
 
 
@@ -238,8 +238,8 @@ async def test_sms_routed_directly_with_cmt_is_stored_once(tmp_path: Path) -> No
             await gw.pool.slots["sim1"].driver.wait_ready(10)
             assert sim.cnmi[1] == 2
             sim.inject_sms("+447700900800", LONG)
-            await wait_until(lambda: gw.store.list_inbound(), what="inbound via +CMT")
-            [row] = gw.store.list_inbound()
+            await wait_until(lambda: gw.store.inbound.list_inbound(), what="inbound via +CMT")
+            [row] = gw.store.inbound.list_inbound()
             assert row["text"] == LONG and row["complete"]
             assert sim.storages["SM"].used == 0
         finally:
@@ -264,7 +264,7 @@ async def test_modem_restarted_by_a_reload_is_swept_again(tmp_path: Path) -> Non
             slower = dataclasses.replace(cfg.modem[0], command_timeout_s=2.5)  # restarts the driver
             changes = await gw.reload(dataclasses.replace(cfg, modem=(slower,)))
             assert changes["restarted"] == ["sim1"]
-            await wait_until(lambda: gw.store.list_inbound(), what="swept after the restart")
+            await wait_until(lambda: gw.store.inbound.list_inbound(), what="swept after the restart")
             await wait_until(lambda: sim.storages["SM"].used == 0, what="deleted after the commit")
 
 
@@ -315,12 +315,12 @@ async def test_sweep_keeps_undecodable_pdus_as_events_and_matches_lost_status_re
             sim.storages["SM"].store(StoredSms(0, garbage))
             assert await gw.pool.inbound.sweep(slot) == 2
             assert sim.storages["SM"].used == 0
-            [bad] = await gw.store.call(gw.store.list_events, type_="sms:undecodable")
+            [bad] = await gw.store.call(gw.store.events.list_events, type_="sms:undecodable")
             payload = json.loads(bad["payload"])
             assert payload["pdu"] == garbage and "truncated" in payload["error"]
             delivered = await c.wait_state(sent["id"], {"delivered"})
             assert delivered["parts"][0]["report_status"] == 0
-            assert gw.store.list_inbound() == []
+            assert gw.store.inbound.list_inbound() == []
 
 
 async def test_transient_321_on_the_first_read_is_retried_not_left_for_the_sweep(tmp_path: Path) -> None:
@@ -337,7 +337,7 @@ async def test_transient_321_on_the_first_read_is_retried_not_left_for_the_sweep
             await gw.pool.slots["sim1"].driver.wait_ready(10)
             await wait_until(lambda: gw.pool.inbound.sweeps_total >= 1, what="first sweep")
             sim.inject_sms("+447700900970", "announced too early")
-            await wait_until(lambda: gw.store.list_inbound(), timeout_s=2.0, what="inbox row within 2 s")
+            await wait_until(lambda: gw.store.inbound.list_inbound(), timeout_s=2.0, what="inbox row within 2 s")
             assert gw.pool.inbound.read_retries_total >= 1
             assert gw.pool.inbound.sweeps_total == 1  # no sweep was needed
             # A status report stored with +CDSI gets the same first-read error.

@@ -78,11 +78,11 @@ async def test_gammu_and_published_pdus_in_a_full_sim_are_read_reassembled_and_d
             for _pdu, sender, text in PUBLISHED:
                 assert got[sender]["text"] == text and got[sender]["complete"]
             assert all(m["complete"] and m["parts_received"] == m["parts_total"] for m in body["items"])
-            full = await gw.store.call(gw.store.list_events, type_="sim:storage-full")
+            full = await gw.store.call(gw.store.events.list_events, type_="sim:storage-full")
             assert [e["modem_id"] for e in full] == ["sim1"]
             # The drained SIM takes new SMS again.
             sim.inject_sms("+447700900404", "room again")
-            await wait_until(lambda: len(gw.store.list_inbound()) == 7, what="new SMS after draining")
+            await wait_until(lambda: len(gw.store.inbound.list_inbound()) == 7, what="new SMS after draining")
 
 
 async def test_missing_part_is_delivered_incomplete_after_the_timeout(tmp_path: Path) -> None:
@@ -95,11 +95,11 @@ async def test_missing_part_is_delivered_incomplete_after_the_timeout(tmp_path: 
             await gw.pool.slots["sim1"].driver.wait_ready(10)
             sim.deliver_from_network(p3)  # +CMTI, out of order
             sim.deliver_from_network(p1)
-            await wait_until(lambda: gw.store.pending_inbound_parts() == 2, what="parts waiting")
+            await wait_until(lambda: gw.store.inbound.pending_inbound_parts() == 2, what="parts waiting")
             # Committed parts leave the SIM at once: they do not wait for the rest.
             await wait_until(lambda: sim.storages["SM"].used == 0, what="parts deleted")
-            assert gw.store.list_inbound() == []
-            await wait_until(lambda: gw.store.list_inbound(), what="incomplete delivery")
+            assert gw.store.inbound.list_inbound() == []
+            await wait_until(lambda: gw.store.inbound.list_inbound(), what="incomplete delivery")
             status, body = await c.request("GET", "/api/v1/inbox?complete=false")
             [msg] = body["items"]
             assert not msg["complete"] and msg["missing"] == [2] and msg["parts_received"] == 2
@@ -119,6 +119,6 @@ async def test_published_pdu_through_the_processor(tmp_path: Path, pdu: str, sen
         async with running_gateway(cfg) as (gw, c):
             await gw.pool.slots["sim1"].driver.wait_ready(10)
             fake.modems[0].modem.deliver_from_network(pdu)
-            await wait_until(lambda: gw.store.list_inbound(), what="inbound")
-            [row] = gw.store.list_inbound()
+            await wait_until(lambda: gw.store.inbound.list_inbound(), what="inbound")
+            [row] = gw.store.inbound.list_inbound()
             assert (row["sender"], row["text"], row["complete"]) == (sender, text, True)

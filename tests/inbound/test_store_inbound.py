@@ -9,8 +9,7 @@ from typing import Any
 from gsmgw.config import WebhooksConfig, WebhookSubscription
 from gsmgw.pool.optout import KeywordMatcher, join_parts, part_dedup_key
 from gsmgw.sms import decode_pdu, encode_deliver
-from gsmgw.store import NewMessage
-from gsmgw.store.inbound_repo import InboundPart
+from gsmgw.store import InboundPart, NewMessage
 from gsmgw.webhooks import payload
 
 T0 = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
@@ -34,7 +33,7 @@ def parts_of(sender: str, text: str, *, modem: str = "sim1", **kw: Any) -> list[
 
 
 def ingest(store: Any, part: InboundPart, now: dt.datetime = T0) -> Any:
-    return store.ingest_inbound_part(part, join=join_parts, classify=MATCH.classify, now=now)
+    return store.inbound.ingest_inbound_part(part, join=join_parts, classify=MATCH.classify, now=now)
 
 
 def test_single_part_stored_once(store: Any) -> None:
@@ -43,10 +42,10 @@ def test_single_part_stored_once(store: Any) -> None:
     assert not first.duplicate and first.message is not None and first.message.text == "hello"
     again = ingest(store, p)
     assert again.duplicate and again.message is None
-    [row] = store.list_inbound()
+    [row] = store.inbound.list_inbound()
     assert row["sender"] == ALICE and row["complete"] and row["parts_total"] == 1
     assert row["dedup_key"] == p.dedup_key
-    assert len(store.list_events(type_="sms:received")) == 1
+    assert len(store.events.list_events(type_="sms:received")) == 1
 
 
 def test_multipart_out_of_order_with_duplicates_and_16bit_reference(store: Any) -> None:
@@ -59,11 +58,11 @@ def test_multipart_out_of_order_with_duplicates_and_16bit_reference(store: Any) 
     assert all(r.message is None for r in results[:-1])
     msg = results[-1].message
     assert msg is not None and msg.text == text and msg.complete and msg.parts_received == len(parts)
-    assert store.pending_inbound_parts() == 0
+    assert store.inbound.pending_inbound_parts() == 0
     # The same reference from another sender, or 8-bit, is another message.
     other = parts_of("+447700900602", text, concat_ref=0xBEEF, concat_16bit=True)
     assert ingest(store, other[0]).message is None
-    assert store.pending_inbound_parts() == 1
+    assert store.inbound.pending_inbound_parts() == 1
 
 
 def test_stale_parts_are_delivered_incomplete(store: Any) -> None:
@@ -71,16 +70,16 @@ def test_stale_parts_are_delivered_incomplete(store: Any) -> None:
     assert len(parts) == 3
     ingest(store, parts[0], T0)
     ingest(store, parts[2], T0 + dt.timedelta(seconds=5))
-    assert store.assemble_stale_inbound(timeout_s=60, join=join_parts, classify=MATCH.classify,
+    assert store.inbound.assemble_stale_inbound(timeout_s=60, join=join_parts, classify=MATCH.classify,
                                         now=T0 + dt.timedelta(seconds=59)) == []
-    [msg] = store.assemble_stale_inbound(timeout_s=60, join=join_parts, classify=MATCH.classify,
+    [msg] = store.inbound.assemble_stale_inbound(timeout_s=60, join=join_parts, classify=MATCH.classify,
                                          now=T0 + dt.timedelta(seconds=61))
     assert not msg.complete and msg.missing == (2,) and msg.parts_received == 2 and msg.parts_total == 3
     assert msg.text == parts[0].text + parts[2].text
     # The late part starts a new (incomplete) message rather than vanishing.
     late = ingest(store, parts[1], T0 + dt.timedelta(seconds=70))
     assert not late.duplicate and late.message is None
-    [row] = store.list_inbound(complete=False)
+    [row] = store.inbound.list_inbound(complete=False)
     assert row["missing"] == "2"
     # A repeat of an assembled part is still recognised.
     assert ingest(store, parts[0], T0 + dt.timedelta(seconds=80)).duplicate
@@ -89,37 +88,37 @@ def test_stale_parts_are_delivered_incomplete(store: Any) -> None:
 def test_reply_links_to_last_outbound_and_prefers_same_sim(store: Any) -> None:
     ids = []
     for sim in ("sim1", "sim2", "sim1"):
-        r = store.enqueue([NewMessage(ALICE, f"via {sim}", "gsm7", 1)])
+        r = store.messages.enqueue([NewMessage(ALICE, f"via {sim}", "gsm7", 1)])
         ids.append(r.message_ids[0])
         with store.engine.begin() as conn:
             from gsmgw.store import tables as t
 
             conn.execute(t.messages.update().where(t.messages.c.id == ids[-1]).values(modem_id=sim))
     [p] = parts_of(ALICE, "yes", modem="sim2")
-    msg = store.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message
+    msg = store.inbound.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message
     assert msg.in_reply_to == ids[1]
     [p] = parts_of(ALICE, "again", modem="sim3")  # no message from sim3: the last one
-    msg = store.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message
+    msg = store.inbound.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message
     assert msg.in_reply_to == ids[2]
     [p] = parts_of("+447700900699", "who?", modem="sim1")
-    assert store.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message.in_reply_to is None
+    assert store.inbound.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message.in_reply_to is None
 
 
 def test_stop_and_start_keywords_change_the_list_in_the_same_commit(store: Any) -> None:
     [stop] = parts_of(ALICE, "STOP")
     msg = ingest(store, stop).message
     assert msg.optout == ("stop", "stop") and msg.optout_changed
-    assert store.opted_out([ALICE, "+447700900602"]) == {ALICE}
+    assert store.optouts.opted_out([ALICE, "+447700900602"]) == {ALICE}
     # National and international renderings of the same number are the same subscriber.
-    assert store.opted_out(["07700900601"]) == {"07700900601"}
+    assert store.optouts.opted_out(["07700900601"]) == {"07700900601"}
     [again] = parts_of(ALICE, "stop.", modem="sim2")
     assert not ingest(store, again).message.optout_changed
     [start] = parts_of(ALICE, "Start")
     assert ingest(store, start).message.optout_changed
-    assert store.opted_out([ALICE]) == set()
-    assert store.add_optout(ALICE) and not store.add_optout(ALICE)
-    assert store.list_optouts()[0]["source"] == "api"
-    assert store.remove_optout("07700900601") and not store.remove_optout(ALICE)
+    assert store.optouts.opted_out([ALICE]) == set()
+    assert store.optouts.add_optout(ALICE) and not store.optouts.add_optout(ALICE)
+    assert store.optouts.list_optouts()[0]["source"] == "api"
+    assert store.optouts.remove_optout("07700900601") and not store.optouts.remove_optout(ALICE)
 
 
 # --- webhook outbox ---------------------------------------------------------------
@@ -133,35 +132,35 @@ def test_fanout_claim_settle_and_give_up(store: Any) -> None:
     cfg = WebhooksConfig(subscription=(WebhookSubscription("http://a.lan/h", ("sms:*",)),
                                        WebhookSubscription("http://b.lan/h", ("modem:online",))),
                          allowed_hosts=("cb.lan",))
-    store.add_event("modem:online", modem_id="sim1", payload={"sim": "sim1"})
-    r = store.enqueue([NewMessage(ALICE, "hi", "gsm7", 1, callback_url="http://cb.lan/x")])
-    store.cancel(r.message_ids[0])  # -> sms:cancelled
+    store.events.add_event("modem:online", modem_id="sim1", payload={"sim": "sim1"})
+    r = store.messages.enqueue([NewMessage(ALICE, "hi", "gsm7", 1, callback_url="http://cb.lan/x")])
+    store.messages.cancel(r.message_ids[0])  # -> sms:cancelled
     [p] = parts_of(ALICE, "hello")
     ingest(store, p)
-    n = store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
+    n = store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
     assert n == 3  # online, cancelled, received (queueing writes no event)
-    assert store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0) == 0
-    rows = store.claim_webhook_deliveries(limit=10)
+    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0) == 0
+    rows = store.webhooks.claim_webhook_deliveries(limit=10)
     got = sorted((r["event_type"], r["url"]) for r in rows)
     assert got == [("modem:online", "http://b.lan/h"), ("sms:cancelled", "http://a.lan/h"),
                    ("sms:cancelled", "http://cb.lan/x"), ("sms:received", "http://a.lan/h")]
     body = json.loads(next(r["body"] for r in rows if r["event_type"] == "sms:cancelled"))
     assert body["data"]["message_id"] == r.message_ids[0] and body["data"]["state"] == "cancelled"
     # Leased: not claimed twice, until this host releases what it did not settle.
-    assert store.claim_webhook_deliveries(limit=10) == []
-    assert store.release_webhook_leases() == 4
-    assert len(store.claim_webhook_deliveries(limit=10)) == 4
+    assert store.webhooks.claim_webhook_deliveries(limit=10) == []
+    assert store.webhooks.release_webhook_leases() == 4
+    assert len(store.webhooks.claim_webhook_deliveries(limit=10)) == 4
     first, second, *_ = rows
-    assert store.settle_webhook_delivery(first["id"], ok=True, status=200, error=None) == "delivered"
+    assert store.webhooks.settle_webhook_delivery(first["id"], ok=True, status=200, error=None) == "delivered"
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
-    assert store.settle_webhook_delivery(second["id"], ok=False, status=503, error="HTTP 503",
+    assert store.webhooks.settle_webhook_delivery(second["id"], ok=False, status=503, error="HTTP 503",
                                          retry_at=later) == "pending"
-    assert store.wake_webhook_target(second["url"]) >= 1
-    [again] = [r for r in store.claim_webhook_deliveries(limit=10) if r["id"] == second["id"]]
+    assert store.webhooks.wake_webhook_target(second["url"]) >= 1
+    [again] = [r for r in store.webhooks.claim_webhook_deliveries(limit=10) if r["id"] == second["id"]]
     assert again["attempts"] == 1
-    assert store.settle_webhook_delivery(second["id"], ok=False, status=None, error="refused") == "failed"
-    assert store.webhook_counts()["failed"] == 1
-    assert store.retry_failed_webhooks() == 1
+    assert store.webhooks.settle_webhook_delivery(second["id"], ok=False, status=None, error="refused") == "failed"
+    assert store.webhooks.webhook_counts()["failed"] == 1
+    assert store.webhooks.retry_failed_webhooks() == 1
 
 
 def test_fanout_waits_at_a_fresh_gap_in_event_ids(store: Any) -> None:
@@ -170,23 +169,23 @@ def test_fanout_waits_at_a_fresh_gap_in_event_ids(store: Any) -> None:
     from gsmgw.store import tables as t
 
     cfg = WebhooksConfig(subscription=(WebhookSubscription("http://a.lan/h"),))
-    store.add_event("modem:online", modem_id="sim1")
-    store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
-    last = store.list_events()[-1]["id"]
+    store.events.add_event("modem:online", modem_id="sim1")
+    store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
+    last = store.events.list_events()[-1]["id"]
     now = dt.datetime.now(dt.UTC)
     with store.engine.begin() as conn:  # id last+1 is "still in flight": skip it
         conn.execute(t.events.insert().values(id=last + 2, type="modem:offline", payload="{}", created_at=now))
-    assert store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 0
+    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 0
     with store.engine.begin() as conn:
         conn.execute(t.events.insert().values(id=last + 1, type="sim:storage-full", payload="{}", created_at=now))
-    assert store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 2
-    types = [r["event_type"] for r in sorted(store.claim_webhook_deliveries(limit=10), key=lambda r: r["event_id"])]
+    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 2
+    types = [r["event_type"] for r in sorted(store.webhooks.claim_webhook_deliveries(limit=10), key=lambda r: r["event_id"])]
     assert types == ["modem:online", "sim:storage-full", "modem:offline"]
     # A gap that stays (a rolled-back insert) is passed once old enough.
     with store.engine.begin() as conn:
         conn.execute(t.events.insert().values(id=last + 5, type="balance:low", payload="{}", created_at=now))
     later = now + dt.timedelta(seconds=31)
-    assert store.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=later) == 1
+    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=30, now=later) == 1
 
 
 def test_any_arrival_order_with_repeats_gives_one_complete_message(tmp_path: Any) -> None:
@@ -212,7 +211,7 @@ def test_any_arrival_order_with_repeats_gives_one_complete_message(tmp_path: Any
             done = [m for p in arrivals if (m := ingest(store, p).message) is not None]
             assert len(done) == 1
             assert done[0].text == text and done[0].complete
-            assert [r["text"] for r in store.list_inbound(sender=sender)] == [text]
+            assert [r["text"] for r in store.inbound.list_inbound(sender=sender)] == [text]
 
         check()
     finally:

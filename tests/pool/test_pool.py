@@ -128,11 +128,11 @@ class Harness:
 
     async def enqueue(self, *numbers: str) -> list[str]:
         items = [NewMessage(to_number=n, text=f"hello {n}", encoding="gsm7", parts_total=1) for n in numbers]
-        res = await self.store.call(self.store.enqueue, items)
+        res = await self.store.call(self.store.messages.enqueue, items)
         return list(res.message_ids)
 
     async def message(self, message_id: str) -> dict[str, Any]:
-        msg = await self.store.call(self.store.get_message, message_id)
+        msg = await self.store.call(self.store.messages.get_message, message_id)
         assert msg is not None
         return msg
 

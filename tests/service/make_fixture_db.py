@@ -36,9 +36,9 @@ def make(path: Path = FIXTURE) -> dict[str, object]:
     store = Store(f"sqlite:///{path}", host="old-host")
     try:
         upgrade(store.engine, RELEASE_REVISION)
-        store.create_api_key("crm", ["send", "read"], key=API_KEY)
+        store.keys.create_api_key("crm", ["send", "read"], key=API_KEY)
         far = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)  # still valid whenever the test runs
-        queued = store.enqueue([
+        queued = store.messages.enqueue([
             NewMessage(to_number="+15550000001", text="queued 1", encoding="gsm7", parts_total=1, valid_until=far),
             NewMessage(to_number="+15550000002", text="queued 2 high", encoding="gsm7", parts_total=1,
                        priority=5, valid_until=far),
@@ -47,22 +47,22 @@ def make(path: Path = FIXTURE) -> dict[str, object]:
             NewMessage(to_number="+15550000004", text="Grüße ünïcödé", encoding="ucs2", parts_total=1,
                        valid_until=far),
         ]).message_ids
-        claim = store.claim_next("sim1", lease_s=60.0)
+        claim = store.claims.claim_next("sim1", lease_s=60.0)
         assert claim is not None and claim.id == queued[1], "the high-priority message is claimed first"
-        store.settle_claim(claim.id, [PartResult(1, MessageState.SENT, tp_mr=7)])
-        claim = store.claim_next("sim1", lease_s=60.0)
+        store.claims.settle_claim(claim.id, [PartResult(1, MessageState.SENT, tp_mr=7)])
+        claim = store.claims.claim_next("sim1", lease_s=60.0)
         assert claim is not None and claim.id == queued[0]
-        store.settle_claim(claim.id, [PartResult(1, MessageState.FAILED, error_code="cms:21",
+        store.claims.settle_claim(claim.id, [PartResult(1, MessageState.FAILED, error_code="cms:21",
                                                  error_text="short message transfer rejected")])
         sent_id, failed_id = queued[1], queued[0]
         # One claimed and marked 'sending' by a run that then crashed (top priority: claimed next).
-        crashed = store.enqueue([NewMessage(to_number="+15550000005", text="in flight at crash",
+        crashed = store.messages.enqueue([NewMessage(to_number="+15550000005", text="in flight at crash",
                                             encoding="gsm7", parts_total=1, priority=10,
                                             valid_until=far)]).message_ids[0]
         # Its lease ran out long ago by the time anyone opens the fixture.
-        claim = store.claim_next("sim1", lease_s=0.001)
+        claim = store.claims.claim_next("sim1", lease_s=0.001)
         assert claim is not None and claim.id == crashed
-        store.mark_parts_sending(claim.id, [1], "sim1")
+        store.claims.mark_parts_sending(claim.id, [1], "sim1")
         revision = current_revision(store.engine)
         _check_parts()
     finally:

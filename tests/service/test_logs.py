@@ -128,12 +128,12 @@ async def test_expiry_is_logged_once_per_message_with_its_id(tmp_path: Path,
     caplog.set_level(logging.INFO, logger="gsmgw.messages")
     async with running_gateway(make_config(tmp_path, [])) as (gw, _c):
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-        res = await gw.store.call(gw.store.enqueue, [NewMessage(to_number="+15550001111", text="late",
+        res = await gw.store.call(gw.store.messages.enqueue, [NewMessage(to_number="+15550001111", text="late",
                                                                 encoding="gsm7", parts_total=1,
                                                                 valid_until=past)])
         [mid] = res.message_ids
         async with asyncio.timeout(10):
-            while (await gw.store.call(gw.store.get_message, mid))["state"] != "expired":
+            while (await gw.store.call(gw.store.messages.get_message, mid))["state"] != "expired":
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)  # another maintenance round: no second line
     lines = [r for r in caplog.records if getattr(r, "message_id", None) == mid]

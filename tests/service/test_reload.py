@@ -22,7 +22,7 @@ async def _post(c: Client, n: int, prefix: str) -> list[str]:
 
 
 async def _states(gw: Gateway, ids: list[str]) -> dict[str, str]:
-    return {mid: (await gw.store.call(gw.store.get_message, mid))["state"] for mid in ids}
+    return {mid: (await gw.store.call(gw.store.messages.get_message, mid))["state"] for mid in ids}
 
 
 async def test_reload_adds_a_modem_lifts_a_limit_then_removes_a_modem(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ async def test_removing_a_modem_waits_for_its_send_on_the_air(tmp_path: Path) ->
             changes = await gw.pool.apply_config(load(path))
             assert changes["removed"] == ["sim1"] and changes["added"] == ["sim2"]
             # apply_config returned only after the send on the air was recorded.
-            msg = await gw.store.call(gw.store.get_message, mid)
+            msg = await gw.store.call(gw.store.messages.get_message, mid)
             assert msg["state"] in ("sent", "delivered") and msg["parts"][0]["modem_id"] == "sim1"
             assert len(fake.modems[0].modem.sent) == 1
             [mid2] = await _post(c, 1, "401")

@@ -39,14 +39,14 @@ async def _wait_datagram(sock: socket.socket, wanted: str, timeout_s: float) -> 
 
 
 async def _states(store: Store) -> dict[str, str]:
-    rows = await store.call(store.list_messages, limit=1000)
+    rows = await store.call(store.messages.list_messages, limit=1000)
     return {r["id"]: r["state"] for r in rows}
 
 
 async def _part_states(store: Store, ids: list[str]) -> list[str]:
     out = []
     for mid in ids:
-        msg = await store.call(store.get_message, mid)
+        msg = await store.call(store.messages.get_message, mid)
         out += [p["state"] for p in msg["parts"]]
     return out
 
@@ -56,7 +56,7 @@ async def test_sigterm_mid_batch_loses_nothing_and_leaves_nothing_sending(tmp_pa
     db = tmp_path / "gsmgw.db"
     store = Store(f"sqlite:///{db}", host="test-reader")
     await store.call(store.migrate)
-    res = await store.call(store.enqueue, [NewMessage(to_number=f"+1555000{i:04d}", text=f"batch {i}",
+    res = await store.call(store.messages.enqueue, [NewMessage(to_number=f"+1555000{i:04d}", text=f"batch {i}",
                                                       encoding="gsm7", parts_total=1) for i in range(N)])
     ids = list(res.message_ids)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)

@@ -27,7 +27,7 @@ def test_fixture_is_at_the_old_revision(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{_copy(tmp_path)}")
     try:
         assert current_revision(store.engine) == RELEASE_REVISION == INFO["revision"]
-        states = {m["id"]: m["state"] for m in store.list_messages(limit=100)}
+        states = {m["id"]: m["state"] for m in store.messages.list_messages(limit=100)}
     finally:
         store.close()
     assert [states[i] for i in INFO["queued"]] == ["queued", "queued"]
@@ -72,5 +72,5 @@ async def test_upgrade_reopens_cleanly_a_second_time(tmp_path: Path) -> None:
         cfg = make_config(tmp_path, [], store_url=f"sqlite:///{db}")
         async with running_gateway(cfg) as (gw, _c):
             assert current_revision(gw.store.engine) == head_revision()
-            depth = await gw.store.call(gw.store.queue_depth)
+            depth = await gw.store.call(gw.store.messages.queue_depth)
             assert depth == 2

@@ -22,12 +22,12 @@ async def test_concurrent_calls_share_commits_and_errors_stay_their_own(tmp_path
 
     event.listen(store.engine, "commit", on_commit)
     try:
-        calls = [store.call(store.enqueue, [NewMessage(f"+1555123{i:04d}", "x", "gsm7", 1)]) for i in range(60)]
-        calls.insert(30, store.call(store.enqueue, []))  # raises ValueError: must not sink the others
+        calls = [store.call(store.messages.enqueue, [NewMessage(f"+1555123{i:04d}", "x", "gsm7", 1)]) for i in range(60)]
+        calls.insert(30, store.call(store.messages.enqueue, []))  # raises ValueError: must not sink the others
         results = await asyncio.gather(*calls, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1 and isinstance(errors[0], ValueError)
-        assert await store.call(store.queue_depth) == 60
+        assert await store.call(store.messages.queue_depth) == 60
         # Far fewer commits than calls (the failing batch is re-run one by one).
         assert commits < 45, commits
     finally:
@@ -38,12 +38,12 @@ async def test_idempotency_conflict_inside_a_batch_still_replays(tmp_path: Path)
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     await store.call(store.migrate)
     try:
-        same = [store.call(store.enqueue, [NewMessage("+15551234567", "x", "gsm7", 1)],
+        same = [store.call(store.messages.enqueue, [NewMessage("+15551234567", "x", "gsm7", 1)],
                            api_key_id="k", idempotency_key="once") for _ in range(5)]
         results = await asyncio.gather(*same)
         assert len({r.batch_id for r in results}) == 1
         assert sum(not r.replayed for r in results) == 1
-        assert await store.call(store.queue_depth) == 1
+        assert await store.call(store.messages.queue_depth) == 1
     finally:
         store.close()
 
@@ -53,10 +53,10 @@ async def test_results_come_back_in_the_right_order(tmp_path: Path, n: int) -> N
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     await store.call(store.migrate)
     try:
-        res = await asyncio.gather(*[store.call(store.enqueue, [NewMessage(f"+1555000{i:04d}", str(i), "gsm7", 1)])
+        res = await asyncio.gather(*[store.call(store.messages.enqueue, [NewMessage(f"+1555000{i:04d}", str(i), "gsm7", 1)])
                                      for i in range(n)])
         for i, r in enumerate(res):
-            row = await store.call(store.get_message, r.message_ids[0])
+            row = await store.call(store.messages.get_message, r.message_ids[0])
             assert row["text"] == str(i)
     finally:
         store.close()

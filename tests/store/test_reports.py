@@ -7,24 +7,24 @@ import datetime as dt
 import pytest
 
 from gsmgw.domain import MessageState
+from gsmgw.numbers import same_number
 from gsmgw.store import NewMessage, PartResult, Store
-from gsmgw.store.repo import same_number
 
 WINDOW_S = 3 * 86400.0
 
 
 def sent_message(store: Store, to: str, tp_mrs: list[int], modem: str = "m1") -> str:
-    mid = store.enqueue([NewMessage(to, "x", "gsm7", len(tp_mrs))]).message_ids[0]
-    c = store.claim_next(modem, lease_s=30)
+    mid = store.messages.enqueue([NewMessage(to, "x", "gsm7", len(tp_mrs))]).message_ids[0]
+    c = store.claims.claim_next(modem, lease_s=30)
     assert c is not None and c.id == mid
-    store.mark_parts_sending(mid, c.pending_seqs, modem)
-    store.settle_claim(mid, [PartResult(i + 1, MessageState.SENT, tp_mr=mr) for i, mr in enumerate(tp_mrs)])
+    store.claims.mark_parts_sending(mid, c.pending_seqs, modem)
+    store.claims.settle_claim(mid, [PartResult(i + 1, MessageState.SENT, tp_mr=mr) for i, mr in enumerate(tp_mrs)])
     return mid
 
 
 def report(store: Store, modem: str, mr: int, to: str, status: int = 0, category: str = "delivered",
            scts: dt.datetime | None = None):
-    return store.record_status_report(
+    return store.reports.record_status_report(
         modem, tp_mr=mr, recipient=to, status=status, category=category, meaning="m",
         scts=scts, discharge_at=None, window_s=WINDOW_S,
     )
@@ -34,19 +34,19 @@ def test_delivered_only_when_every_part_is(store: Store) -> None:
     mid = sent_message(store, "+447700900123", [10, 11])
     m = report(store, "m1", 10, "+447700900123")
     assert m.message_id == mid and m.new_state is None
-    assert store.get_message(mid)["state"] == "sent"
+    assert store.messages.get_message(mid)["state"] == "sent"
     m = report(store, "m1", 11, "447700900123")  # without the plus, as some networks send it
     assert m.new_state is MessageState.DELIVERED
-    assert store.get_message(mid)["state"] == "delivered"
+    assert store.messages.get_message(mid)["state"] == "delivered"
 
 
 def test_pending_report_changes_nothing_and_failed_report_fails(store: Store) -> None:
     mid = sent_message(store, "+447700900123", [7])
     report(store, "m1", 7, "+447700900123", status=0x21, category="pending")
-    row = store.get_message(mid)
+    row = store.messages.get_message(mid)
     assert row["state"] == "sent" and row["parts"][0]["report_status"] == 0x21
     report(store, "m1", 7, "+447700900123", status=0x41, category="failed")
-    row = store.get_message(mid)
+    row = store.messages.get_message(mid)
     assert row["state"] == "failed" and row["error_code"] == "report:0x41"
 
 
@@ -54,8 +54,8 @@ def test_same_mr_other_sim_or_recipient_does_not_match(store: Store) -> None:
     mid = sent_message(store, "+447700900123", [5])
     assert report(store, "m2", 5, "+447700900123").message_id is None
     assert report(store, "m1", 5, "+447700900999").message_id is None
-    assert store.get_message(mid)["state"] == "sent"
-    assert len(store.list_status_reports(unmatched_only=True)) == 2
+    assert store.messages.get_message(mid)["state"] == "sent"
+    assert len(store.reports.list_status_reports(unmatched_only=True)) == 2
 
 
 def test_tp_mr_wraparound_picks_the_part_sent_closest_to_scts(store: Store) -> None:
@@ -63,18 +63,18 @@ def test_tp_mr_wraparound_picks_the_part_sent_closest_to_scts(store: Store) -> N
     new = sent_message(store, "+447700900123", [3])  # 256 sends later the MR comes round again
     m = report(store, "m1", 3, "+447700900123", scts=dt.datetime.now(dt.UTC))
     assert m.message_id == new
-    assert store.get_message(old)["state"] == "sent"
+    assert store.messages.get_message(old)["state"] == "sent"
 
 
 def test_report_that_overtakes_the_send_record_is_applied_later(store: Store) -> None:
-    mid = store.enqueue([NewMessage("+447700900123", "x", "gsm7", 1)]).message_ids[0]
-    store.claim_next("m1", lease_s=30)
-    store.mark_parts_sending(mid, [1], "m1")
+    mid = store.messages.enqueue([NewMessage("+447700900123", "x", "gsm7", 1)]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    store.claims.mark_parts_sending(mid, [1], "m1")
     early = report(store, "m1", 42, "+447700900123")  # +CDS before our commit of the TP-MR
     assert early.message_id is None
-    final = store.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=42)])
+    final = store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=42)])
     assert final is MessageState.DELIVERED
-    assert store.list_status_reports(unmatched_only=True) == []
+    assert store.reports.list_status_reports(unmatched_only=True) == []
 
 
 @pytest.mark.parametrize(

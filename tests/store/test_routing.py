@@ -25,52 +25,52 @@ def test_claims_follow_priority_then_age(store: Store, priorities: list[int]) ->
 
         conn.execute(t.message_parts.delete())
         conn.execute(t.messages.delete())
-    ids = [store.enqueue([new(priority=p)]).message_ids[0] for p in priorities]
+    ids = [store.messages.enqueue([new(priority=p)]).message_ids[0] for p in priorities]
     claimed = []
-    while (c := store.claim_next("m1", lease_s=30)) is not None:
+    while (c := store.claims.claim_next("m1", lease_s=30)) is not None:
         claimed.append(c.id)
     expected = [i for _, _, i in sorted(zip([-p for p in priorities], range(len(ids)), ids, strict=True))]
     assert claimed == expected
 
 
 def test_strict_route_only_goes_to_its_group(store: Store) -> None:
-    mid = store.enqueue([new("+447700900123", route_group="uk")]).message_ids[0]
-    assert store.claim_next("us1", lease_s=30, group="us") is None
-    c = store.claim_next("uk1", lease_s=30, group="uk")
+    mid = store.messages.enqueue([new("+447700900123", route_group="uk")]).message_ids[0]
+    assert store.claims.claim_next("us1", lease_s=30, group="us") is None
+    c = store.claims.claim_next("uk1", lease_s=30, group="uk")
     assert c is not None and c.id == mid
 
 
 def test_soft_route_falls_back_after_its_time(store: Store) -> None:
-    store.enqueue([new("+447700900123", route_group="uk", route_fallback_s=30)])
-    assert store.claim_next("us1", lease_s=30, group="us") is None
+    store.messages.enqueue([new("+447700900123", route_group="uk", route_fallback_s=30)])
+    assert store.claims.claim_next("us1", lease_s=30, group="us") is None
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)
-    assert store.claim_next("us1", lease_s=30, group="us", now=later) is not None
+    assert store.claims.claim_next("us1", lease_s=30, group="us", now=later) is not None
 
 
 def test_sticky_number_prefers_the_sim_it_used_last(store: Store) -> None:
-    first = store.enqueue([new()], sticky_s=3600).message_ids[0]
-    c = store.claim_next("simB", lease_s=30)
+    first = store.messages.enqueue([new()], sticky_s=3600).message_ids[0]
+    c = store.claims.claim_next("simB", lease_s=30)
     assert c is not None
-    store.mark_parts_sending(first, [1], "simB")
-    store.settle_claim(first, [PartResult(1, MessageState.SENT, tp_mr=1)])
-    second = store.enqueue([new()], sticky_s=3600, sticky_fallback_s=60).message_ids[0]
-    other = store.enqueue([new("+15557654321")], sticky_s=3600).message_ids[0]
-    got = store.claim_next("simA", lease_s=30)
+    store.claims.mark_parts_sending(first, [1], "simB")
+    store.claims.settle_claim(first, [PartResult(1, MessageState.SENT, tp_mr=1)])
+    second = store.messages.enqueue([new()], sticky_s=3600, sticky_fallback_s=60).message_ids[0]
+    other = store.messages.enqueue([new("+15557654321")], sticky_s=3600).message_ids[0]
+    got = store.claims.claim_next("simA", lease_s=30)
     assert got is not None and got.id == other  # simA skips the sticky one
-    got = store.claim_next("simB", lease_s=30)
+    got = store.claims.claim_next("simB", lease_s=30)
     assert got is not None and got.id == second
-    row = store.get_message(second)
+    row = store.messages.get_message(second)
     assert row["preferred_sim"] == "simB"
 
 
 def test_cancel_only_while_queued(store: Store) -> None:
-    a = store.enqueue([new()]).message_ids[0]
-    assert store.cancel(a) == (True, "cancelled")
-    assert store.claim_next("m1", lease_s=30) is None
-    b = store.enqueue([new()]).message_ids[0]
-    store.claim_next("m1", lease_s=30)
-    assert store.cancel(b) == (False, "sending")
-    assert store.cancel("nope") == (False, None)
+    a = store.messages.enqueue([new()]).message_ids[0]
+    assert store.messages.cancel(a) == (True, "cancelled")
+    assert store.claims.claim_next("m1", lease_s=30) is None
+    b = store.messages.enqueue([new()]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    assert store.messages.cancel(b) == (False, "sending")
+    assert store.messages.cancel("nope") == (False, None)
 
 
 def test_router_first_match_wins() -> None:

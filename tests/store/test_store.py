@@ -28,11 +28,11 @@ def test_migrations_create_schema_on_empty_database(store: Store) -> None:
 def test_migrations_on_existing_database_keep_data(store_url: str) -> None:
     s = Store(store_url)
     s.migrate()
-    res = s.enqueue([msg()])
+    res = s.messages.enqueue([msg()])
     s.close()
     s2 = Store(store_url)
     s2.migrate()  # second start: no-op, data kept
-    assert s2.get_message(res.message_ids[0])["state"] == "queued"
+    assert s2.messages.get_message(res.message_ids[0])["state"] == "queued"
     assert current_revision(s2.engine) == head_revision()
     s2.close()
 
@@ -46,144 +46,144 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_api_keys_hashed_and_revocable(store: Store) -> None:
-    key_id, key = store.create_api_key("crm", ["send", "read"])
-    assert store.verify_api_key(key).scopes == {"send", "read"}  # type: ignore[union-attr]
-    assert store.verify_api_key(key + "x") is None
-    assert store.verify_api_key("gsk_00000000_nope") is None
+    key_id, key = store.keys.create_api_key("crm", ["send", "read"])
+    assert store.keys.verify_api_key(key).scopes == {"send", "read"}  # type: ignore[union-attr]
+    assert store.keys.verify_api_key(key + "x") is None
+    assert store.keys.verify_api_key("gsk_00000000_nope") is None
     with store.engine.connect() as conn:
         from sqlalchemy import text
 
         stored = conn.execute(text("select key_hash from api_keys")).scalar()
     assert key not in stored and len(stored) == 64
-    assert store.revoke_api_key(key_id)
-    assert store.verify_api_key(key) is None
+    assert store.keys.revoke_api_key(key_id)
+    assert store.keys.verify_api_key(key) is None
     with pytest.raises(ValueError):
-        store.create_api_key("bad", ["root"])
+        store.keys.create_api_key("bad", ["root"])
 
 
 def test_enqueue_is_committed_and_claim_order_follows_priority(store: Store) -> None:
-    low = store.enqueue([msg(priority=-5)]).message_ids[0]
-    high = store.enqueue([msg(priority=9)]).message_ids[0]
-    normal = store.enqueue([msg()]).message_ids[0]
-    order = [store.claim_next("m1", lease_s=30).id for _ in range(3)]  # type: ignore[union-attr]
+    low = store.messages.enqueue([msg(priority=-5)]).message_ids[0]
+    high = store.messages.enqueue([msg(priority=9)]).message_ids[0]
+    normal = store.messages.enqueue([msg()]).message_ids[0]
+    order = [store.claims.claim_next("m1", lease_s=30).id for _ in range(3)]  # type: ignore[union-attr]
     assert order == [high, normal, low]
-    assert store.claim_next("m1", lease_s=30) is None
+    assert store.claims.claim_next("m1", lease_s=30) is None
 
 
 def test_claim_respects_sim_pin_send_at_and_validity(store: Store) -> None:
     now = dt.datetime.now(dt.UTC)
-    pinned = store.enqueue([msg(sim_requested="m2")]).message_ids[0]
-    store.enqueue([msg(send_at=now + dt.timedelta(hours=1))])
-    store.enqueue([msg(valid_until=now - dt.timedelta(seconds=1), send_at=now - dt.timedelta(seconds=5))])
-    assert store.claim_next("m1", lease_s=30) is None
-    got = store.claim_next("m2", lease_s=30)
+    pinned = store.messages.enqueue([msg(sim_requested="m2")]).message_ids[0]
+    store.messages.enqueue([msg(send_at=now + dt.timedelta(hours=1))])
+    store.messages.enqueue([msg(valid_until=now - dt.timedelta(seconds=1), send_at=now - dt.timedelta(seconds=5))])
+    assert store.claims.claim_next("m1", lease_s=30) is None
+    got = store.claims.claim_next("m2", lease_s=30)
     assert got is not None and got.id == pinned
-    expired = store.expire_due()
+    expired = store.messages.expire_due()
     assert len(expired) == 1
-    assert store.get_message(expired[0])["state"] == "expired"
+    assert store.messages.get_message(expired[0])["state"] == "expired"
 
 
 def test_idempotency_key_replays_instead_of_duplicating(store: Store) -> None:
-    a = store.enqueue([msg(), msg("+15557654321")], api_key_id="k1", idempotency_key="abc")
-    b = store.enqueue([msg(), msg("+15557654321")], api_key_id="k1", idempotency_key="abc")
+    a = store.messages.enqueue([msg(), msg("+15557654321")], api_key_id="k1", idempotency_key="abc")
+    b = store.messages.enqueue([msg(), msg("+15557654321")], api_key_id="k1", idempotency_key="abc")
     assert b.replayed and sorted(b.message_ids) == sorted(a.message_ids)
-    c = store.enqueue([msg()], api_key_id="k2", idempotency_key="abc")  # other key: distinct
+    c = store.messages.enqueue([msg()], api_key_id="k2", idempotency_key="abc")  # other key: distinct
     assert not c.replayed
-    assert store.queue_depth() == 3
+    assert store.messages.queue_depth() == 3
 
 
 def test_settle_multipart_sent_then_partial_transient_pins_sim(store: Store) -> None:
-    mid = store.enqueue([msg(parts=3)]).message_ids[0]
-    c = store.claim_next("m1", lease_s=30)
+    mid = store.messages.enqueue([msg(parts=3)]).message_ids[0]
+    c = store.claims.claim_next("m1", lease_s=30)
     assert c is not None and c.pending_seqs == [1, 2, 3]
-    store.mark_parts_sending(mid, [1, 2, 3], "m1")
-    final = store.settle_claim(
+    store.claims.mark_parts_sending(mid, [1, 2, 3], "m1")
+    final = store.claims.settle_claim(
         mid,
         [PartResult(1, MessageState.SENT, tp_mr=4), PartResult(2, MessageState.QUEUED, error_code="cms:42")],
     )
     assert final is MessageState.QUEUED
-    row = store.get_message(mid)
+    row = store.messages.get_message(mid)
     assert row["sim_requested"] == "m1"  # the rest must leave from the same SIM
     assert [p["state"] for p in row["parts"]] == ["sent", "queued", "queued"]
-    assert store.claim_next("m2", lease_s=30) is None
-    c2 = store.claim_next("m1", lease_s=30)
+    assert store.claims.claim_next("m2", lease_s=30) is None
+    c2 = store.claims.claim_next("m1", lease_s=30)
     assert c2 is not None and c2.pending_seqs == [2, 3]
-    store.mark_parts_sending(mid, [2, 3], "m1")
-    final = store.settle_claim(mid, [PartResult(2, MessageState.SENT, tp_mr=5), PartResult(3, MessageState.SENT, tp_mr=6)])
+    store.claims.mark_parts_sending(mid, [2, 3], "m1")
+    final = store.claims.settle_claim(mid, [PartResult(2, MessageState.SENT, tp_mr=5), PartResult(3, MessageState.SENT, tp_mr=6)])
     assert final is MessageState.SENT
-    assert store.get_message(mid)["sent_at"] is not None
+    assert store.messages.get_message(mid)["sent_at"] is not None
 
 
 def test_unknown_outcome_is_final_and_rest_cancelled(store: Store) -> None:
-    mid = store.enqueue([msg(parts=2)]).message_ids[0]
-    store.claim_next("m1", lease_s=30)
-    store.mark_parts_sending(mid, [1, 2], "m1")
-    final = store.settle_claim(mid, [PartResult(1, MessageState.UNKNOWN, error_code="unknown")])
+    mid = store.messages.enqueue([msg(parts=2)]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    store.claims.mark_parts_sending(mid, [1, 2], "m1")
+    final = store.claims.settle_claim(mid, [PartResult(1, MessageState.UNKNOWN, error_code="unknown")])
     assert final is MessageState.UNKNOWN
-    parts = store.get_message(mid)["parts"]
+    parts = store.messages.get_message(mid)["parts"]
     assert [p["state"] for p in parts] == ["unknown", "cancelled"]
-    assert store.claim_next("m1", lease_s=30) is None
+    assert store.claims.claim_next("m1", lease_s=30) is None
 
 
 def test_recover_after_crash_marks_sending_parts_unknown_and_requeues_untouched(store: Store) -> None:
-    written = store.enqueue([msg()]).message_ids[0]
-    claimed_only = store.enqueue([msg()]).message_ids[0]
-    resendable = store.enqueue([msg(resend_unknown=True)]).message_ids[0]
+    written = store.messages.enqueue([msg()]).message_ids[0]
+    claimed_only = store.messages.enqueue([msg()]).message_ids[0]
+    resendable = store.messages.enqueue([msg(resend_unknown=True)]).message_ids[0]
     for _ in range(3):
-        c = store.claim_next("m1", lease_s=30)
+        c = store.claims.claim_next("m1", lease_s=30)
         assert c is not None
         if c.id in (written, resendable):
-            store.mark_parts_sending(c.id, [1], "m1")
-    counts = store.recover()
+            store.claims.mark_parts_sending(c.id, [1], "m1")
+    counts = store.claims.recover()
     assert counts == {"unknown": 1, "requeued": 2, "sent": 0}
-    assert store.get_message(written)["state"] == "unknown"
-    assert store.get_message(claimed_only)["state"] == "queued"
-    assert store.get_message(resendable)["state"] == "queued"
+    assert store.messages.get_message(written)["state"] == "unknown"
+    assert store.messages.get_message(claimed_only)["state"] == "queued"
+    assert store.messages.get_message(resendable)["state"] == "queued"
 
 
 def test_recover_leaves_other_hosts_live_leases_alone(store_url: str) -> None:
     a = Store(store_url, host="a")
     a.migrate()
     b = Store(store_url, host="b")
-    mid = a.enqueue([msg()]).message_ids[0]
-    assert a.claim_next("m1", lease_s=60) is not None
-    a.mark_parts_sending(mid, [1], "m1")
-    assert b.recover(only_expired_leases=True) == {"unknown": 0, "requeued": 0, "sent": 0}
-    assert b.get_message(mid)["state"] == "sending"
+    mid = a.messages.enqueue([msg()]).message_ids[0]
+    assert a.claims.claim_next("m1", lease_s=60) is not None
+    a.claims.mark_parts_sending(mid, [1], "m1")
+    assert b.claims.recover(only_expired_leases=True) == {"unknown": 0, "requeued": 0, "sent": 0}
+    assert b.messages.get_message(mid)["state"] == "sending"
     a.close()
     b.close()
 
 
 def test_upsert_modem_and_list(store: Store) -> None:
-    store.upsert_modem("sim1", state="ready", imei="861234567890123", port="/dev/pts/3")
-    store.upsert_modem("sim1", operator="Emulated")
-    [row] = store.list_modems()
+    store.modems.upsert_modem("sim1", state="ready", imei="861234567890123", port="/dev/pts/3")
+    store.modems.upsert_modem("sim1", operator="Emulated")
+    [row] = store.modems.list_modems()
     assert row["state"] == "ready" and row["operator"] == "Emulated" and row["host"] == "test-host"
 
 
 def test_timestamps_are_utc_aware(store: Store) -> None:
-    mid = store.enqueue([msg()]).message_ids[0]
-    row = store.get_message(mid)
+    mid = store.messages.enqueue([msg()]).message_ids[0]
+    row = store.messages.get_message(mid)
     assert row["created_at"].tzinfo is not None
     assert abs((row["created_at"] - dt.datetime.now(dt.UTC)).total_seconds()) < 60
 
 
 @pytest.mark.parametrize("given", ["my-own-demo-key-123", "gsk_0badc0de_chosenByTheAdmin42"])
 def test_caller_chosen_key_verifies(store: Store, given: str) -> None:
-    store.create_api_key("demo", ["send"], key=given)
-    assert store.verify_api_key(given) is not None
-    store.create_api_key("demo", ["send"], key=given)  # re-created at each demo start: no clash
+    store.keys.create_api_key("demo", ["send"], key=given)
+    assert store.keys.verify_api_key(given) is not None
+    store.keys.create_api_key("demo", ["send"], key=given)  # re-created at each demo start: no clash
     with pytest.raises(ValueError):
-        store.create_api_key("demo", ["send"], key="short")
+        store.keys.create_api_key("demo", ["send"], key="short")
 
 
 def test_recover_pins_a_resendable_half_sent_multipart_to_its_sim(store: Store) -> None:
-    mid = store.enqueue([msg(parts=2, resend_unknown=True)]).message_ids[0]
-    store.claim_next("m1", lease_s=30)
-    store.mark_parts_sending(mid, [1, 2], "m1")
-    store.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=1)])
-    store.claim_next("m1", lease_s=30, mark_sending=True)
-    assert store.recover()["requeued"] == 1
-    row = store.get_message(mid)
+    mid = store.messages.enqueue([msg(parts=2, resend_unknown=True)]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    store.claims.mark_parts_sending(mid, [1, 2], "m1")
+    store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=1)])
+    store.claims.claim_next("m1", lease_s=30, mark_sending=True)
+    assert store.claims.recover()["requeued"] == 1
+    row = store.messages.get_message(mid)
     assert row["state"] == "queued" and row["sim_requested"] == "m1"  # part 2 must leave from m1
-    assert store.claim_next("m2", lease_s=30) is None
+    assert store.claims.claim_next("m2", lease_s=30) is None

@@ -1,0 +1,334 @@
+"""Claims and leases: a modem takes a queued message under a lease, marks its parts
+``sending`` before any PDU is written, and settles the claim with what the send
+achieved. A host that crashed leaves its claims to ``recover``: parts that were
+being sent become ``unknown`` (never resent blindly), untouched ones requeue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from gsmgw.domain import EventType, MessageState
+from gsmgw.store import tables as t
+from gsmgw.store.events import insert_message_events
+from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.messages import settle_states
+from gsmgw.store.records import ClaimedMessage, PartResult, utcnow
+from gsmgw.store.reports import ReportsRepo
+
+log = logging.getLogger(__name__)
+
+
+class ClaimsRepo:
+    def __init__(self, db: Executor, host: str, reports: ReportsRepo) -> None:
+        self.db = db
+        self.host = host
+        self.reports = reports
+
+    @batchable
+    def claim_next(
+        self,
+        modem_id: str,
+        *,
+        lease_s: float,
+        group: str = "default",
+        now: dt.datetime | None = None,
+        avoid_grace_s: float = 10.0,
+        mark_sending: bool = False,
+    ) -> ClaimedMessage | None:
+        """Take the most urgent queued message this modem may send, under a lease.
+
+        With ``mark_sending`` its parts are also marked ``sending`` in the same
+        commit (the caller writes the PDU next, so a crash makes them unknown).
+
+        A message whose last attempt failed transiently on this SIM is left to the
+        other SIMs for ``avoid_grace_s`` after it became due again; then this SIM
+        may retry it too (it may be the only one).
+        """
+        now = now or utcnow()
+        m = t.messages
+        grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
+        with self.db.tx() as conn:
+            for _attempt in range(5):
+                q = (
+                    select(m.c.id)
+                    .where(
+                        m.c.state == MessageState.QUEUED,
+                        m.c.send_at <= now,
+                        # coalesce() keeps this term off the expiry index: the queue must be
+                        # walked in claim order (ix_messages_claim). Left to itself, SQLite
+                        # searches by (state, valid_until) and sorts the whole queue, which
+                        # with a million queued costs seconds per claim.
+                        func.coalesce(m.c.valid_until, m.c.valid_until) > now,
+                        or_(m.c.sim_requested.is_(None), m.c.sim_requested == modem_id),
+                        or_(
+                            m.c.last_failed_modem.is_(None),
+                            m.c.last_failed_modem != modem_id,
+                            m.c.sim_requested == modem_id,
+                            m.c.send_at <= grace_cutoff,
+                        ),
+                        or_(
+                            m.c.route_group.is_(None),
+                            m.c.route_group == group,
+                            and_(m.c.group_until.is_not(None), m.c.group_until <= now),
+                        ),
+                        or_(
+                            m.c.preferred_sim.is_(None),
+                            m.c.preferred_sim == modem_id,
+                            m.c.prefer_until <= now,
+                        ),
+                    )
+                    .order_by(m.c.priority.desc(), m.c.created_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                msg_id = conn.execute(q).scalar()
+                if msg_id is None:
+                    return None
+                res = conn.execute(
+                    update(m)
+                    .where(m.c.id == msg_id, m.c.state == MessageState.QUEUED)
+                    .values(
+                        state=MessageState.SENDING,
+                        modem_id=modem_id,
+                        lease_owner=self.host,
+                        lease_until=now + dt.timedelta(seconds=lease_s),
+                        attempts=m.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(
+                        m.c.id,
+                        m.c.to_number,
+                        m.c.text,
+                        m.c.parts_total,
+                        m.c.flash,
+                        m.c.delivery_report,
+                        m.c.resend_unknown,
+                        m.c.concat_ref,
+                        m.c.attempts,
+                        m.c.valid_until,
+                    )
+                ).first()
+                if res is None:
+                    continue  # another host took it between select and update
+                seqs = list(
+                    conn.execute(
+                        select(t.message_parts.c.seq)
+                        .where(
+                            t.message_parts.c.message_id == msg_id,
+                            t.message_parts.c.state == MessageState.QUEUED,
+                        )
+                        .order_by(t.message_parts.c.seq)
+                    ).scalars()
+                )
+                if mark_sending and seqs:
+                    # The idle path: claim and mark in one commit, the PDU follows at once.
+                    conn.execute(
+                        update(t.message_parts)
+                        .where(t.message_parts.c.message_id == msg_id, t.message_parts.c.seq.in_(seqs))
+                        .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+                    )
+                return ClaimedMessage(
+                    id=res.id,
+                    to_number=res.to_number,
+                    text=res.text,
+                    parts_total=res.parts_total,
+                    flash=res.flash,
+                    delivery_report=res.delivery_report,
+                    resend_unknown=res.resend_unknown,
+                    concat_ref=res.concat_ref,
+                    attempts=res.attempts,
+                    valid_until=res.valid_until,
+                    pending_seqs=seqs,
+                )
+        return None
+
+    @batchable
+    def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str) -> None:
+        """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
+        now = utcnow()
+        with self.db.tx() as conn:
+            conn.execute(
+                update(t.message_parts)
+                .where(t.message_parts.c.message_id == message_id, t.message_parts.c.seq.in_(seqs))
+                .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
+            )
+
+    @batchable
+    def settle_claim(
+        self,
+        message_id: str,
+        results: Sequence[PartResult],
+        *,
+        retry_at: dt.datetime | None = None,
+        report_window_s: float = 3 * 86400.0,
+        then_mark: tuple[str, Sequence[int], str] | None = None,
+        uncount_attempt: bool = False,
+    ) -> MessageState:
+        """Record what a send achieved and close the claim, in one transaction.
+
+        Parts named in ``results`` take their state (SENT with TP-MR, FAILED, UNKNOWN,
+        or QUEUED for a transient error). Parts still ``sending`` that are not named
+        were never written and go back to ``queued``. Then the message is settled:
+        final when its parts say so, else requeued at ``retry_at`` (pinned to the
+        same SIM if some part already left, so that the phone can reassemble).
+
+        ``then_mark`` = (message id, seqs, modem) marks the modem's next message
+        ``sending`` in the same commit (the pipelined send loop); ``uncount_attempt``
+        gives back the attempt of a claim that was released unwritten.
+        """
+        with self.db.tx() as conn:
+            return self.settle_in(conn, message_id, results, retry_at=retry_at,
+                                   report_window_s=report_window_s, then_mark=then_mark,
+                                   uncount_attempt=uncount_attempt)
+
+    def settle_in(
+        self,
+        conn: Connection,
+        message_id: str,
+        results: Sequence[PartResult],
+        *,
+        retry_at: dt.datetime | None = None,
+        report_window_s: float = 3 * 86400.0,
+        then_mark: tuple[str, Sequence[int], str] | None = None,
+        uncount_attempt: bool = False,
+    ) -> MessageState:
+        """settle_claim's work on an open connection (recover() settles through it too)."""
+        now = utcnow()
+        p, m = t.message_parts, t.messages
+        for r in results:
+            values: dict[str, Any] = {"state": r.state}
+            if r.state is MessageState.SENT:
+                values.update(tp_mr=r.tp_mr, sent_at=now, error_code=None, error_text=None)
+            else:
+                values.update(error_code=r.error_code, error_text=r.error_text)
+            conn.execute(
+                update(p).where(p.c.message_id == message_id, p.c.seq == r.seq).values(**values)
+            )
+        conn.execute(
+            update(p)
+            .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
+            .values(state=MessageState.QUEUED)
+        )
+        states = [
+            s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))
+        ]
+        settled = settle_states(states)
+        if settled in (MessageState.FAILED, MessageState.UNKNOWN):
+            # The rest was never written; it will not be either.
+            conn.execute(
+                update(p)
+                .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
+                .values(
+                    state=MessageState.CANCELLED,
+                    error_code="not_sent",
+                    error_text="not sent because an earlier part did not go through",
+                )
+            )
+        last_err = next((r for r in reversed(results) if r.error_code), None)
+        values = {"updated_at": now, "lease_owner": None, "lease_until": None}
+        if last_err is not None:
+            values.update(error_code=last_err.error_code, error_text=last_err.error_text)
+        if settled is None:
+            values.update(state=MessageState.QUEUED, send_at=retry_at or now)
+            modem_id = conn.execute(select(m.c.modem_id).where(m.c.id == message_id)).scalar()
+            if last_err is not None:
+                values["last_failed_modem"] = modem_id  # other SIMs get the retry first
+            if MessageState.SENT in states:
+                values["sim_requested"] = modem_id  # the rest from the same SIM, or no reassembly
+            else:
+                values["modem_id"] = None
+            final = MessageState.QUEUED
+        else:
+            values["state"] = settled
+            if settled is MessageState.SENT:
+                values.update(sent_at=now, error_code=None, error_text=None)
+            final = settled
+        if uncount_attempt:
+            values["attempts"] = m.c.attempts - 1
+        conn.execute(update(m).where(m.c.id == message_id).values(**values))
+        if final is not MessageState.QUEUED:
+            insert_message_events(conn, EventType.for_message(final), [message_id], now)
+        if then_mark is not None:
+            next_id, next_seqs, next_modem = then_mark
+            conn.execute(
+                update(p)
+                .where(p.c.message_id == next_id, p.c.seq.in_(next_seqs))
+                .values(state=MessageState.SENDING, modem_id=next_modem, sending_at=now)
+            )
+        if any(r.state is MessageState.SENT for r in results):
+            self.reports.match_waiting(conn, message_id, report_window_s)
+            if final is MessageState.SENT:
+                final = MessageState(
+                    conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar_one()
+                )
+        return final
+
+
+    @batchable
+    def claims_of(self, modem_id: str) -> list[dict[str, Any]]:
+        """This host's claims on one modem: its messages in ``sending``, oldest first."""
+        m = t.messages
+        q = (
+            select(m)
+            .where(m.c.state == MessageState.SENDING, m.c.modem_id == modem_id, m.c.lease_owner == self.host)
+            .order_by(m.c.id)
+        )
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+    @batchable
+    def renew_lease(self, message_id: str, lease_s: float) -> None:
+        with self.db.tx() as conn:
+            conn.execute(
+                update(t.messages)
+                .where(t.messages.c.id == message_id, t.messages.c.lease_owner == self.host)
+                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s))
+            )
+
+    def recover(self, *, only_expired_leases: bool = False) -> dict[str, int]:
+        """After a crash: parts left ``sending`` become ``unknown``; untouched claims requeue.
+
+        At start (``only_expired_leases=False``) this host's own claims are settled;
+        claims of other hosts are settled only once their lease has run out.
+        """
+        now = utcnow()
+        m, p = t.messages, t.message_parts
+        counts = {"unknown": 0, "requeued": 0, "sent": 0}
+        with self.db.tx() as conn:
+            cond = and_(m.c.state == MessageState.SENDING, m.c.lease_until < now)
+            if not only_expired_leases:
+                cond = or_(
+                    cond, and_(m.c.state == MessageState.SENDING, m.c.lease_owner == self.host)
+                )
+            rows = conn.execute(select(m.c.id, m.c.resend_unknown).where(cond)).all()
+            for row in rows:
+                # Resendable messages go back to the queue; others' in-flight parts are unknown.
+                target = MessageState.QUEUED if row.resend_unknown else MessageState.UNKNOWN
+                code = "resent_after_crash" if row.resend_unknown else "unknown_after_crash"
+                seqs = conn.execute(
+                    select(p.c.seq).where(p.c.message_id == row.id, p.c.state == MessageState.SENDING)
+                ).scalars()
+                results = [
+                    PartResult(seq, target, error_code=code,
+                               error_text="the gateway stopped while this part was being sent; "
+                               "it may or may not have left the modem")
+                    for seq in seqs
+                ]
+                final = self.settle_in(conn, row.id, results)
+                if final is MessageState.QUEUED:
+                    counts["requeued"] += 1
+                elif final is MessageState.UNKNOWN:
+                    counts["unknown"] += 1
+                else:
+                    counts["sent"] += 1
+        if any(counts.values()):
+            log.warning("recovered claims after restart: %s", counts)
+        return counts
+
+
+__all__ = ["ClaimsRepo"]

@@ -1,0 +1,175 @@
+"""Runs the repositories' blocking calls off the event loop, with group commit on SQLite.
+
+On SQLite every call goes to the one writer thread (SQLite serialises writers
+anyway, and this keeps "database is locked" out of the hot path); the calls that
+queue up while a transaction commits run together in the next one: one fsync for
+many sends' bookkeeping, which keeps a busy pool's modems from waiting on the
+disk. A call that fails inside a shared transaction is re-run alone, so each
+caller gets its own outcome. On PostgreSQL each call runs on its own thread and
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# (the call, its future, the loop that awaits it)
+_Item = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def batchable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark a repository method safe to share a group-commit transaction.
+
+    It must open its transactions with ``Executor.tx()`` / ``Executor.read()``
+    (never the engine directly, which would wait on the batch's own write lock)
+    and let every database error propagate.
+    """
+    fn.batchable = True  # type: ignore[attr-defined]
+    return fn
+
+
+class Executor:
+    """The engine, the worker threads, and the transaction a batch shares."""
+
+    def __init__(self, engine: Engine, *, is_sqlite: bool) -> None:
+        self.engine = engine
+        self.is_sqlite = is_sqlite
+        self._pool = ThreadPoolExecutor(max_workers=1 if is_sqlite else 6, thread_name_prefix="gsmgw-db")
+        self._local = threading.local()
+        self._queue_lock = threading.Lock()
+        self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
+        self._flushing = False
+
+    async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a blocking store method off the event loop (group commit on SQLite)."""
+        loop = asyncio.get_running_loop()
+        if not self.is_sqlite:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        fut: asyncio.Future[R] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((lambda: fn(*args, **kwargs), fut, loop, getattr(fn, "batchable", False)))
+            start = not self._flushing
+            self._flushing = True
+        if start:
+            self._pool.submit(self._flush)
+        return await fut
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether this thread is inside a shared group-commit transaction."""
+        return getattr(self._local, "conn", None) is not None
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A transaction: the group's shared one inside a batch, else a new one."""
+        shared = getattr(self._local, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        shared = getattr(self._local, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _flush(self) -> None:
+        """Writer thread: run queued calls, in order, until the queue is empty.
+
+        Consecutive calls of ``@batchable`` methods share one transaction; any
+        other call runs on its own.
+        """
+        while True:
+            with self._queue_lock:
+                queued, self._queue = self._queue, []
+                if not queued:
+                    self._flushing = False
+                    return
+            run: list[_Item] = []
+            for fn, fut, loop, shareable in queued:
+                if not shareable and run:
+                    self._run_batch(run)
+                    run = []
+                run.append((fn, fut, loop))
+                if not shareable:
+                    self._run_batch(run)
+                    run = []
+            if run:
+                self._run_batch(run)
+
+    def _run_batch(self, batch: list[_Item]) -> None:
+        """Run calls in one transaction. If one fails, the transaction is rolled back,
+        that call is run on its own (for its own outcome), and the rest retried."""
+        while len(batch) > 1:
+            results: list[Any] = []
+            try:
+                with self.engine.begin() as conn:
+                    self._local.conn = conn
+                    try:
+                        for fn, _fut, _loop in batch:
+                            results.append(fn())
+                    finally:
+                        self._local.conn = None
+            except Exception:
+                failed = len(results)  # the call that raised
+                if failed >= len(batch):  # the commit itself failed: no culprit, go one by one
+                    break
+                self._run_alone(batch[failed])
+                batch = batch[:failed] + batch[failed + 1 :]
+                continue
+            for (_fn, fut, loop), result in zip(batch, results, strict=True):
+                _hand_back(loop, fut, result, None)
+            return
+        for item in batch:
+            self._run_alone(item)
+
+    def _run_alone(self, item: _Item) -> None:
+        fn, fut, loop = item
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
+            _hand_back(loop, fut, None, exc)
+        else:
+            _hand_back(loop, fut, result, None)
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+               exc: BaseException | None) -> None:
+    """From the writer thread to the caller's loop; a loop already closed gets nothing."""
+    try:
+        loop.call_soon_threadsafe(_resolve, fut, result, exc)
+    except RuntimeError:
+        log.debug("store result dropped: its event loop is closed")
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the caller was cancelled meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+__all__ = ["Executor", "batchable"]

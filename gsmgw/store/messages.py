@@ -1,0 +1,298 @@
+"""Messages and their parts: enqueue (the one durable commit), cancel, idempotency,
+reading, expiry. Every state change that matters is one transaction; ``enqueue``
+returns only after the commit, so an accepted message survives a crash
+(``kill -9``) that comes after the HTTP reply."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from gsmgw.domain import EventType, MessageState
+from gsmgw.store import tables as t
+from gsmgw.store.events import insert_message_events
+from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.records import EnqueueResult, NewMessage, new_id, utcnow
+
+# PostgreSQL NOTIFY channel: a commit that queues work wakes every host's pool.
+WORK_CHANNEL = "gsmgw_work"
+
+
+def settle_states(states: Sequence[str]) -> MessageState | None:
+    """A message's state from its parts' states; None while parts remain to send."""
+    s = set(states)
+    # UNKNOWN first: if one part may have reached the phone, "failed" would invite a resend.
+    if MessageState.UNKNOWN in s:
+        return MessageState.UNKNOWN
+    if MessageState.FAILED in s:
+        return MessageState.FAILED
+    if MessageState.EXPIRED in s:
+        return MessageState.EXPIRED
+    if MessageState.CANCELLED in s and not (s & {MessageState.QUEUED, MessageState.SENDING}):
+        return MessageState.CANCELLED
+    if MessageState.QUEUED in s or MessageState.SENDING in s:
+        return None
+    if s == {MessageState.DELIVERED}:
+        return MessageState.DELIVERED
+    return MessageState.SENT
+
+
+class MessagesRepo:
+    def __init__(self, db: Executor) -> None:
+        self.db = db
+
+    @batchable
+    def enqueue(
+        self,
+        items: Sequence[NewMessage],
+        *,
+        api_key_id: str | None = None,
+        idempotency_key: str | None = None,
+        default_ttl_s: float = 86400.0,
+        sticky_s: float = 0.0,
+        sticky_fallback_s: float = 60.0,
+    ) -> EnqueueResult:
+        """Queue messages in one transaction; returns once committed."""
+        if not items:
+            raise ValueError("nothing to enqueue")
+        now = utcnow()
+        batch_id = new_id()
+        rows: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        sticky: dict[str, str] = {}
+        if sticky_s > 0:
+            sticky = self.last_sims({m.to_number for m in items if m.sim_requested is None},
+                                    now - dt.timedelta(seconds=sticky_s))
+        for i, m in enumerate(items):
+            mid = batch_id if len(items) == 1 else new_id()
+            send_at = m.send_at or now
+            preferred = sticky.get(m.to_number) if m.sim_requested is None else None
+            rows.append(
+                {
+                    "id": mid,
+                    "batch_id": batch_id,
+                    "api_key_id": api_key_id,
+                    # Only the first row carries the key: the unique constraint then
+                    # makes a replayed request fail as a whole.
+                    "idempotency_key": idempotency_key if i == 0 else None,
+                    "to_number": m.to_number,
+                    "text": m.text,
+                    "encoding": m.encoding,
+                    "parts_total": m.parts_total,
+                    "state": MessageState.QUEUED.value,
+                    "priority": m.priority,
+                    "sim_requested": m.sim_requested,
+                    "flash": m.flash,
+                    "delivery_report": m.delivery_report,
+                    "transactional": m.transactional,
+                    "resend_unknown": m.resend_unknown,
+                    "callback_url": m.callback_url,
+                    "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "send_at": send_at,
+                    "valid_until": m.valid_until or now + dt.timedelta(seconds=default_ttl_s),
+                    "route_group": m.route_group,
+                    "group_until": send_at + dt.timedelta(seconds=m.route_fallback_s)
+                    if m.route_group and m.route_fallback_s
+                    else None,
+                    "preferred_sim": preferred,
+                    "prefer_until": send_at + dt.timedelta(seconds=sticky_fallback_s) if preferred else None,
+                }
+            )
+            for seq in range(1, m.parts_total + 1):
+                parts.append(
+                    {
+                        "message_id": mid,
+                        "seq": seq,
+                        "state": MessageState.QUEUED.value,
+                        "recipient": m.to_number,
+                    }
+                )
+        try:
+            with self.db.tx() as conn:
+                conn.execute(insert(t.messages), rows)
+                conn.execute(insert(t.message_parts), parts)
+                if not self.db.is_sqlite:
+                    # Wakes idle dispatchers on every host at commit (LISTEN in listen_for_work).
+                    conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
+                # No event for "queued": the row records it, and a million-message bulk
+                # would otherwise leave a million events for the webhook fan-out to walk.
+        except IntegrityError:
+            if idempotency_key is None or self.db.in_batch:
+                raise  # inside a group commit: let the batch fall back to one-by-one
+            replay = self.find_by_idempotency_key(api_key_id, idempotency_key)
+            if replay is None:
+                raise
+            return replay
+        return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
+
+    def last_sims(self, numbers: set[str], since: dt.datetime) -> dict[str, str]:
+        """The SIM each number last got a message from, since ``since``."""
+        if not numbers:
+            return {}
+        m = t.messages
+        out: dict[str, str] = {}
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(m.c.to_number, m.c.modem_id)
+                .where(m.c.to_number.in_(numbers), m.c.sent_at >= since, m.c.modem_id.is_not(None))
+                .order_by(m.c.sent_at)
+            ).all()
+        for r in rows:
+            out[r.to_number] = r.modem_id  # newest wins
+        return out
+
+    @batchable
+    def cancel(self, message_id: str) -> tuple[bool, str | None]:
+        """Cancel a queued message. Returns (cancelled?, state now or None if absent)."""
+        now = utcnow()
+        m, p = t.messages, t.message_parts
+        with self.db.tx() as conn:
+            res = conn.execute(
+                update(m)
+                .where(m.c.id == message_id, m.c.state == MessageState.QUEUED)
+                .values(state=MessageState.CANCELLED, updated_at=now, error_code="cancelled",
+                        error_text="cancelled through the API")
+            )
+            if res.rowcount == 1:
+                conn.execute(
+                    update(p)
+                    .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
+                    .values(state=MessageState.CANCELLED)
+                )
+                insert_message_events(conn, EventType.SMS_CANCELLED, [message_id], now)
+                return True, MessageState.CANCELLED.value
+            state = conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar()
+            return False, state
+
+    def find_by_idempotency_key(self, api_key_id: str | None, key: str) -> EnqueueResult | None:
+        with self.db.read() as conn:
+            first = conn.execute(
+                select(t.messages.c.batch_id).where(
+                    t.messages.c.api_key_id == api_key_id, t.messages.c.idempotency_key == key
+                )
+            ).first()
+            if first is None:
+                return None
+            ids = conn.execute(
+                select(t.messages.c.id)
+                .where(t.messages.c.batch_id == first.batch_id)
+                .order_by(t.messages.c.id)
+            ).scalars()
+            return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(ids), replayed=True)
+
+    @batchable
+    def count_accepted_since(self, api_key_id: str, since: dt.datetime) -> int:
+        """Messages a key has had accepted since ``since`` (daily quotas)."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.messages)
+                    .where(t.messages.c.api_key_id == api_key_id, t.messages.c.created_at >= since)
+                ).scalar_one()
+            )
+
+    @batchable
+    def queue_depth(self) -> int:
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.messages)
+                    .where(t.messages.c.state.in_([MessageState.QUEUED, MessageState.SENDING]))
+                ).scalar_one()
+            )
+
+    # --- reading ------------------------------------------------------------
+
+    @batchable
+    def get_message(self, message_id: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).first()
+            if row is None:
+                return None
+            parts = conn.execute(
+                select(t.message_parts)
+                .where(t.message_parts.c.message_id == message_id)
+                .order_by(t.message_parts.c.seq)
+            ).all()
+        out = dict(row._mapping)
+        out["parts"] = [dict(p._mapping) for p in parts]
+        return out
+
+    @batchable
+    def list_messages(
+        self,
+        *,
+        state: str | None = None,
+        to_number: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        q = select(t.messages).order_by(t.messages.c.id.desc()).limit(limit)
+        if state:
+            q = q.where(t.messages.c.state == state)
+        if to_number:
+            q = q.where(t.messages.c.to_number == to_number)
+        if before_id:
+            q = q.where(t.messages.c.id < before_id)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+    # --- expiry ---------------------------------------------------------------
+
+    @batchable
+    def expire_due(self, now: dt.datetime | None = None) -> list[str]:
+        """Queued messages past their validity become ``expired``; returns their ids."""
+        now = now or utcnow()
+        with self.db.tx() as conn:
+            ids = list(
+                conn.execute(
+                    select(t.messages.c.id)
+                    .where(
+                        t.messages.c.state == MessageState.QUEUED,
+                        t.messages.c.valid_until <= now,
+                    )
+                    .limit(1000)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(
+                    update(t.messages)
+                    .where(t.messages.c.id.in_(ids), t.messages.c.state == MessageState.QUEUED)
+                    .values(
+                        state=MessageState.EXPIRED,
+                        updated_at=now,
+                        error_code="expired",
+                        error_text="validity ended before it could be sent",
+                    )
+                )
+                conn.execute(
+                    update(t.message_parts)
+                    .where(
+                        t.message_parts.c.message_id.in_(ids),
+                        t.message_parts.c.state == MessageState.QUEUED,
+                    )
+                    .values(state=MessageState.EXPIRED)
+                )
+                insert_message_events(conn, EventType.SMS_EXPIRED, ids, now)
+        return ids
+
+    @batchable
+    def counts_by_state(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(t.messages.c.state, func.count()).group_by(t.messages.c.state)
+            ).all()
+        return {state: n for state, n in rows}
+
+
+__all__ = ["WORK_CHANNEL", "MessagesRepo", "settle_states"]

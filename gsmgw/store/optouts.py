@@ -1,0 +1,101 @@
+"""The opt-out list: numbers that asked (STOP) or were put there through the API.
+
+A number is found in any of its renderings: ``number_key`` (the last 8 digits)
+narrows the search, ``gsmgw.numbers.same_number`` decides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from gsmgw.domain import EventType
+from gsmgw.numbers import lookup_keys, number_key, same_number
+from gsmgw.store import tables as t
+from gsmgw.store.events import insert_event
+from gsmgw.store.executor import Executor
+from gsmgw.store.records import utcnow
+
+
+class OptoutsRepo:
+    def __init__(self, db: Executor, *, region: str | None = None) -> None:
+        self.db = db
+        # Where a national rendering of a number is read (gsmgw.numbers).
+        self.region = region
+
+    def rows_in(self, conn: Connection, number: str) -> list[Any]:
+        """The rows that list ``number``, in whatever rendering they were stored."""
+        o = t.optouts
+        keys = lookup_keys(number, self.region)
+        rows = conn.execute(select(o).where(o.c.number_key.in_(keys))).all()
+        return [r for r in rows if same_number(r.number, number, self.region)]
+
+    def add_in(self, conn: Connection, number: str, source: str, keyword: str,
+               inbound_id: str | None, note: str, now: dt.datetime) -> bool:
+        """Add ``number`` in the caller's transaction (with its event); False if listed."""
+        if self.rows_in(conn, number):
+            return False
+        conn.execute(
+            insert(t.optouts).values(
+                number=number, number_key=number_key(number), source=source, keyword=keyword[:40],
+                inbound_id=inbound_id, note=note, created_at=now,
+            )
+        )
+        insert_event(conn, EventType.OPTOUT_ADDED, now, payload={
+            "number": number, "source": source, "keyword": keyword, "inbound_id": inbound_id})
+        return True
+
+    def remove_in(self, conn: Connection, number: str, now: dt.datetime, *, source: str) -> bool:
+        """Remove every rendering of ``number`` in the caller's transaction; False if none."""
+        rows = self.rows_in(conn, number)
+        if not rows:
+            return False
+        conn.execute(delete(t.optouts).where(t.optouts.c.number.in_([r.number for r in rows])))
+        insert_event(conn, EventType.OPTOUT_REMOVED, now, payload={"number": number, "source": source})
+        return True
+
+    def add_optout(self, number: str, *, source: str = "api", keyword: str = "", note: str = "") -> bool:
+        """Put a number on the opt-out list; False if it already was."""
+        try:
+            with self.db.engine.begin() as conn:
+                return self.add_in(conn, number, source, keyword, None, note, utcnow())
+        except IntegrityError:
+            return False
+
+    def remove_optout(self, number: str, *, source: str = "api") -> bool:
+        with self.db.engine.begin() as conn:
+            return self.remove_in(conn, number, utcnow(), source=source)
+
+    def opted_out(self, numbers: Sequence[str]) -> set[str]:
+        """Those of ``numbers`` that are on the opt-out list (any rendering of them)."""
+        if not numbers:
+            return set()
+        o = t.optouts
+        keys_of = {n: lookup_keys(n, self.region) for n in set(numbers)}
+        keys = set().union(*keys_of.values())
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(o.c.number, o.c.number_key).where(o.c.number_key.in_(keys))).all()
+        if not rows:
+            return set()
+        by_key: dict[str, list[str]] = {}
+        for r in rows:
+            by_key.setdefault(r.number_key, []).append(r.number)
+        return {
+            n for n, ks in keys_of.items()
+            if any(same_number(n, x, self.region) for k in ks for x in by_key.get(k, ()))
+        }
+
+    def list_optouts(self, *, after: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        o = t.optouts
+        q = select(o).order_by(o.c.number).limit(limit)
+        if after:
+            q = q.where(o.c.number > after)
+        with self.db.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+
+__all__ = ["OptoutsRepo"]

@@ -1,0 +1,235 @@
+"""The plain values the repositories take and return, and the id and clock they share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gsmgw.domain import MessageState
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """Time-ordered id: 12 hex digits of milliseconds, then 12 random hex digits."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+# --- API keys -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: frozenset[str]
+    rate_per_s: int = 0
+    daily_quota: int = 0
+
+
+# --- messages and parts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message ready to be queued (one recipient)."""
+
+    to_number: str
+    text: str
+    encoding: str
+    parts_total: int
+    priority: int = 0
+    send_at: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    sim_requested: str | None = None
+    flash: bool = False
+    delivery_report: bool = True
+    transactional: bool = False
+    resend_unknown: bool = False
+    callback_url: str | None = None
+    # From the routing rules: the SIM group to use, and after how long any SIM may
+    # (None = strict).
+    route_group: str | None = None
+    route_fallback_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    batch_id: str
+    message_ids: tuple[str, ...]
+    # True when the Idempotency-Key matched an earlier request: nothing new was queued.
+    replayed: bool = False
+
+
+# --- claims -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    seq: int
+    state: MessageState
+    tp_mr: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+
+
+@dataclass(slots=True)
+class ClaimedMessage:
+    id: str
+    to_number: str
+    text: str
+    parts_total: int
+    flash: bool
+    delivery_report: bool
+    resend_unknown: bool
+    concat_ref: int
+    attempts: int
+    valid_until: dt.datetime
+    # Sequence numbers (1-based) of the parts still to send, in order.
+    pending_seqs: list[int] = field(default_factory=list)
+
+
+# --- status reports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportIn:
+    """A decoded status report, as the store records and matches it."""
+
+    modem_id: str
+    tp_mr: int
+    recipient: str
+    status: int
+    category: str
+    meaning: str
+    scts: dt.datetime | None
+    discharge_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMatch:
+    report_id: int
+    message_id: str | None
+    seq: int | None = None
+    # Set when the report changed the message's state (delivered / failed).
+    new_state: MessageState | None = None
+
+
+# --- inbound ------------------------------------------------------------------------------
+
+# join(parts) -> text; parts have .concat_seq, .encoding, .text, .user_data (hex).
+JoinFn = Callable[[Sequence[Any]], str]
+# classify(text) -> ("stop" | "start", keyword) or None.
+ClassifyFn = Callable[[str], "tuple[str, str] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPart:
+    """One decoded SMS-DELIVER as read from a SIM (or routed with +CMT)."""
+
+    modem_id: str
+    dedup_key: str
+    sender: str
+    scts: dt.datetime | None
+    encoding: str
+    text: str
+    user_data: str  # hex, UDH removed
+    pdu: str
+    concat_ref: int | None = None
+    concat_bits: int | None = None
+    concat_total: int = 1
+    concat_seq: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInbound:
+    id: str
+    modem_id: str
+    sender: str
+    text: str
+    encoding: str
+    parts_total: int
+    parts_received: int
+    complete: bool
+    missing: tuple[int, ...]
+    in_reply_to: str | None
+    sent_at: dt.datetime | None
+    received_at: dt.datetime
+    # ("stop" | "start", keyword) when the text changed the sender's opt-out.
+    optout: tuple[str, str] | None = None
+    # The opt-out list actually changed (a repeated STOP does not).
+    optout_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    duplicate: bool
+    # Set when this part completed (or was) a whole message.
+    message: StoredInbound | None = None
+
+
+# --- the outbox -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One row of the events table, as a consumer of the outbox gets it."""
+
+    id: int
+    type: str
+    message_id: str | None
+    modem_id: str | None
+    payload: str  # JSON text
+    created_at: dt.datetime
+
+    def data(self) -> dict[str, Any]:
+        """The payload decoded; a payload that is not a JSON object comes as {"value": ...}."""
+        try:
+            value = json.loads(self.payload or "{}")
+        except ValueError:
+            return {"raw": self.payload}
+        return value if isinstance(value, dict) else {"value": value}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRead:
+    """What one consumer may handle next.
+
+    ``events`` are the ones safe to consume (no id before them can still commit),
+    in id order, of the requested types. ``through_id`` is the last event id this
+    read covered, types filtered out included: once every event is handled, the
+    consumer advances from ``cursor`` to ``through_id`` (``through_id == cursor``:
+    nothing new).
+    """
+
+    consumer: str
+    cursor: int
+    events: tuple[OutboxEvent, ...]
+    through_id: int
+
+
+__all__ = [
+    "ApiKey",
+    "ClaimedMessage",
+    "ClassifyFn",
+    "EnqueueResult",
+    "InboundPart",
+    "IngestResult",
+    "JoinFn",
+    "NewMessage",
+    "OutboxEvent",
+    "OutboxRead",
+    "PartResult",
+    "ReportIn",
+    "ReportMatch",
+    "StoredInbound",
+    "new_id",
+    "utcnow",
+]

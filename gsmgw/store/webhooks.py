@@ -1,0 +1,191 @@
+"""Webhook deliveries: the native webhooks' consumer of the outbox.
+
+``webhook_fanout`` reads the events after the ``main`` cursor (the same read and
+compare-and-set as every outbox consumer, ``gsmgw.store.events``) and turns them
+into one ``webhook_deliveries`` row per receiver, in the transaction that moves
+the cursor; the sender claims due rows under a lease and settles them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+
+from gsmgw.store import tables as t
+from gsmgw.store.events import advance_in, read_after_in
+from gsmgw.store.executor import Executor
+from gsmgw.store.records import utcnow
+
+# render(event, message row or None) -> the JSON body of a webhook.
+RenderFn = Callable[[Any, Any], str]
+
+CURSOR_NAME = "main"
+
+
+class _CursorMoved(Exception):
+    pass
+
+
+class WebhooksRepo:
+    def __init__(self, db: Executor, host: str) -> None:
+        self.db = db
+        self.host = host
+
+    def webhook_fanout(
+        self,
+        targets: Callable[[Any, Any], list[str]],
+        render: RenderFn,
+        *,
+        limit: int = 500,
+        gap_wait_s: float = 30.0,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Turn events after the cursor into deliveries; returns how many events were read.
+
+        ``targets(event, message row or None)`` names the receiver URLs of an event.
+        Event ids come from a sequence, and on PostgreSQL a transaction that took an
+        id may commit after a later one: the cursor stops before a gap until the
+        event after it is ``gap_wait_s`` old (a rolled-back insert leaves a gap
+        forever).
+        """
+        now = now or utcnow()
+        try:
+            return self._fanout(targets, render, limit=limit, gap_wait_s=gap_wait_s, now=now)
+        except _CursorMoved:
+            return 0
+
+    def _fanout(self, targets: Callable[[Any, Any], list[str]], render: RenderFn, *, limit: int,
+                gap_wait_s: float, now: dt.datetime) -> int:
+        d, m = t.webhook_deliveries, t.messages
+        with self.db.engine.begin() as conn:
+            batch = read_after_in(conn, CURSOR_NAME, limit=limit, gap_wait_s=gap_wait_s, types=None, now=now)
+            if not batch.events:
+                return 0
+            msg_ids = {ev.message_id for ev in batch.events if ev.message_id}
+            messages = {}
+            if msg_ids:
+                messages = {r.id: r for r in conn.execute(select(m).where(m.c.id.in_(msg_ids))).all()}
+            rows = []
+            for ev in batch.events:
+                msg = messages.get(ev.message_id) if ev.message_id else None
+                urls = list(dict.fromkeys(targets(ev, msg)))
+                if not urls:
+                    continue
+                body = render(ev, msg)
+                for url in urls:
+                    rows.append({
+                        "event_id": ev.id, "event_type": ev.type, "url": url, "body": body,
+                        "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+                    })
+            if not advance_in(conn, CURSOR_NAME, batch.cursor, batch.through_id, now):
+                raise _CursorMoved  # another host fanned these out first: roll back
+            if rows:
+                conn.execute(insert(d), rows)
+            return len(batch.events)
+
+    def claim_webhook_deliveries(self, *, limit: int = 50, lease_s: float = 60.0,
+                                 exclude_urls: Sequence[str] = (),
+                                 now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Due pending deliveries, oldest first, leased to this host."""
+        now = now or utcnow()
+        d = t.webhook_deliveries
+        with self.db.engine.begin() as conn:
+            q = (
+                select(d.c.id, d.c.event_id, d.c.event_type, d.c.url, d.c.body, d.c.attempts)
+                .where(d.c.state == "pending", d.c.next_attempt_at <= now,
+                       or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+                .order_by(d.c.id).limit(limit).with_for_update(skip_locked=True)
+            )
+            if exclude_urls:
+                q = q.where(d.c.url.not_in(list(exclude_urls)))
+            rows = [dict(r._mapping) for r in conn.execute(q).all()]
+            if rows:
+                conn.execute(update(d).where(d.c.id.in_([r["id"] for r in rows]))
+                             .values(lease_until=now + dt.timedelta(seconds=lease_s), lease_owner=self.host))
+        return rows
+
+    def release_webhook_leases(self) -> int:
+        """Deliveries this host claimed and did not settle (stopped, or crashed before
+        this start) are free again at once instead of when their lease runs out."""
+        d = t.webhook_deliveries
+        with self.db.engine.begin() as conn:
+            res = conn.execute(
+                update(d).where(d.c.lease_owner == self.host, d.c.state == "pending")
+                .values(lease_until=None, lease_owner=None)
+            )
+        return int(res.rowcount or 0)
+
+    def settle_webhook_delivery(
+        self,
+        delivery_id: int,
+        *,
+        ok: bool,
+        status: int | None,
+        error: str | None,
+        retry_at: dt.datetime | None = None,
+        attempted: bool = True,
+        now: dt.datetime | None = None,
+    ) -> str:
+        """Record an attempt. ``retry_at`` None after a failure = give up (``failed``).
+        ``attempted=False`` releases a claimed row untried. Returns the new state."""
+        now = now or utcnow()
+        d = t.webhook_deliveries
+        values: dict[str, Any] = {"lease_until": None, "lease_owner": None}
+        if attempted:
+            values.update(attempts=d.c.attempts + 1, last_status=status, last_error=error)
+        if ok:
+            values.update(state="delivered", delivered_at=now, last_error=None)
+        elif retry_at is not None:
+            values.update(state="pending", next_attempt_at=retry_at)
+        else:
+            values.update(state="failed")
+        with self.db.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.id == delivery_id).values(**values))
+        return str(values["state"])
+
+    def wake_webhook_target(self, url: str, now: dt.datetime | None = None) -> int:
+        """The receiver answered again: its backed-off deliveries are due at once."""
+        now = now or utcnow()
+        d = t.webhook_deliveries
+        with self.db.engine.begin() as conn:
+            res = conn.execute(
+                update(d).where(d.c.url == url, d.c.state == "pending", d.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+        return int(res.rowcount or 0)
+
+    def list_webhook_deliveries(self, *, state: str | None = None, event_id: int | None = None,
+                                before_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        d = t.webhook_deliveries
+        q = select(d).order_by(d.c.id.desc()).limit(limit)
+        if state:
+            q = q.where(d.c.state == state)
+        if event_id is not None:
+            q = q.where(d.c.event_id == event_id)
+        if before_id is not None:
+            q = q.where(d.c.id < before_id)
+        with self.db.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+    def retry_failed_webhooks(self, *, now: dt.datetime | None = None) -> int:
+        """Give every ``failed`` delivery a fresh set of attempts."""
+        now = now or utcnow()
+        d = t.webhook_deliveries
+        with self.db.engine.begin() as conn:
+            res = conn.execute(
+                update(d).where(d.c.state == "failed")
+                .values(state="pending", attempts=0, next_attempt_at=now, lease_until=None, lease_owner=None)
+            )
+        return int(res.rowcount or 0)
+
+    def webhook_counts(self) -> dict[str, int]:
+        d = t.webhook_deliveries
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(d.c.state, func.count()).group_by(d.c.state)).all()
+        return {s: n for s, n in rows}
+
+
+__all__ = ["CURSOR_NAME", "RenderFn", "WebhooksRepo"]
