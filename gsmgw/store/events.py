@@ -94,7 +94,8 @@ def read_after_in(conn: Connection, consumer: str, *, limit: int, gap_wait_s: fl
         for r in taken if types is None or type_matches(types, r.type)
     )
     return OutboxRead(consumer=consumer, cursor=cursor, events=events,
-                      through_id=taken[-1].id if taken else cursor)
+                      through_id=taken[-1].id if taken else cursor,
+                      more=len(rows) == limit and len(taken) == len(rows))
 
 
 def advance_in(conn: Connection, consumer: str, from_id: int, to_id: int, now: dt.datetime) -> bool:

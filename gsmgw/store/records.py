@@ -206,13 +206,14 @@ class OutboxRead:
     in id order, of the requested types. ``through_id`` is the last event id this
     read covered, types filtered out included: once every event is handled, the
     consumer advances from ``cursor`` to ``through_id`` (``through_id == cursor``:
-    nothing new).
+    nothing new). ``more``: the read stopped at its limit, read again at once.
     """
 
     consumer: str
     cursor: int
     events: tuple[OutboxEvent, ...]
     through_id: int
+    more: bool = False
 
 
 __all__ = [

@@ -1,0 +1,152 @@
+"""A durable consumer of the outbox (the events table), for the doors that push events.
+
+A door that pushes (webhooks, MQTT, e-mail, SMPP ``deliver_sm``) gives a name and a
+coroutine that pushes one event; this runner does the rest:
+
+    consumer = OutboxConsumer("mqtt", store, publish, types=["sms:*", "message:*"])
+    await consumer.start()
+    ...
+    consumer.notify()          # new events were committed: look now (else every poll_interval_s)
+    await consumer.stop()
+
+- events come in id order, each after every event before it was handled
+  (``EventsRepo.read_after``: on PostgreSQL an id gap is waited out for
+  ``gap_wait_s``, since the transaction that took the missing id may still commit);
+- the cursor (a ``webhook_cursor`` row under the consumer's name) moves past an
+  event only after ``handle`` returned, so a crash or a stop replays at most the
+  event in hand: delivery is at least once, and a receiver drops repeats by event id;
+- a failing ``handle`` is retried with capped exponential backoff, and the events
+  after it wait (order is kept);
+- several hosts may run the same consumer: the cursor moves by compare-and-set, so
+  it never goes backwards; an event may then be pushed by two hosts (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Literal
+
+from gsmgw.store import OutboxEvent, Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxEvent], Awaitable[None]]
+# attempt (1, 2, ...) -> seconds to wait before the next one.
+Backoff = Callable[[int], float]
+
+
+def capped_backoff(initial_s: float = 1.0, max_s: float = 300.0) -> Backoff:
+    """``initial_s``, 2×, 4×, … up to ``max_s``."""
+
+    def delay_s(attempt: int) -> float:
+        return min(max_s, initial_s * 2.0 ** max(0, min(attempt, 60) - 1))
+
+    return delay_s
+
+
+class OutboxConsumer:
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        handle: Handler,
+        *,
+        types: Collection[str] | None = None,
+        backoff: Backoff | None = None,
+        poll_interval_s: float = 1.0,
+        batch: int = 100,
+        gap_wait_s: float | None = None,
+        start_at: Literal["oldest", "latest"] = "latest",
+    ) -> None:
+        """``types``: exact event types or families (``sms:*``), None = all.
+        ``gap_wait_s`` defaults to 0 on SQLite (one writer: no gaps to wait for) and
+        30 s on PostgreSQL. ``start_at``: where a consumer seen for the first time
+        begins; "latest" (the default) spares a door switched on later from pushing
+        the whole history."""
+        if not name or len(name) > 40:
+            raise ValueError("an outbox consumer's name is 1-40 characters (webhook_cursor.name)")
+        self.name = name
+        self.store = store
+        self.handle = handle
+        self.types = None if types is None else frozenset(types)
+        self.backoff = backoff or capped_backoff()
+        self.poll_interval_s = poll_interval_s
+        self.batch = batch
+        self.gap_wait_s = gap_wait_s if gap_wait_s is not None else (0.0 if store.is_sqlite else 30.0)
+        self.start_at = start_at
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Consecutive failed rounds (handler or database); resets on success.
+        self.failures = 0
+        self.handled_total = 0
+        self.failed_total = 0
+
+    async def start(self) -> None:
+        await self.store.call(self.store.events.ensure_cursor, self.name, start=self.start_at)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop at once; an event being handled is not advanced past (it comes again)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def notify(self) -> None:
+        """New events were committed: read now instead of at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                more = await self.run_once()
+            except Exception as exc:
+                self.failures += 1
+                self.failed_total += 1
+                delay_s = self.backoff(self.failures)
+                log.warning("outbox consumer %s: %s; retrying in %.1f s", self.name,
+                            f"{type(exc).__name__}: {exc}"[:300], delay_s)
+                # A notify does not cut a backoff short: the receiver is what failed.
+                await asyncio.sleep(delay_s)
+                continue
+            self.failures = 0
+            if more:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, self.poll_interval_s))
+            self._wake.clear()
+
+    async def run_once(self) -> bool:
+        """Handle what can be read now; True if more may be read at once.
+
+        Raises what ``handle`` raised, after moving the cursor past the events
+        handled before it.
+        """
+        store = self.store
+        read = await store.call(store.events.read_after, self.name, limit=self.batch,
+                                gap_wait_s=self.gap_wait_s, types=self.types)
+        cursor = read.cursor
+        for ev in read.events:
+            try:
+                await self.handle(ev)
+            except Exception:
+                # Every event before this one is handled (or not of our types).
+                if ev.id - 1 > cursor:
+                    await store.call(store.events.advance, self.name, cursor, ev.id - 1)
+                raise
+            self.handled_total += 1
+            if not await store.call(store.events.advance, self.name, cursor, ev.id):
+                log.info("outbox consumer %s: the cursor moved under us (another host); re-reading", self.name)
+                return True
+            cursor = ev.id
+        if read.through_id > cursor and not await store.call(
+            store.events.advance, self.name, cursor, read.through_id
+        ):
+            return True
+        return read.more
+
+
+__all__ = ["Backoff", "Handler", "OutboxConsumer", "capped_backoff"]
