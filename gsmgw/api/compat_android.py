@@ -208,8 +208,7 @@ async def post_message(request: web.Request) -> web.Response:
     result = await api.enqueue_messages(request, key, items, IDEM_PREFIX + app_id)
     request.app[STATE_KEY].remember(result.message_ids, app_id)
     if result.replayed:  # an earlier request with this id: its messages as they are now
-        found = [await svc.store.call(svc.store.messages.get_message, mid) for mid in result.message_ids]
-        rows = [r for r in found if r is not None]
+        rows = await svc.store.call(svc.store.messages.get_messages, result.message_ids)
     else:  # as committed (a dispatcher may already be sending it: the app answers Pending too)
         rows = [{"to_number": n, "state": "queued", "created_at": now} for n in numbers]
     resp = web.json_response(_message_state(app_id, rows, svc.host), status=202)
@@ -280,8 +279,7 @@ async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
     key = request[api.API_KEY]
     found = await svc.store.call(svc.store.messages.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
     ids: tuple[str, ...] = found.message_ids if found is not None else (app_id,)
-    rows = [await svc.store.call(svc.store.messages.get_message, mid) for mid in ids]
-    present = [r for r in rows if r is not None]
+    present = await svc.store.call(svc.store.messages.get_messages, ids)
     if found is not None:
         request.app[STATE_KEY].remember(tuple(r["id"] for r in present), app_id)
     return present

@@ -187,3 +187,27 @@ def test_recover_pins_a_resendable_half_sent_multipart_to_its_sim(store: Store) 
     row = store.messages.get_message(mid)
     assert row["state"] == "queued" and row["sim_requested"] == "m1"  # part 2 must leave from m1
     assert store.claims.claim_next("m2", lease_s=30) is None
+
+
+def test_get_messages_returns_the_existing_ones_in_order_with_parts(store: Store) -> None:
+    a = store.messages.enqueue([msg()]).message_ids[0]
+    b = store.messages.enqueue([NewMessage("+447700900124", "two parts", "gsm7", 2)]).message_ids[0]
+    rows = store.messages.get_messages([b, "missing", a, b])
+    assert [r["id"] for r in rows] == [b, a]
+    assert [p["seq"] for p in rows[0]["parts"]] == [1, 2] and len(rows[1]["parts"]) == 1
+    assert rows[1] == store.messages.get_message(a)
+    assert store.messages.get_messages([]) == []
+
+
+def test_claims_of_one_modem_are_this_hosts_sending_messages_on_it(store: Store) -> None:
+    ids = [store.messages.enqueue([msg()]).message_ids[0] for _ in range(3)]
+    assert store.claims.claim_next("m1", lease_s=60) is not None
+    assert store.claims.claim_next("m2", lease_s=60) is not None
+    assert [r["id"] for r in store.claims.claims_of("m1")] == [ids[0]]
+    assert [r["id"] for r in store.claims.claims_of("m2")] == [ids[1]]
+    assert store.claims.claims_of("m3") == []
+    other = Store(store.url, host="other-host")
+    try:
+        assert other.claims.claims_of("m1") == []  # another host's claims are not ours to settle
+    finally:
+        other.close()
