@@ -29,6 +29,8 @@ KEY_DIGITS = 8
 
 
 def _digits(raw: str) -> str:
+    if raw[1:].isdigit() and (raw[0] == "+" or raw[0].isdigit()):
+        return raw[1:] if raw[0] == "+" else raw  # E.164 or bare digits: the common cases, fast
     return "".join(c for c in raw if c.isdigit())
 
 
@@ -118,9 +120,9 @@ def number_key(number: str) -> str:
 
 def lookup_keys(number: str, region: str | None = None) -> set[str]:
     """Every ``number_key`` another rendering of ``number`` may have been stored under."""
-    keys = {number_key(number)}
     digits = _digits(number)
-    if len(digits) >= 11 and not digits.startswith("0"):
+    keys = {digits[-KEY_DIGITS:] if digits else number[-KEY_DIGITS:]}
+    if len(digits) >= 11 and digits[0] != "0":
         # Country code (3 digits at most) + 8 or more: every rendering ends in these 8.
         return keys
     e164 = to_e164(number, region)
