@@ -29,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
 
+from gsmgw.backoff import backoff_s
 from gsmgw.store import OutboxEvent, Store
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,10 @@ Backoff = Callable[[int], float]
 
 
 def capped_backoff(initial_s: float = 1.0, max_s: float = 300.0) -> Backoff:
-    """``initial_s``, 2×, 4×, … up to ``max_s``."""
+    """``initial_s``, 2×, 4×, … up to ``max_s`` (``gsmgw.backoff``)."""
 
     def delay_s(attempt: int) -> float:
-        return min(max_s, initial_s * 2.0 ** max(0, min(attempt, 60) - 1))
+        return backoff_s(attempt, initial_s=initial_s, max_s=max_s)
 
     return delay_s
 
