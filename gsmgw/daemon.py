@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gsmgw.api import Services, create_app
-from gsmgw.api.app import SERVICES
+from gsmgw.api.context import SERVICES
 from gsmgw.api.inbound import INBOUND
 from gsmgw.api.server import ApiServer
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
+from gsmgw.intake import IntakeService
 from gsmgw.pool import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
 from gsmgw.store import Store
@@ -70,6 +71,9 @@ class Gateway:
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
+        # The one intake path for every door; reads self.cfg on each call, so a reload applies.
+        self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,
+                                    route=self._route, local_modems=self.pool.snapshot, host=self.host)
         self.api: ApiServer | None = None
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
@@ -94,6 +98,7 @@ class Gateway:
             sent_total=lambda: self.pool.sent_total,
             route=self._route,
             host=self.host,
+            intake=self.intake,
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)

@@ -83,3 +83,14 @@ class ValidationError(GsmgwError):
         self.message = message
         self.field = field
 
+
+class AdmissionError(GsmgwError):
+    """Valid input the gateway will not take now: a caller's rate or daily quota, or a
+    full queue. ``code`` is stable (``rate_limited``, ``quota_exceeded``,
+    ``queue_full``); ``retry_after_s`` says when trying again may succeed."""
+
+    def __init__(self, code: str, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s

@@ -40,12 +40,20 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gsmgw import __version__
-from gsmgw.api import app as api
+from gsmgw.api.auth import CALLER, require_scope
+from gsmgw.api.context import INTAKE, SERVICES, Services
+from gsmgw.api.errors import json_body, retry_after_header
 from gsmgw.api.event_follower import follower
-from gsmgw.errors import ValidationError
-from gsmgw.store import NewMessage
+from gsmgw.api.views import iso
+from gsmgw.errors import AdmissionError, ValidationError
+from gsmgw.intake import SendRequest
+from gsmgw.intake.checks import parse_time
 
 IDEM_PREFIX = "android:"
+DOOR = "android"
+# The intake service names fields as the native API does; the app names them so.
+FIELDS = {"to": "phoneNumbers", "send_at": "scheduleAt", "valid_until": "validUntil", "sim": "simNumber",
+          "delivery_report": "withDeliveryReport"}
 MAX_PHONE_NUMBERS = 100
 MAX_ID_CHARS = 36
 MAX_WEBHOOKS = 100
@@ -131,7 +139,7 @@ def _text_of(body: dict[str, Any]) -> Any:
     return body.get("message")
 
 
-async def _sim_for(svc: api.Services, raw: Any) -> str | None:
+async def _sim_for(svc: Services, raw: Any) -> str | None:
     """simNumber N (1-based) = the Nth modem of this gateway, in configuration order."""
     if raw is None:
         return None
@@ -158,74 +166,51 @@ def _app_id(raw: Any, field: str = "id") -> str:
 
 
 async def post_message(request: web.Request) -> web.Response:
-    key = api.require_scope(request, "send")
-    svc = request.app[api.SERVICES]
+    caller = require_scope(request, "send")
+    svc = request.app[SERVICES]
+    intake = request.app[INTAKE]
     try:
-        body = await api._json_body(request)
+        body = await json_body(request)
         raw_numbers = body.get("phoneNumbers")
         if not isinstance(raw_numbers, list) or not 1 <= len(raw_numbers) <= MAX_PHONE_NUMBERS:
             raise ValidationError("invalid_number", f"phoneNumbers must be a list of 1 to {MAX_PHONE_NUMBERS} numbers",
                                   field="phoneNumbers")
-        region = svc.cfg.api.default_region
-        numbers = list(dict.fromkeys(api.normalise_number(n, region, field="phoneNumbers") for n in raw_numbers))
-        text, pv = api._text_and_preview(svc, _text_of(body))
+        numbers = list(dict.fromkeys(intake.number(n, field="phoneNumbers") for n in raw_numbers))
+        text = _text_of(body)
         app_id = _app_id(body.get("id"))
-        now = dt.datetime.now(dt.UTC)
-        send_at = api._parse_time(body["scheduleAt"], "scheduleAt") if body.get("scheduleAt") is not None else None
-        valid_until = None
+        send_at = parse_time(body["scheduleAt"], "scheduleAt") if body.get("scheduleAt") is not None else None
         if body.get("ttl") is not None and body.get("validUntil") is not None:
             raise ValidationError("invalid_field", "give ttl or validUntil, not both", field="ttl")
-        if body.get("validUntil") is not None:
-            valid_until = api._parse_time(body["validUntil"], "validUntil")
-        if body.get("ttl") is not None:
-            ttl = body["ttl"]
-            if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 30 * 86400:
-                raise ValidationError("invalid_field", "ttl must be whole seconds, from 1 to 2592000", field="ttl")
-            valid_until = (send_at or now) + dt.timedelta(seconds=ttl)
-        if valid_until is not None and valid_until <= (send_at or now):
-            raise ValidationError("invalid_time", "the message would expire before it could be sent",
-                                  field="validUntil")
+        valid_until = parse_time(body["validUntil"], "validUntil") if body.get("validUntil") is not None else None
+        ttl = body.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 30 * 86400):
+            raise ValidationError("invalid_field", "ttl must be whole seconds, from 1 to 2592000", field="ttl")
         report = body.get("withDeliveryReport", svc.cfg.dispatch.delivery_reports)
         if not isinstance(report, bool):
             raise ValidationError("invalid_field", "withDeliveryReport must be true or false",
                                   field="withDeliveryReport")
         sim = await _sim_for(svc, body.get("simNumber"))
-        priority = _scaled_priority(body.get("priority"))
-        await api.check_optouts(svc, numbers)
+        req = SendRequest(
+            to=numbers, text=text, priority=_scaled_priority(body.get("priority")), send_at=send_at,
+            valid_until=valid_until, ttl_s=ttl, sim=sim, delivery_report=report,
+            idempotency_key=IDEM_PREFIX + app_id, door=DOOR, door_data={"id": app_id},
+        )
+        result = await intake.submit(caller, req)
     except ValidationError as exc:
-        return android_error(400, exc.message, code=exc.code, field=exc.field)
-    refused = await api.admission(request, key, len(numbers))
-    if refused is not None:
-        return _as_android(refused)
-    items = []
-    for n in numbers:
-        group, fallback_s = svc.route(n)
-        items.append(NewMessage(
-            to_number=n, route_group=group, route_fallback_s=fallback_s, text=text, encoding=str(pv.encoding),
-            parts_total=pv.parts, priority=priority, send_at=send_at, valid_until=valid_until, sim_requested=sim,
-            delivery_report=report, resend_unknown=svc.cfg.dispatch.unknown_policy == "resend",
-        ))
-    result = await api.enqueue_messages(request, key, items, IDEM_PREFIX + app_id)
+        return android_error(400, exc.message, code=exc.code, field=FIELDS.get(exc.field or "", exc.field))
+    except AdmissionError as exc:
+        out = android_error(429, exc.message, code=exc.code)
+        out.headers["Retry-After"] = retry_after_header(exc.retry_after_s)
+        return out
     request.app[STATE_KEY].remember(result.message_ids, app_id)
     if result.replayed:  # an earlier request with this id: its messages as they are now
         rows = await svc.store.call(svc.store.messages.get_messages, result.message_ids)
     else:  # as committed (a dispatcher may already be sending it: the app answers Pending too)
-        rows = [{"to_number": n, "state": "queued", "created_at": now} for n in numbers]
+        now = dt.datetime.now(dt.UTC)
+        rows = [{"to_number": m.to, "state": "queued", "created_at": now} for m in result.messages]
     resp = web.json_response(_message_state(app_id, rows, svc.host), status=202)
     resp.headers["Location"] = f"/messages/{app_id}"
     return resp
-
-
-def _as_android(resp: web.Response) -> web.Response:
-    """A native 429 (quota / queue full) in the app's error shape, Retry-After kept."""
-    try:
-        err = json.loads(resp.text or "{}")["error"]
-    except (ValueError, KeyError, TypeError):
-        err = {"code": "error", "message": resp.reason or "error"}
-    out = android_error(resp.status, str(err.get("message")), code=str(err.get("code")))
-    if "Retry-After" in resp.headers:
-        out.headers["Retry-After"] = resp.headers["Retry-After"]
-    return out
 
 
 # --- state ------------------------------------------------------------------------------
@@ -251,13 +236,13 @@ def _message_state(app_id: str, rows: list[dict[str, Any]], device_id: str) -> d
     created = min((r["created_at"] for r in rows), default=None)
     history: dict[str, str] = {}
     if created is not None:
-        history["Pending"] = api._iso(created)
+        history["Pending"] = iso(created)
     sent = [r["sent_at"] for r in rows if r.get("sent_at")]
     if sent:
-        history["Sent"] = api._iso(max(sent))
+        history["Sent"] = iso(max(sent))
     delivered = [r["delivered_at"] for r in rows if r.get("delivered_at")]
     if delivered and all(r["state"] == "delivered" for r in rows):
-        history["Delivered"] = api._iso(max(delivered))
+        history["Delivered"] = iso(max(delivered))
     out: dict[str, Any] = {
         "id": app_id,
         "deviceId": device_id,
@@ -268,15 +253,15 @@ def _message_state(app_id: str, rows: list[dict[str, Any]], device_id: str) -> d
         "states": history,
     }
     if created is not None:
-        out["createdAt"] = api._iso(created)
+        out["createdAt"] = iso(created)
     return out
 
 
 async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
     """The messages of an app id: this key's batch with that id; failing that, a
     gsmgw message id (so ids from the native API work here too)."""
-    svc = request.app[api.SERVICES]
-    key = request[api.API_KEY]
+    svc = request.app[SERVICES]
+    key = request[CALLER]
     found = await svc.store.call(svc.store.messages.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
     ids: tuple[str, ...] = found.message_ids if found is not None else (app_id,)
     present = await svc.store.call(svc.store.messages.get_messages, ids)
@@ -286,22 +271,22 @@ async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    api.require_scope(request, "read")
+    require_scope(request, "read")
     app_id = request.match_info["id"]
     rows = await _rows_for(request, app_id)
     if not rows:
         return android_error(404, "message not found", code="not_found")
-    return web.json_response(_message_state(app_id, rows, request.app[api.SERVICES].host))
+    return web.json_response(_message_state(app_id, rows, request.app[SERVICES].host))
 
 
 async def delete_message(request: web.Request) -> web.Response:
-    api.require_scope(request, "send")
-    svc = request.app[api.SERVICES]
+    caller = require_scope(request, "send")
+    intake = request.app[INTAKE]
     rows = await _rows_for(request, request.match_info["id"])
     if not rows:
         return android_error(404, "message not found", code="not_found")
-    states = [await svc.store.call(svc.store.messages.cancel, r["id"]) for r in rows]
-    if not any(done for done, _state in states):
+    results = [await intake.cancel(caller, r["id"]) for r in rows]
+    if not any(results):
         return android_error(409, "nothing to cancel: no recipient is still pending", code="not_cancellable")
     return web.Response(status=204)
 
@@ -314,23 +299,23 @@ def _webhook_view(w: Webhook, device_id: str) -> dict[str, Any]:
 
 
 def _visible(request: web.Request) -> list[Webhook]:
-    key = request[api.API_KEY]
+    key = request[CALLER]
     hooks = request.app[STATE_KEY].webhooks.values()
     return [w for w in hooks if "admin" in key.scopes or w.owner_key_id == key.id]
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
-    api.require_scope(request, "read")
-    host = request.app[api.SERVICES].host
+    require_scope(request, "read")
+    host = request.app[SERVICES].host
     return web.json_response([_webhook_view(w, host) for w in _visible(request)])
 
 
 async def post_webhook(request: web.Request) -> web.Response:
-    key = api.require_scope(request, "read")  # a webhook pushes what GET /api/v1/inbox would show
-    svc = request.app[api.SERVICES]
+    key = require_scope(request, "read")  # a webhook pushes what GET /api/v1/inbox would show
+    svc = request.app[SERVICES]
     state = request.app[STATE_KEY]
     try:
-        body = await api._json_body(request)
+        body = await json_body(request)
         url, event = body.get("url"), body.get("event")
         if event not in EVENTS:
             raise ValidationError("invalid_event", f"event must be one of {', '.join(EVENTS)}", field="event")
@@ -356,7 +341,7 @@ async def post_webhook(request: web.Request) -> web.Response:
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
-    api.require_scope(request, "read")
+    require_scope(request, "read")
     hook_id = request.match_info["id"]
     if hook_id not in {w.id for w in _visible(request)}:
         return android_error(404, "webhook not found", code="not_found")
@@ -364,11 +349,23 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _sim_number(svc: api.Services, modem_id: str | None) -> int | None:
+def _sim_number(svc: Services, modem_id: str | None) -> int | None:
     for i, m in enumerate(svc.modems(), start=1):
         if m["id"] == modem_id:
             return i
     return None
+
+
+def _door_id(row: dict[str, Any]) -> str | None:
+    """The app's message id, as this door stored it with the message."""
+    if row.get("door") == DOOR and row.get("door_data"):
+        try:
+            app_id = json.loads(row["door_data"]).get("id")
+        except (ValueError, AttributeError):
+            return None
+        return app_id if isinstance(app_id, str) else None
+    key = row.get("idempotency_key") or ""  # rows from before migration 0004
+    return key[len(IDEM_PREFIX):] if key.startswith(IDEM_PREFIX) else None
 
 
 def _event_handler(app: web.Application) -> Any:
@@ -378,8 +375,8 @@ def _event_handler(app: web.Application) -> Any:
         hooks = [w for w in state.webhooks.values() if w.event == kind]
         if not hooks:
             return
-        svc = app[api.SERVICES]
-        at = api._iso(event["created_at"])
+        svc = app[SERVICES]
+        at = iso(event["created_at"])
         payload: dict[str, Any]
         if kind == "sms:received":
             data = json.loads(event["payload"] or "{}")
@@ -390,9 +387,7 @@ def _event_handler(app: web.Application) -> Any:
             row = await svc.store.call(svc.store.messages.get_message, event["message_id"]) if event["message_id"] else None
             if row is None:
                 return
-            key = row.get("idempotency_key") or ""
-            app_id = state.app_ids.get(row["id"]) or (key[len(IDEM_PREFIX):] if key.startswith(IDEM_PREFIX)
-                                                      else row["batch_id"])
+            app_id = _door_id(row) or state.app_ids.get(row["id"]) or row["batch_id"]
             payload = {"messageId": app_id, "phoneNumber": row["to_number"], "recipient": row["to_number"],
                        "simNumber": _sim_number(svc, row.get("modem_id"))}
             stamp = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt",
@@ -413,7 +408,7 @@ def _event_handler(app: web.Application) -> Any:
 
 
 async def health(request: web.Request) -> web.Response:
-    svc = request.app[api.SERVICES]
+    svc = request.app[SERVICES]
     checks: dict[str, dict[str, Any]] = {}
     t0 = time.monotonic()
     try:

@@ -47,13 +47,15 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
 
-from gsmgw.api import app as api
+from gsmgw.api.auth import own_auth
+from gsmgw.api.context import INTAKE, SERVICES, Services
+from gsmgw.api.errors import retry_after_header
 from gsmgw.api.event_follower import follower
-from gsmgw.errors import ValidationError
-from gsmgw.store import NewMessage
+from gsmgw.errors import AdmissionError, ValidationError
+from gsmgw.intake import Caller, IntakeService, SendRequest
 from gsmgw.webhooks.payload import host_allowed
 
-DLR_PREFIX = "kannel-dlr:"
+DOOR = "kannel"
 MAX_DLR_URL_CHARS = 2000
 PRIORITY = {0: 0, 1: 3, 2: 6, 3: 9}  # Kannel 0 (lowest) .. 3 (highest) -> gsmgw -10..10
 DLR_DELIVERED, DLR_UNDELIVERED, DLR_BUFFERED, DLR_SMSC_ACK, DLR_SMSC_NACK = 1, 2, 4, 8, 16
@@ -146,7 +148,7 @@ def _text(args: dict[str, str], coding: int) -> str:
         raise Rejected(400, "Charset or body misformed, rejected") from None
 
 
-def _dlr(args: dict[str, str], svc: api.Services) -> tuple[int, str | None]:
+def _dlr(args: dict[str, str], svc: Services) -> tuple[int, str | None]:
     mask = _int(args, "dlr-mask", "DLR-Mask", 0, 31) or 0
     url = _str(args, "dlr-url", "dlrurl")
     if not url:
@@ -171,26 +173,27 @@ async def sendsms(request: web.Request) -> web.Response:
         return resp
 
 
-async def _authorise(request: web.Request, args: dict[str, str]) -> Any:
+async def _authorise(intake: IntakeService, args: dict[str, str]) -> tuple[Caller, str]:
     user = _str(args, "username", "user")
     password = _str(args, "password", "pass")
     if not user or not password:
         raise Rejected(403, AUTH_FAILED)
-    refused = await api.authenticate(request, password)
-    if refused is not None:
-        if refused.status == 429:
-            raise Rejected(503, TEMPORAL, refused.headers.get("Retry-After"))
+    caller = await intake.authenticate(password)
+    if caller is None:
         raise Rejected(403, AUTH_FAILED)
-    key = request[api.API_KEY]
-    if "send" not in key.scopes and "admin" not in key.scopes:
+    wait_s = intake.take_request(caller)
+    if wait_s > 0:
+        raise Rejected(503, TEMPORAL, retry_after_header(wait_s))
+    if not caller.may("send"):
         raise Rejected(403, AUTH_FAILED)
-    return key, user
+    return caller, user
 
 
 async def _sendsms(request: web.Request) -> web.Response:
-    svc = request.app[api.SERVICES]
+    svc = request.app[SERVICES]
+    intake = request.app[INTAKE]
     args = await _raw_args(request)
-    key, user = await _authorise(request, args)
+    caller, user = await _authorise(intake, args)
     to = _str(args, "to")
     if to is None:
         raise Rejected(400, "Missing receiver number, rejected")
@@ -209,50 +212,46 @@ async def _sendsms(request: web.Request) -> web.Response:
     mask, dlr_url = _dlr(args, svc)
     text = _text(args, coding)
     try:
-        text, pv = api._text_and_preview(svc, text)
+        intake.preview(text)
     except ValidationError as exc:
         raise Rejected(400, f"{exc.message}, rejected") from None
 
-    region = svc.cfg.api.default_region
+    # Kannel sends to the receivers it can and names the others ("denied receivers").
     allowed: list[str] = []
     denied: list[str] = []
     for raw in to.split():
         try:
-            n = api.normalise_number(raw, region)
+            n = intake.number(raw)
         except ValidationError:
             denied.append(raw)
             continue
         if n not in allowed:
             allowed.append(n)
-    blocked = await svc.store.call(svc.store.optouts.opted_out, allowed) if allowed else set()
+    blocked = await intake.opted_out(allowed)
     denied += [n for n in allowed if n in blocked]
     allowed = [n for n in allowed if n not in blocked]
     if not allowed:
         raise Rejected(400, "Number(s) has/have been denied by white- and/or black-lists.")
 
-    now = dt.datetime.now(dt.UTC)
-    send_at = now + dt.timedelta(minutes=deferred_min) if deferred_min else None
-    valid_until = (send_at or now) + dt.timedelta(minutes=validity_min) if validity_min else None
-    callback = None
+    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=deferred_min) if deferred_min else None
+    door_data = None
     if dlr_url and mask:
-        callback = DLR_PREFIX + json.dumps(
-            {"mask": mask, "url": dlr_url, "user": user, "from": _str(args, "from") or "", "account": account,
-             "coding": coding, "mclass": mclass, "charset": _str(args, "charset") or "", "host": svc.host},
-            separators=(",", ":"), ensure_ascii=False)
-    refused = await api.admission(request, key, len(allowed))
-    if refused is not None:
-        raise Rejected(503, TEMPORAL, refused.headers.get("Retry-After"))
-    items = []
-    for n in allowed:
-        group, fallback_s = svc.route(n)
-        items.append(NewMessage(
-            to_number=n, route_group=group, route_fallback_s=fallback_s, text=text, encoding=str(pv.encoding),
-            parts_total=pv.parts, priority=PRIORITY[priority or 0], send_at=send_at, valid_until=valid_until,
-            flash=mclass == 0, delivery_report=bool(mask & (DLR_DELIVERED | DLR_UNDELIVERED | DLR_BUFFERED))
-            or svc.cfg.dispatch.delivery_reports,
-            resend_unknown=svc.cfg.dispatch.unknown_policy == "resend", callback_url=callback,
-        ))
-    await api.enqueue_messages(request, key, items, None)
+        # Kept with each message: the dlr-url request survives a restart.
+        door_data = {"mask": mask, "url": dlr_url, "user": user, "from": _str(args, "from") or "",
+                     "account": account, "coding": coding, "mclass": mclass, "charset": _str(args, "charset") or "",
+                     "host": svc.host}
+    req = SendRequest(
+        to=allowed, text=text, priority=PRIORITY[priority or 0], send_at=send_at,
+        ttl_s=validity_min * 60 if validity_min else None, flash=mclass == 0,
+        delivery_report=True if mask & (DLR_DELIVERED | DLR_UNDELIVERED | DLR_BUFFERED) else None,
+        door=DOOR, door_data=door_data,
+    )
+    try:
+        await intake.submit(caller, req)
+    except AdmissionError as exc:
+        raise Rejected(503, TEMPORAL, retry_after_header(exc.retry_after_s)) from None
+    except ValidationError as exc:
+        raise Rejected(400, f"{exc.message}, rejected") from None
     ready = any(m.get("state") == "ready" and m.get("enabled") for m in svc.modems())
     text_out = QUEUED if deferred_min or not ready else ACCEPTED
     if denied:
@@ -312,13 +311,12 @@ def _event_handler(app: web.Application) -> Any:
     async def on_event(event: dict[str, Any]) -> None:
         if not event["type"].startswith("sms:") or not event.get("message_id"):
             return
-        svc = app[api.SERVICES]
+        svc = app[SERVICES]
         row = await svc.store.call(svc.store.messages.get_message, event["message_id"])
-        cb = (row or {}).get("callback_url") or ""
-        if row is None or not cb.startswith(DLR_PREFIX):
+        if row is None or row.get("door") != DOOR or not row.get("door_data"):
             return
         try:
-            info = json.loads(cb[len(DLR_PREFIX):])
+            info = json.loads(row["door_data"])
             mask, template = int(info["mask"]), str(info["url"])
         except (ValueError, KeyError, TypeError):
             return
@@ -339,7 +337,7 @@ def _event_handler(app: web.Application) -> Any:
 
 def add_routes(app: web.Application) -> None:
     follower(app).subscribe(_event_handler(app))
-    handler = api.own_auth(sendsms)
+    handler = own_auth(sendsms)
     app.router.add_route("GET", "/cgi-bin/sendsms", handler)
     app.router.add_route("POST", "/cgi-bin/sendsms", handler)
 

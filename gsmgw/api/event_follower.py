@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from gsmgw import __version__
+from gsmgw.api.context import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ def follower(app: web.Application) -> EventFollower:
     existing = app.get(FOLLOWER)
     if existing is not None:
         return existing
-    from gsmgw.api.app import SERVICES
-
     svc = app[SERVICES]
     f = EventFollower(svc.store, timeout_s=svc.cfg.webhooks.timeout_s)
     app[FOLLOWER] = f

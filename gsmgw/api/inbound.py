@@ -6,8 +6,13 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gsmgw.api.auth import require_scope
+from gsmgw.api.context import INTAKE, SERVICES
+from gsmgw.api.errors import error_response, json_body
+from gsmgw.api.views import delivery_view, event_view, inbound_view, optout_view
 from gsmgw.errors import ATTimeout, ModemError, ValidationError
-from gsmgw.store.inbound import inbound_view
+from gsmgw.intake import IntakeService
+from gsmgw.intake.checks import parse_time
 
 
 class InboundControl(Protocol):
@@ -23,12 +28,6 @@ INBOUND = web.AppKey("inbound_control", InboundControl)
 MAX_USSD_TIMEOUT_S = 120.0
 
 
-def _api() -> Any:
-    from gsmgw.api import app
-
-    return app
-
-
 def _limit(q: Any, default: int = 50, maximum: int = 500) -> int:
     try:
         limit = int(q.get("limit", str(default)))
@@ -39,14 +38,14 @@ def _limit(q: Any, default: int = 50, maximum: int = 500) -> int:
     return limit
 
 
-def _sender_filter(raw: str, region: str) -> str:
+def _sender_filter(raw: str, intake: IntakeService) -> str:
     """An inbox sender: a phone number (normalised to E.164) or an alphanumeric name."""
     if any(ord(c) < 32 or ord(c) == 127 for c in raw) or not raw or len(raw) > 32:
         raise ValidationError("invalid_query", "from must be 1-32 printable characters", field="from")
     if any(c.isalpha() for c in raw):
         return raw  # "MyBank": alphanumeric originators are stored as sent
     try:
-        return str(_api().normalise_number(raw, region, field="from"))
+        return intake.number(raw, field="from")
     except ValidationError:
         if raw.lstrip("+").isdigit():
             return raw  # a national or short-code originator, stored as the network gave it
@@ -57,9 +56,8 @@ def _sender_filter(raw: str, region: str) -> str:
 
 
 async def list_inbox(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "read")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
     q = request.query
     limit = _limit(q)
     complete: bool | None = None
@@ -67,8 +65,8 @@ async def list_inbox(request: web.Request) -> web.Response:
         if q["complete"] not in ("true", "false"):
             raise ValidationError("invalid_query", "complete must be true or false", field="complete")
         complete = q["complete"] == "true"
-    since = api._parse_time(q["since"], "since") if "since" in q else None
-    sender = _sender_filter(q["from"], svc.cfg.api.default_region) if "from" in q else None
+    since = parse_time(q["since"], "since") if "since" in q else None
+    sender = _sender_filter(q["from"], request.app[INTAKE]) if "from" in q else None
     rows = await svc.store.call(
         svc.store.inbound.list_inbound, sender=sender, modem_id=q.get("sim"), since=since, complete=complete,
         before_id=q.get("cursor"), limit=limit,
@@ -78,62 +76,44 @@ async def list_inbox(request: web.Request) -> web.Response:
 
 
 async def get_inbox_item(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "read")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
     row = await svc.store.call(svc.store.inbound.get_inbound, request.match_info["id"])
     if row is None:
-        return api.error_response(404, "not_found", "no such inbound message")
-    out = inbound_view(row)
-    out["parts"] = [{"seq": p["concat_seq"], "pdu": p["pdu"], "received_at": api._iso(p["received_at"])}
-                    for p in row["parts"]]
-    return web.json_response(out)
+        return error_response(404, "not_found", "no such inbound message")
+    return web.json_response(inbound_view(row, with_parts=True))
 
 
 # --- opt-out ------------------------------------------------------------------------
 
 
-def _optout_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "number": row["number"],
-        "source": row["source"],
-        "keyword": row["keyword"] or None,
-        "inbound_id": row["inbound_id"],
-        "note": row["note"],
-        "created_at": _api()._iso(row["created_at"]),
-    }
-
-
 async def list_optouts(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "read")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
     limit = _limit(request.query, 100, 1000)
     rows = await svc.store.call(svc.store.optouts.list_optouts, after=request.query.get("cursor"), limit=limit)
-    items = [_optout_view(r) for r in rows]
+    items = [optout_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": items[-1]["number"] if len(items) == limit else None})
 
 
 async def get_optout(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "read")
-    svc = request.app[api.SERVICES]
-    number = api.normalise_number(request.match_info["number"], svc.cfg.api.default_region, field="number")
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    number = request.app[INTAKE].number(request.match_info["number"], field="number")
     listed = await svc.store.call(svc.store.optouts.opted_out, [number])
     if not listed:
-        return api.error_response(404, "not_found", f"{number} is not on the opt-out list")
+        return error_response(404, "not_found", f"{number} is not on the opt-out list")
     return web.json_response({"number": number, "opted_out": True})
 
 
 async def post_optout(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "send")  # adding only ever restricts sending
-    svc = request.app[api.SERVICES]
-    body = await api._json_body(request)
+    require_scope(request, "send")  # adding only ever restricts sending
+    svc = request.app[SERVICES]
+    body = await json_body(request)
     unknown = set(body) - {"number", "note"}
     if unknown:
         raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    number = api.normalise_number(body.get("number"), svc.cfg.api.default_region, field="number")
+    number = request.app[INTAKE].number(body.get("number"), field="number")
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > 500:
         raise ValidationError("invalid_field", "note must be a string of at most 500 characters", field="note")
@@ -142,13 +122,12 @@ async def post_optout(request: web.Request) -> web.Response:
 
 
 async def delete_optout(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")  # lifting an opt-out needs the admin's word
-    svc = request.app[api.SERVICES]
-    number = api.normalise_number(request.match_info["number"], svc.cfg.api.default_region, field="number")
+    require_scope(request, "admin")  # lifting an opt-out needs the admin's word
+    svc = request.app[SERVICES]
+    number = request.app[INTAKE].number(request.match_info["number"], field="number")
     removed = await svc.store.call(svc.store.optouts.remove_optout, number)
     if not removed:
-        return api.error_response(404, "not_found", f"{number} is not on the opt-out list")
+        return error_response(404, "not_found", f"{number} is not on the opt-out list")
     return web.json_response({"number": number, "opted_out": False})
 
 
@@ -156,11 +135,10 @@ async def delete_optout(request: web.Request) -> web.Response:
 
 
 async def post_ussd(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
     modem_id = request.match_info["id"]
-    body = await api._json_body(request)
+    body = await json_body(request)
     unknown = set(body) - {"code", "timeout_s"}
     if unknown:
         raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -173,19 +151,19 @@ async def post_ussd(request: web.Request) -> web.Response:
         raise ValidationError("invalid_field", f"timeout_s must be a number from 0 to {MAX_USSD_TIMEOUT_S:g}",
                               field="timeout_s")
     if modem_id not in {m["id"] for m in svc.modems()}:
-        return api.error_response(404, "not_found", "no such modem")
+        return error_response(404, "not_found", "no such modem")
     control = request.app.get(INBOUND)
     if control is None:
-        return api.error_response(503, "unavailable", "USSD is not wired in this gateway")
+        return error_response(503, "unavailable", "USSD is not wired in this gateway")
     try:
         text = await control.ussd(modem_id, code, float(timeout_s) if timeout_s is not None else None)
     except KeyError:
-        return api.error_response(404, "not_found", "no such modem")
+        return error_response(404, "not_found", "no such modem")
     except ATTimeout as exc:
-        return api.error_response(504, "ussd_timeout", str(exc))
+        return error_response(504, "ussd_timeout", str(exc))
     except ModemError as exc:
         not_ready = type(exc).__name__ == "ModemNotReady"
-        return api.error_response(409 if not_ready else 502, "modem_not_ready" if not_ready else "ussd_failed",
+        return error_response(409 if not_ready else 502, "modem_not_ready" if not_ready else "ussd_failed",
                                   str(exc))
     except ValueError as exc:
         raise ValidationError("invalid_ussd", str(exc), field="code") from None
@@ -193,12 +171,11 @@ async def post_ussd(request: web.Request) -> web.Response:
 
 
 async def get_balance(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "read")
+    require_scope(request, "read")
     control = request.app.get(INBOUND)
     info = control.balances.get(request.match_info["id"]) if control is not None else None
     if info is None:
-        return api.error_response(404, "not_found", "no balance checked for this modem (see inbound.balance_ussd)")
+        return error_response(404, "not_found", "no balance checked for this modem (see inbound.balance_ussd)")
     return web.json_response({"sim": request.match_info["id"], **info})
 
 
@@ -206,9 +183,8 @@ async def get_balance(request: web.Request) -> web.Response:
 
 
 async def get_webhooks(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
     w = svc.cfg.webhooks
     counts = await svc.store.call(svc.store.webhooks.webhook_counts)
     return web.json_response({
@@ -220,20 +196,9 @@ async def get_webhooks(request: web.Request) -> web.Response:
     })
 
 
-def _delivery_view(r: dict[str, Any]) -> dict[str, Any]:
-    iso = _api()._iso
-    return {
-        "id": r["id"], "event_id": r["event_id"], "type": r["event_type"], "url": r["url"],
-        "state": r["state"], "attempts": r["attempts"], "last_status": r["last_status"],
-        "last_error": r["last_error"], "next_attempt_at": iso(r["next_attempt_at"]),
-        "created_at": iso(r["created_at"]), "delivered_at": iso(r["delivered_at"]),
-    }
-
-
 async def list_deliveries(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
     q = request.query
     limit = _limit(q, 100, 1000)
     state = q.get("state")
@@ -245,33 +210,27 @@ async def list_deliveries(request: web.Request) -> web.Response:
             raise ValidationError("invalid_query", "cursor must be an integer", field="cursor")
         before = int(q["cursor"])
     rows = await svc.store.call(svc.store.webhooks.list_webhook_deliveries, state=state, before_id=before, limit=limit)
-    items = [_delivery_view(r) for r in rows]
+    items = [delivery_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == limit else None})
 
 
 async def retry_deliveries(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
     n = await svc.store.call(svc.store.webhooks.retry_failed_webhooks)
     return web.json_response({"requeued": n})
 
 
 async def list_events(request: web.Request) -> web.Response:
-    api = _api()
-    api.require_scope(request, "admin")
-    svc = request.app[api.SERVICES]
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
     q = request.query
     limit = _limit(q, 100, 1000)
     after = q.get("after", "0")
     if not after.isdigit():
         raise ValidationError("invalid_query", "after must be an event id", field="after")
     rows = await svc.store.call(svc.store.events.list_events, after_id=int(after), type_=q.get("type"), limit=limit)
-    iso = api._iso
-    import json
-
-    items = [{"id": r["id"], "type": r["type"], "message_id": r["message_id"], "sim": r["modem_id"],
-              "data": json.loads(r["payload"] or "{}"), "created_at": iso(r["created_at"])} for r in rows]
+    items = [event_view(r) for r in rows]
     return web.json_response({"items": items, "next_after": items[-1]["id"] if items else int(after)})
 
 

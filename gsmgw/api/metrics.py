@@ -59,6 +59,13 @@ class Metrics:
         self.rejected = Counter("gsmgw_api_rejected", "Requests refused for rate or quota", ["reason"],
                                 registry=self.registry)
 
+    # The intake service's observer (gsmgw.intake.IntakeObserver): every door's messages count.
+    def on_accepted(self, n: int) -> None:
+        self.accepted.inc(n)
+
+    def on_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

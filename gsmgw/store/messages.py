@@ -92,6 +92,8 @@ class MessagesRepo:
                     "transactional": m.transactional,
                     "resend_unknown": m.resend_unknown,
                     "callback_url": m.callback_url,
+                    "door": m.door,
+                    "door_data": m.door_data,
                     "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
                     "attempts": 0,
                     "created_at": now,

@@ -58,6 +58,10 @@ class NewMessage:
     # (None = strict).
     route_group: str | None = None
     route_fallback_s: float | None = None
+    # The surface that took the request ("api", "android", "kannel", ...) and its own
+    # data as JSON text (Kannel's dlr-url and dlr-mask), so it can act on receipts later.
+    door: str | None = None
+    door_data: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,9 @@ messages = Table(
     Column("transactional", Boolean, nullable=False, default=False),
     Column("resend_unknown", Boolean, nullable=False, default=False),
     Column("callback_url", Text),
+    # Which door took the message and that door's own data (JSON text): migration 0004.
+    Column("door", String(16)),
+    Column("door_data", Text),
     Column("concat_ref", Integer, nullable=False, default=0),
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),

@@ -89,11 +89,9 @@ async def test_tls_from_config(tmp_path: Path) -> None:
 
 
 async def test_revoked_key_stops_working_within_the_cache_ttl(tmp_path: Path) -> None:
-    from gsmgw.api.app import KEY_CACHE
-
     async with running_gateway(make_config(tmp_path)) as (gw, c):
         assert gw.api is not None
-        gw.api.app[KEY_CACHE].ttl_s = 0.3
+        gw.intake.key_cache.ttl_s = 0.3
         key_id, key = await gw.store.call(gw.store.keys.create_api_key, "temp", ["read"])
         assert (await c.request("GET", "/api/v1/status", key=key))[0] == 200
         await gw.store.call(gw.store.keys.revoke_api_key, key_id)

@@ -1,0 +1,42 @@
+"""What the API needs from the rest of the gateway (wired by gsmgw.daemon), as typed app keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from gsmgw.config import Config
+from gsmgw.intake import IntakeService
+from gsmgw.store import Store
+
+
+@dataclasses.dataclass
+class Services:
+    """What the API needs from the rest of the gateway; wired by gsmgw.daemon."""
+
+    cfg: Config
+    store: Store
+    notify_work: Callable[[], None]
+    modems: Callable[[], list[dict[str, Any]]]
+    set_modem_enabled: Callable[[str, bool], bool]
+    started_at: float = dataclasses.field(default_factory=time.time)
+    sent_total: Callable[[], int] = lambda: 0
+    # number -> (SIM group or None, fallback seconds or None for strict)
+    route: Callable[[str], tuple[str | None, float | None]] = lambda _n: (None, None)
+    host: str = "local"
+    # The one intake path; create_app builds one from the fields above when None.
+    intake: IntakeService | None = None
+
+    def make_intake(self) -> IntakeService:
+        if self.intake is None:
+            self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.notify_work,
+                                        route=self.route, local_modems=self.modems, host=self.host)
+        return self.intake
+
+
+SERVICES = web.AppKey("services", Services)
+INTAKE = web.AppKey("intake", IntakeService)

@@ -1,0 +1,235 @@
+"""The native API's handlers: messages, modems, status, health and metrics.
+
+Each handler reads its request, calls the intake service (sending) or the store
+(reading), and renders the reply; validation and admission are the service's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gsmgw import __version__
+from gsmgw.api.auth import require_scope
+from gsmgw.api.context import INTAKE, SERVICES, Services
+from gsmgw.api.errors import error_response, json_body
+from gsmgw.api.metrics import METRICS, content_type
+from gsmgw.api.views import jsonable, message_view, remote_modem_view
+from gsmgw.domain import MessageState
+from gsmgw.errors import ValidationError
+from gsmgw.intake import Recipient, SendRequest
+
+SEND_FIELDS = frozenset(
+    {"to", "text", "template", "variables", "priority", "send_at", "ttl", "valid_until", "sim", "flash",
+     "delivery_report", "transactional", "resend_unknown", "callback_url"}
+)
+RECIPIENT_FIELDS = frozenset({"to", "variables"})
+
+
+async def all_modems(svc: Services) -> list[dict[str, Any]]:
+    """This host's modems, live, then those other hosts of a shared store last reported."""
+    local = svc.modems()
+    ids = {m["id"] for m in local}
+    rows = await svc.store.call(svc.store.modems.list_modems)
+    remote = [remote_modem_view(r) for r in rows if r["id"] not in ids and r["host"] != svc.host]
+    return [*({**m, "remote": False} for m in local), *remote]
+
+
+# --- health ---------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        await svc.store.call(svc.store.messages.queue_depth)
+    except Exception as exc:
+        return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}")
+    modems = svc.modems()
+    ready = [m["id"] for m in modems if m.get("state") == "ready" and m.get("enabled", True)]
+    if modems and not ready:
+        # Messages would only queue up: say so, so that a load balancer or an operator's
+        # probe does not take "the process is alive" for "SMS are going out".
+        states = ", ".join(f"{m['id']}: {m.get('state')}" for m in modems)
+        return error_response(503, "no_modem_ready", f"no modem is ready ({states})")
+    return web.json_response({"status": "ready", "modems_ready": len(ready)})
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+def _recipient(raw: Any, i: int) -> Any:
+    """A ``{to, variables}`` object becomes a Recipient; anything else is left to the service."""
+    if not isinstance(raw, dict):
+        return raw
+    if set(raw) - RECIPIENT_FIELDS:
+        raise ValidationError("unknown_field", "a recipient object has only to and variables", field=f"to[{i}]")
+    return Recipient(to=raw.get("to"), variables=raw.get("variables"))
+
+
+def send_request(body: dict[str, Any], idempotency_key: str | None) -> SendRequest:
+    unknown = set(body) - SEND_FIELDS
+    if unknown:
+        raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
+    raw_to = body.get("to")
+    to = [_recipient(r, i) for i, r in enumerate(raw_to)] if isinstance(raw_to, list) else raw_to
+    return SendRequest(
+        to=to, text=body.get("text"), template=body.get("template"), variables=body.get("variables"),
+        priority=body.get("priority"), send_at=body.get("send_at"), valid_until=body.get("valid_until"),
+        ttl_s=body.get("ttl"), sim=body.get("sim"), flash=body.get("flash", False),
+        delivery_report=body.get("delivery_report"), transactional=body.get("transactional", False),
+        resend_unknown=body.get("resend_unknown"), callback_url=body.get("callback_url"),
+        idempotency_key=idempotency_key, door="api",
+    )
+
+
+async def post_messages(request: web.Request) -> web.Response:
+    caller = require_scope(request, "send")
+    body = await json_body(request)
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None and not (0 < len(idem) <= 200 and idem.isprintable()):
+        raise ValidationError("invalid_header", "Idempotency-Key must be 1-200 printable characters")
+    result = await request.app[INTAKE].submit(caller, send_request(body, idem))
+    first = result.messages[0]
+    reply = {
+        "id": first.id if len(result.messages) == 1 else result.batch_id,
+        "batch_id": result.batch_id,
+        "state": MessageState.QUEUED.value,
+        # With a template, texts differ per recipient: the first's here, each one's below.
+        "encoding": first.encoding,
+        "parts": first.parts,
+        "messages": [{"id": m.id, "to": m.to, "encoding": m.encoding, "parts": m.parts} for m in result.messages],
+    }
+    resp = web.json_response(reply, status=202)
+    resp.headers["Location"] = f"/api/v1/messages/{first.id}"
+    if result.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+async def post_preview(request: web.Request) -> web.Response:
+    require_scope(request, "send")
+    body = await json_body(request)
+    pv = request.app[INTAKE].preview(body.get("text"))
+    return web.json_response(jsonable(dataclasses.asdict(pv)))
+
+
+async def get_message(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    row = await svc.store.call(svc.store.messages.get_message, request.match_info["id"])
+    if row is None:
+        return error_response(404, "not_found", "no such message")
+    return web.json_response(message_view(row))
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    caller = require_scope(request, "send")
+    message_id = request.match_info["id"]
+    res = await request.app[INTAKE].cancel(caller, message_id)
+    if res.state is None:
+        return error_response(404, "not_found", "no such message")
+    if not res.cancelled:
+        return error_response(409, "not_cancellable",
+                              f"the message is {res.state}; only queued messages can be cancelled", state=res.state)
+    return web.json_response({"id": message_id, "state": res.state})
+
+
+def _limit(raw: str | None, default: int = 50, maximum: int = 500) -> int:
+    try:
+        limit = int(raw) if raw is not None else default
+    except ValueError:
+        raise ValidationError("invalid_query", "limit must be an integer", field="limit") from None
+    if not 1 <= limit <= maximum:
+        raise ValidationError("invalid_query", f"limit must be from 1 to {maximum}", field="limit")
+    return limit
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    q = request.query
+    limit = _limit(q.get("limit"))
+    state = q.get("state")
+    if state is not None and state not in {s.value for s in MessageState}:
+        raise ValidationError("invalid_query", f"unknown state {state!r}", field="state")
+    to = request.app[INTAKE].number(q["to"]) if "to" in q else None
+    rows = await svc.store.call(
+        svc.store.messages.list_messages, state=state, to_number=to, before_id=q.get("cursor"), limit=limit
+    )
+    items = [message_view(r) for r in rows]
+    next_cursor = items[-1]["id"] if len(items) == limit else None
+    return web.json_response({"items": items, "next_cursor": next_cursor})
+
+
+# --- modems and status ----------------------------------------------------------------
+
+
+async def get_modems(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    return web.json_response({"items": await all_modems(request.app[SERVICES])})
+
+
+async def patch_modem(request: web.Request) -> web.Response:
+    require_scope(request, "admin")
+    svc = request.app[SERVICES]
+    body = await json_body(request)
+    if set(body) - {"enabled"} or not isinstance(body.get("enabled"), bool):
+        raise ValidationError("invalid_field", "send {\"enabled\": true|false}")
+    if not svc.set_modem_enabled(request.match_info["id"], body["enabled"]):
+        return error_response(404, "not_found", "no such modem")
+    return web.json_response({"id": request.match_info["id"], "enabled": body["enabled"]})
+
+
+async def get_status(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    counts = await svc.store.call(svc.store.messages.counts_by_state)
+    modems = await all_modems(svc)
+    uptime_s = time.time() - svc.started_at
+    return web.json_response(
+        {
+            "version": __version__,
+            "uptime_s": round(uptime_s, 1),
+            "queue_depth": counts.get("queued", 0) + counts.get("sending", 0),
+            "messages_by_state": counts,
+            "sent_since_start": svc.sent_total(),
+            "modems": [
+                {k: m[k] for k in ("id", "host", "state", "enabled", "busy", "operator", "signal_csq",
+                                   "sent_parts", "failed_parts", "last_error")}
+                for m in modems
+            ],
+            "host": svc.host,
+            "modems_ready": sum(1 for m in modems if m["state"] == "ready" and m["enabled"]),
+        }
+    )
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    require_scope(request, "read")
+    svc = request.app[SERVICES]
+    metrics = request.app[METRICS]
+    metrics.pool.counts = await svc.store.call(svc.store.messages.counts_by_state)
+    return web.Response(body=metrics.render(), headers={"Content-Type": content_type()})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/metrics", get_metrics)
+    r.add_get("/api/v1/metrics", get_metrics)
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_post("/api/v1/messages", post_messages)
+    r.add_post("/api/v1/messages/preview", post_preview)
+    r.add_get("/api/v1/messages", list_messages)
+    r.add_get("/api/v1/messages/{id}", get_message)
+    r.add_delete("/api/v1/messages/{id}", delete_message)
+    r.add_get("/api/v1/modems", get_modems)
+    r.add_patch("/api/v1/modems/{id}", patch_modem)
+    r.add_get("/api/v1/status", get_status)
