@@ -6,9 +6,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gsmgw.api import schemas
 from gsmgw.api.auth import require_scope
 from gsmgw.api.context import INTAKE, SERVICES
 from gsmgw.api.errors import error_response, json_body
+from gsmgw.api.schemas import parse, query
 from gsmgw.api.views import delivery_view, event_view, inbound_view, optout_view
 from gsmgw.errors import ATTimeout, ModemError, ValidationError
 from gsmgw.intake import IntakeService
@@ -24,19 +26,6 @@ class InboundControl(Protocol):
 
 
 INBOUND = web.AppKey("inbound_control", InboundControl)
-
-MAX_USSD_TIMEOUT_S = 120.0
-
-
-def _limit(q: Any, default: int = 50, maximum: int = 500) -> int:
-    try:
-        limit = int(q.get("limit", str(default)))
-    except ValueError:
-        raise ValidationError("invalid_query", "limit must be an integer", field="limit") from None
-    if not 1 <= limit <= maximum:
-        raise ValidationError("invalid_query", f"limit must be from 1 to {maximum}", field="limit")
-    return limit
-
 
 def _sender_filter(raw: str, intake: IntakeService) -> str:
     """An inbox sender: a phone number (normalised to E.164) or an alphanumeric name."""
@@ -58,21 +47,16 @@ def _sender_filter(raw: str, intake: IntakeService) -> str:
 async def list_inbox(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    q = request.query
-    limit = _limit(q)
-    complete: bool | None = None
-    if "complete" in q:
-        if q["complete"] not in ("true", "false"):
-            raise ValidationError("invalid_query", "complete must be true or false", field="complete")
-        complete = q["complete"] == "true"
-    since = parse_time(q["since"], "since") if "since" in q else None
-    sender = _sender_filter(q["from"], request.app[INTAKE]) if "from" in q else None
+    q = query(schemas.InboxQuery, request.query)
+    complete = None if q.complete is None else q.complete == "true"
+    since = parse_time(q.since, "since") if q.since is not None else None
+    sender = _sender_filter(q.from_, request.app[INTAKE]) if q.from_ is not None else None
     rows = await svc.store.call(
-        svc.store.inbound.list_inbound, sender=sender, modem_id=q.get("sim"), since=since, complete=complete,
-        before_id=q.get("cursor"), limit=limit,
+        svc.store.inbound.list_inbound, sender=sender, modem_id=q.sim, since=since, complete=complete,
+        before_id=q.cursor, limit=q.limit,
     )
     items = [inbound_view(r) for r in rows]
-    return web.json_response({"items": items, "next_cursor": items[-1]["id"] if len(items) == limit else None})
+    return web.json_response({"items": items, "next_cursor": items[-1]["id"] if len(items) == q.limit else None})
 
 
 async def get_inbox_item(request: web.Request) -> web.Response:
@@ -90,10 +74,10 @@ async def get_inbox_item(request: web.Request) -> web.Response:
 async def list_optouts(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    limit = _limit(request.query, 100, 1000)
-    rows = await svc.store.call(svc.store.optouts.list_optouts, after=request.query.get("cursor"), limit=limit)
+    q = query(schemas.OptOutsQuery, request.query)
+    rows = await svc.store.call(svc.store.optouts.list_optouts, after=q.cursor, limit=q.limit)
     items = [optout_view(r) for r in rows]
-    return web.json_response({"items": items, "next_cursor": items[-1]["number"] if len(items) == limit else None})
+    return web.json_response({"items": items, "next_cursor": items[-1]["number"] if len(items) == q.limit else None})
 
 
 async def get_optout(request: web.Request) -> web.Response:
@@ -109,15 +93,9 @@ async def get_optout(request: web.Request) -> web.Response:
 async def post_optout(request: web.Request) -> web.Response:
     require_scope(request, "send")  # adding only ever restricts sending
     svc = request.app[SERVICES]
-    body = await json_body(request)
-    unknown = set(body) - {"number", "note"}
-    if unknown:
-        raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    number = request.app[INTAKE].number(body.get("number"), field="number")
-    note = body.get("note", "")
-    if not isinstance(note, str) or len(note) > 500:
-        raise ValidationError("invalid_field", "note must be a string of at most 500 characters", field="note")
-    added = await svc.store.call(svc.store.optouts.add_optout, number, source="api", note=note)
+    body = parse(schemas.OptOutRequest, await json_body(request))
+    number = request.app[INTAKE].number(body.number, field="number")
+    added = await svc.store.call(svc.store.optouts.add_optout, number, source="api", note=body.note)
     return web.json_response({"number": number, "opted_out": True, "added": added}, status=201 if added else 200)
 
 
@@ -138,25 +116,15 @@ async def post_ussd(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
     modem_id = request.match_info["id"]
-    body = await json_body(request)
-    unknown = set(body) - {"code", "timeout_s"}
-    if unknown:
-        raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    code = body.get("code")
-    if not isinstance(code, str) or not 1 <= len(code) <= 64 or not all(c.isdigit() or c in "*#+" for c in code):
-        raise ValidationError("invalid_ussd", "code must be 1-64 of 0-9 * # + (e.g. \"*100#\")", field="code")
-    timeout_s = body.get("timeout_s")
-    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
-                                  or not 0 < timeout_s <= MAX_USSD_TIMEOUT_S):
-        raise ValidationError("invalid_field", f"timeout_s must be a number from 0 to {MAX_USSD_TIMEOUT_S:g}",
-                              field="timeout_s")
+    body = parse(schemas.UssdRequest, await json_body(request))
+    code = body.code
     if modem_id not in {m["id"] for m in svc.modems()}:
         return error_response(404, "not_found", "no such modem")
     control = request.app.get(INBOUND)
     if control is None:
         return error_response(503, "unavailable", "USSD is not wired in this gateway")
     try:
-        text = await control.ussd(modem_id, code, float(timeout_s) if timeout_s is not None else None)
+        text = await control.ussd(modem_id, code, body.timeout_s)
     except KeyError:
         return error_response(404, "not_found", "no such modem")
     except ATTimeout as exc:
@@ -199,19 +167,12 @@ async def get_webhooks(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
-    q = request.query
-    limit = _limit(q, 100, 1000)
-    state = q.get("state")
-    if state is not None and state not in ("pending", "delivered", "failed"):
-        raise ValidationError("invalid_query", "state must be pending, delivered or failed", field="state")
-    before: int | None = None
-    if "cursor" in q:
-        if not q["cursor"].isdigit():
-            raise ValidationError("invalid_query", "cursor must be an integer", field="cursor")
-        before = int(q["cursor"])
-    rows = await svc.store.call(svc.store.webhooks.list_webhook_deliveries, state=state, before_id=before, limit=limit)
+    q = query(schemas.DeliveriesQuery, request.query)
+    before = int(q.cursor) if q.cursor is not None else None
+    rows = await svc.store.call(svc.store.webhooks.list_webhook_deliveries, state=q.state, before_id=before, limit=q.limit)
     items = [delivery_view(r) for r in rows]
-    return web.json_response({"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == limit else None})
+    return web.json_response({"items": items,
+                              "next_cursor": str(items[-1]["id"]) if len(items) == q.limit else None})
 
 
 async def retry_deliveries(request: web.Request) -> web.Response:
@@ -224,14 +185,11 @@ async def retry_deliveries(request: web.Request) -> web.Response:
 async def list_events(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
-    q = request.query
-    limit = _limit(q, 100, 1000)
-    after = q.get("after", "0")
-    if not after.isdigit():
-        raise ValidationError("invalid_query", "after must be an event id", field="after")
-    rows = await svc.store.call(svc.store.events.list_events, after_id=int(after), type_=q.get("type"), limit=limit)
+    q = query(schemas.EventsQuery, request.query)
+    after = int(q.after)
+    rows = await svc.store.call(svc.store.events.list_events, after_id=after, type_=q.type, limit=q.limit)
     items = [event_view(r) for r in rows]
-    return web.json_response({"items": items, "next_after": items[-1]["id"] if items else int(after)})
+    return web.json_response({"items": items, "next_after": items[-1]["id"] if items else after})
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,6 +1,8 @@
 """The OpenAPI 3.0 description of the native API, served at ``/api/v1/openapi.json``.
 
-Written by hand next to the handlers (``gsmgw.api.app``, ``gsmgw.api.inbound``);
+Request bodies and query parameters are the pydantic models the handlers check
+requests with (``gsmgw.api.schemas``), rendered here as OpenAPI 3.0; replies and
+paths are written next to them by hand (``gsmgw.api.v1``, ``gsmgw.api.inbound``);
 ``tests/api/test_openapi.py`` fails when a route exists that the document does
 not describe, or the other way round, and ``tests/api/test_schemathesis.py``
 runs schemathesis against a live gateway with it. The compatibility surfaces
@@ -14,8 +16,10 @@ import copy
 from typing import Any
 
 from aiohttp import web
+from pydantic.json_schema import models_json_schema
 
 from gsmgw import __version__
+from gsmgw.api import schemas
 from gsmgw.domain import MessageState
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -79,41 +83,6 @@ PART_ERROR = _nullable(_obj({"code": NSTR, "message": NSTR}))
 
 SCHEMAS: dict[str, Schema] = {
     "Error": ERROR,
-    "SendRequest": _obj(
-        {
-            "to": {"oneOf": [{"type": "string", "maxLength": 32},
-                             {"type": "array", "items": {"oneOf": [
-                                 {"type": "string", "maxLength": 32},
-                                 _obj({"to": {"type": "string", "maxLength": 32},
-                                       "variables": {"type": "object", "additionalProperties":
-                                                     {"oneOf": [{"type": "string"}, {"type": "number"}]}}},
-                                      ["to"], extra=False)]},
-                              "minItems": 1, "maxItems": 1000}],
-                   "description": "E.164 (+447700900123) or national in api.default_region; one or a list; "
-                                  "with a template, a recipient may be {to, variables}"},
-            "text": {"type": "string", "minLength": 1, "maxLength": 10000,
-                     "description": "the text; give text or template"},
-            "template": {"type": "string", "minLength": 1, "maxLength": 10000,
-                         "description": "text with {name} placeholders ({{ and }} for braces), filled per "
-                                        "recipient from variables and the recipient's own variables"},
-            "variables": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"},
-                                                                               {"type": "number"}]}},
-            "priority": {"oneOf": [{"type": "integer", "minimum": -10, "maximum": 10},
-                                   {"type": "string", "enum": ["low", "normal", "high", "otp"]}]},
-            "send_at": _nullable({**TIME, "description": "send no earlier than this (with a time zone)"}),
-            "ttl": _nullable({"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 2592000,
-                              "description": "seconds the message stays valid (from send_at or now)"}),
-            "valid_until": NTIME,
-            "sim": _nullable({**STR, "description": "id of the modem to send from"}),
-            "flash": BOOL,
-            "delivery_report": BOOL,
-            "transactional": {**BOOL, "description": "also to numbers that opted out (STOP)"},
-            "resend_unknown": BOOL,
-            "callback_url": _nullable({**STR, "description": "per-message webhook; host in webhooks.allowed_hosts"}),
-        },
-        ["to"],
-        extra=False,
-    ),
     "SendReply": _obj(
         {
             "id": STR, "batch_id": STR, "state": {"type": "string", "enum": ["queued"]},
@@ -122,7 +91,6 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["id", "batch_id", "state", "encoding", "parts", "messages"],
     ),
-    "PreviewRequest": _obj({"text": {"type": "string", "minLength": 1, "maxLength": 10000}}, ["text"]),
     "Preview": _obj(
         {
             "encoding": {"type": "string", "enum": ["gsm7", "ucs2"]}, "parts": INT, "units_used": INT,
@@ -155,7 +123,6 @@ SCHEMAS: dict[str, Schema] = {
         ["id", "state"],
     ),
     "ModemList": _obj({"items": {"type": "array", "items": _ref("Modem")}}, ["items"]),
-    "ModemPatch": _obj({"enabled": BOOL}, ["enabled"], extra=False),
     "ModemEnabled": _obj({"id": STR, "enabled": BOOL}, ["id", "enabled"]),
     "Status": _obj(
         {
@@ -181,14 +148,7 @@ SCHEMAS: dict[str, Schema] = {
         ["number", "source"],
     ),
     "OptOutPage": _page("OptOut"),
-    "OptOutRequest": _obj({"number": {"type": "string", "maxLength": 32},
-                           "note": {"type": "string", "maxLength": 500}}, ["number"], extra=False),
     "OptOutState": _obj({"number": STR, "opted_out": BOOL, "added": BOOL}, ["number", "opted_out"]),
-    "UssdRequest": _obj(
-        {"code": {"type": "string", "pattern": r"^[0-9*#+]{1,64}$"},
-         "timeout_s": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 120}},
-        ["code"], extra=False,
-    ),
     "UssdReply": _obj({"sim": STR, "code": STR, "text": STR}, ["sim", "code", "text"]),
     "Balance": _obj({"sim": STR}, ["sim"]),
     "Webhooks": _obj(
@@ -212,6 +172,62 @@ SCHEMAS: dict[str, Schema] = {
     "EventPage": _obj({"items": {"type": "array", "items": _ref("Event")}, "next_after": INT},
                       ["items", "next_after"]),
 }
+
+
+def openapi30(schema: Any) -> Any:
+    """A JSON Schema (2020-12, as pydantic writes it) as an OpenAPI 3.0 Schema Object:
+    ``nullable`` for a null alternative, boolean ``exclusiveMinimum``, ``enum`` for
+    ``const``; titles and null defaults dropped."""
+    if isinstance(schema, list):
+        return [openapi30(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Schema = {}
+    for k, v in schema.items():
+        if k == "title" or (k == "default" and v is None):
+            continue
+        if k in ("properties", "$defs"):  # names -> schemas: every name is kept
+            out[k] = {name: openapi30(sub) for name, sub in v.items()}
+        elif k == "const":
+            out["enum"] = [v]
+        elif k in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(v, bool):
+            out["minimum" if k == "exclusiveMinimum" else "maximum"] = v
+            out[k] = True
+        else:
+            out[k] = openapi30(v)
+    for key in ("anyOf", "oneOf"):
+        variants = out.get(key)
+        if not variants or {"type": "null"} not in variants:
+            continue
+        rest = [v for v in variants if v != {"type": "null"}]
+        del out[key]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            out = {**rest[0], **out}
+        elif len(rest) == 1:
+            out["allOf"] = rest
+        else:
+            out[key] = rest
+        out["nullable"] = True
+    return out
+
+
+def _model_schemas() -> dict[str, Schema]:
+    """The request bodies (and the models they use), under their class names."""
+    _, top = models_json_schema([(m, "validation") for m in schemas.BODIES],
+                                ref_template="#/components/schemas/{model}")
+    return {name: openapi30(sub) for name, sub in top.get("$defs", {}).items()}
+
+
+def _queries(model: type[schemas.Query]) -> list[dict[str, Any]]:
+    """A query model's fields as OpenAPI query parameters."""
+    props = model.model_json_schema(mode="validation")["properties"]
+    out = []
+    for name, prop in props.items():
+        schema = openapi30(prop)
+        schema.pop("nullable", None)  # an absent parameter, not a null one
+        description = schema.pop("description", "")
+        out.append(_query(name, schema, description))
+    return out
 
 
 def _json(schema: Schema, description: str) -> dict[str, Any]:
@@ -270,8 +286,6 @@ def _query(name: str, schema: Schema, description: str = "") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-LIMIT_500 = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
-LIMIT_1000 = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
 NOT_FOUND = {"404": _err("no such item")}
 TEXT_METRICS = {"description": "Prometheus text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -302,12 +316,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                                  "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                                  "description": "a retried request with the same key never sends twice"}]),
             "get": _op("List messages, newest first", _json(_ref("MessagePage"), "a page"), scope="read",
-                       tag="messages", params=[
-                           LIMIT_500,
-                           _query("state", {"type": "string", "enum": MESSAGE_STATES}),
-                           _query("to", {"type": "string", "maxLength": 32}, "recipient number"),
-                           _query("cursor", STR, "next_cursor of the previous page"),
-                       ]),
+                       tag="messages", params=_queries(schemas.MessagesQuery)),
         },
         "/api/v1/messages/preview": {
             "post": _op("Encoding, parts and characters left, without sending", _json(_ref("Preview"), "preview"),
@@ -340,14 +349,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                                       _json(_ref("Status"), "status"), scope="read", tag="status")},
         "/api/v1/inbox": {
             "get": _op("Received messages, newest first", _json(_ref("InboundPage"), "a page"), scope="read",
-                       tag="inbox", params=[
-                           LIMIT_500,
-                           _query("complete", {"type": "string", "enum": ["true", "false"]}),
-                           _query("since", TIME),
-                           _query("from", {"type": "string", "minLength": 1, "maxLength": 32}, "sender"),
-                           _query("sim", STR),
-                           _query("cursor", STR),
-                       ]),
+                       tag="inbox", params=_queries(schemas.InboxQuery)),
         },
         "/api/v1/inbox/{id}": {
             "get": _op("One received message with its parts' PDUs", _json(_ref("InboundMessage"), "message"),
@@ -355,7 +357,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/optouts": {
             "get": _op("Numbers that opted out", _json(_ref("OptOutPage"), "a page"), scope="read",
-                       tag="optouts", params=[LIMIT_1000, _query("cursor", STR)]),
+                       tag="optouts", params=_queries(schemas.OptOutsQuery)),
             "post": _op("Add a number to the opt-out list", _json(_ref("OptOutState"), "already listed"),
                         scope="send", tag="optouts", body="OptOutRequest",
                         errors={"201": _json(_ref("OptOutState"), "added")}),
@@ -370,11 +372,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                                         _json(_ref("Webhooks"), "configuration"), scope="admin", tag="webhooks")},
         "/api/v1/webhooks/deliveries": {
             "get": _op("Webhook deliveries, newest first", _json(_ref("DeliveryPage"), "a page"), scope="admin",
-                       tag="webhooks", params=[
-                           LIMIT_1000,
-                           _query("state", {"type": "string", "enum": ["pending", "delivered", "failed"]}),
-                           _query("cursor", {"type": "string", "pattern": "^[0-9]+$"}),
-                       ]),
+                       tag="webhooks", params=_queries(schemas.DeliveriesQuery)),
         },
         "/api/v1/webhooks/deliveries/retry": {
             "post": _op("Retry every failed delivery", _json(_ref("Requeued"), "requeued"), scope="admin",
@@ -382,11 +380,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/events": {
             "get": _op("The event log, oldest first after a cursor", _json(_ref("EventPage"), "events"),
-                       scope="admin", tag="webhooks", params=[
-                           LIMIT_1000,
-                           _query("after", {"type": "string", "pattern": "^[0-9]+$"}, "an event id"),
-                           _query("type", STR, "e.g. sms:delivered"),
-                       ]),
+                       scope="admin", tag="webhooks", params=_queries(schemas.EventsQuery)),
         },
     }
 
@@ -420,7 +414,7 @@ def document() -> dict[str, Any]:
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "basic": {"type": "http", "scheme": "basic", "description": "any username; the API key as password"},
             },
-            "schemas": copy.deepcopy(SCHEMAS),
+            "schemas": {**copy.deepcopy(SCHEMAS), **_model_schemas()},
         },
     }
 

@@ -13,20 +13,16 @@ from typing import Any
 from aiohttp import web
 
 from gsmgw import __version__
+from gsmgw.api import schemas
 from gsmgw.api.auth import require_scope
 from gsmgw.api.context import INTAKE, SERVICES, Services
 from gsmgw.api.errors import error_response, json_body
 from gsmgw.api.metrics import METRICS, content_type
+from gsmgw.api.schemas import parse, query
 from gsmgw.api.views import jsonable, message_view, remote_modem_view
 from gsmgw.domain import MessageState
 from gsmgw.errors import ValidationError
 from gsmgw.intake import Recipient, SendRequest
-
-SEND_FIELDS = frozenset(
-    {"to", "text", "template", "variables", "priority", "send_at", "ttl", "valid_until", "sim", "flash",
-     "delivery_report", "transactional", "resend_unknown", "callback_url"}
-)
-RECIPIENT_FIELDS = frozenset({"to", "variables"})
 
 
 async def all_modems(svc: Services) -> list[dict[str, Any]]:
@@ -64,34 +60,21 @@ async def readyz(request: web.Request) -> web.Response:
 # --- messages -------------------------------------------------------------------------
 
 
-def _recipient(raw: Any, i: int) -> Any:
-    """A ``{to, variables}`` object becomes a Recipient; anything else is left to the service."""
-    if not isinstance(raw, dict):
-        return raw
-    if set(raw) - RECIPIENT_FIELDS:
-        raise ValidationError("unknown_field", "a recipient object has only to and variables", field=f"to[{i}]")
-    return Recipient(to=raw.get("to"), variables=raw.get("variables"))
-
-
-def send_request(body: dict[str, Any], idempotency_key: str | None) -> SendRequest:
-    unknown = set(body) - SEND_FIELDS
-    if unknown:
-        raise ValidationError("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    raw_to = body.get("to")
-    to = [_recipient(r, i) for i, r in enumerate(raw_to)] if isinstance(raw_to, list) else raw_to
+def send_request(body: schemas.SendRequest, idempotency_key: str | None) -> SendRequest:
+    to = ([Recipient(r.to, r.variables) if isinstance(r, schemas.Recipient) else r for r in body.to]
+          if isinstance(body.to, list) else body.to)
     return SendRequest(
-        to=to, text=body.get("text"), template=body.get("template"), variables=body.get("variables"),
-        priority=body.get("priority"), send_at=body.get("send_at"), valid_until=body.get("valid_until"),
-        ttl_s=body.get("ttl"), sim=body.get("sim"), flash=body.get("flash", False),
-        delivery_report=body.get("delivery_report"), transactional=body.get("transactional", False),
-        resend_unknown=body.get("resend_unknown"), callback_url=body.get("callback_url"),
-        idempotency_key=idempotency_key, door="api",
+        to=to, text=body.text, template=body.template, variables=body.variables, priority=body.priority,
+        send_at=body.send_at, valid_until=body.valid_until, ttl_s=body.ttl, sim=body.sim, flash=body.flash,
+        delivery_report=body.delivery_report, transactional=body.transactional,
+        resend_unknown=body.resend_unknown, callback_url=body.callback_url, idempotency_key=idempotency_key,
+        door="api",
     )
 
 
 async def post_messages(request: web.Request) -> web.Response:
     caller = require_scope(request, "send")
-    body = await json_body(request)
+    body = parse(schemas.SendRequest, await json_body(request))
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not (0 < len(idem) <= 200 and idem.isprintable()):
         raise ValidationError("invalid_header", "Idempotency-Key must be 1-200 printable characters")
@@ -115,8 +98,8 @@ async def post_messages(request: web.Request) -> web.Response:
 
 async def post_preview(request: web.Request) -> web.Response:
     require_scope(request, "send")
-    body = await json_body(request)
-    pv = request.app[INTAKE].preview(body.get("text"))
+    body = parse(schemas.PreviewRequest, await json_body(request))
+    pv = request.app[INTAKE].preview(body.text)
     return web.json_response(jsonable(dataclasses.asdict(pv)))
 
 
@@ -141,30 +124,16 @@ async def delete_message(request: web.Request) -> web.Response:
     return web.json_response({"id": message_id, "state": res.state})
 
 
-def _limit(raw: str | None, default: int = 50, maximum: int = 500) -> int:
-    try:
-        limit = int(raw) if raw is not None else default
-    except ValueError:
-        raise ValidationError("invalid_query", "limit must be an integer", field="limit") from None
-    if not 1 <= limit <= maximum:
-        raise ValidationError("invalid_query", f"limit must be from 1 to {maximum}", field="limit")
-    return limit
-
-
 async def list_messages(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    q = request.query
-    limit = _limit(q.get("limit"))
-    state = q.get("state")
-    if state is not None and state not in {s.value for s in MessageState}:
-        raise ValidationError("invalid_query", f"unknown state {state!r}", field="state")
-    to = request.app[INTAKE].number(q["to"]) if "to" in q else None
+    q = query(schemas.MessagesQuery, request.query)
+    to = request.app[INTAKE].number(q.to) if q.to is not None else None
     rows = await svc.store.call(
-        svc.store.messages.list_messages, state=state, to_number=to, before_id=q.get("cursor"), limit=limit
+        svc.store.messages.list_messages, state=q.state, to_number=to, before_id=q.cursor, limit=q.limit
     )
     items = [message_view(r) for r in rows]
-    next_cursor = items[-1]["id"] if len(items) == limit else None
+    next_cursor = items[-1]["id"] if len(items) == q.limit else None
     return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
@@ -179,12 +148,10 @@ async def get_modems(request: web.Request) -> web.Response:
 async def patch_modem(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
-    body = await json_body(request)
-    if set(body) - {"enabled"} or not isinstance(body.get("enabled"), bool):
-        raise ValidationError("invalid_field", "send {\"enabled\": true|false}")
-    if not svc.set_modem_enabled(request.match_info["id"], body["enabled"]):
+    body = parse(schemas.ModemPatch, await json_body(request))
+    if not svc.set_modem_enabled(request.match_info["id"], body.enabled):
         return error_response(404, "not_found", "no such modem")
-    return web.json_response({"id": request.match_info["id"], "enabled": body["enabled"]})
+    return web.json_response({"id": request.match_info["id"], "enabled": body.enabled})
 
 
 async def get_status(request: web.Request) -> web.Response:

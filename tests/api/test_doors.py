@@ -24,7 +24,7 @@ async def test_each_door_records_itself_and_its_data(tmp_path: Path) -> None:
                   "dlr-url": "http://127.0.0.1:9/dlr?t=%d"}
         async with c.session.get(c.base + "/cgi-bin/sendsms", params=params) as r:
             assert r.status == 202, await r.text()
-        rows = {r["to_number"]: r for r in [await gw.store.call(gw.store.get_message, m["id"])
+        rows = {r["to_number"]: r for r in [await gw.store.call(gw.store.messages.get_message, m["id"])
                                             for m in (await c.request("GET", "/api/v1/messages"))[1]["items"]]}
         assert rows["+15551234567"]["door"] == "api" and rows["+15551234567"]["door_data"] is None
         for n in ("+15551234568", "+15551234569"):  # every row of the batch knows the app's id

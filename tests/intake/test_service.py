@@ -51,18 +51,18 @@ class Rig:
     woken: list[int]
 
     async def caller(self, *scopes: str, **limits: int) -> tuple[Caller, str]:
-        _, secret = await self.store.call(self.store.create_api_key, "t", list(scopes or ("send",)), **limits)
+        _, secret = await self.store.call(self.store.keys.create_api_key, "t", list(scopes or ("send",)), **limits)
         caller = await self.intake.authenticate(secret)
         assert caller is not None
         return caller, secret
 
     async def row(self, message_id: str) -> dict[str, Any]:
-        row = await self.store.call(self.store.get_message, message_id)
+        row = await self.store.call(self.store.messages.get_message, message_id)
         assert row is not None
         return row
 
     async def depth(self) -> int:
-        return int(await self.store.call(self.store.queue_depth))
+        return int(await self.store.call(self.store.messages.queue_depth))
 
 
 def make_rig(store: Store, cfg: Config | None = None, **kw: Any) -> Rig:
@@ -155,7 +155,7 @@ async def test_bad_requests_get_a_stable_code_and_field_and_queue_nothing(rig: R
 
 async def test_times_ttl_and_sim(rig: Rig) -> None:
     caller, _ = await rig.caller()
-    await rig.store.call(rig.store.upsert_modem, "far1", host="other-host", state="ready")
+    await rig.store.call(rig.store.modems.upsert_modem, "far1", host="other-host", state="ready")
     send_at = dt.datetime(2099, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     res = await rig.intake.submit(caller, SendRequest(to=NUMBER, text="hi", send_at=send_at, ttl_s=3600,
                                                       sim="sim1"))
@@ -171,7 +171,7 @@ async def test_times_ttl_and_sim(rig: Rig) -> None:
 
 async def test_opted_out_numbers_get_only_transactional_messages(rig: Rig) -> None:
     caller, _ = await rig.caller()
-    await rig.store.call(rig.store.add_optout, OTHER, source="api")
+    await rig.store.call(rig.store.optouts.add_optout, OTHER, source="api")
     with pytest.raises(ValidationError) as err:
         await rig.intake.submit(caller, SendRequest(to=[NUMBER, OTHER], text="promo"))
     assert err.value.code == "opted_out" and OTHER in err.value.message and await rig.depth() == 0
@@ -222,7 +222,7 @@ async def test_authenticate_caches_keys_for_a_few_seconds(rig: Rig) -> None:
     for bad in (None, "", "x" * 201, "gsk_ünïcode", "gsk_\x00"):
         assert await rig.intake.authenticate(bad) is None
     assert await rig.intake.authenticate(secret + "x") is None
-    await rig.store.call(rig.store.revoke_api_key, caller.id)
+    await rig.store.call(rig.store.keys.revoke_api_key, caller.id)
     assert await rig.intake.authenticate(secret) == caller  # still cached
     rig.clock.now += rig.intake.key_cache.ttl_s + 0.1
     assert await rig.intake.authenticate(secret) is None
