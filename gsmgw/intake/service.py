@@ -43,7 +43,8 @@ Route = Callable[[str], tuple[str | None, float | None]]
 
 def plausible_secret(secret: str | None) -> bool:
     """Could this be an API key at all? (Anything else is refused without a lookup.)"""
-    return bool(secret) and len(secret) <= MAX_SECRET_CHARS and secret.isascii() and secret.isprintable()  # type: ignore[union-attr]
+    return (secret is not None and 0 < len(secret) <= MAX_SECRET_CHARS and secret.isascii()
+            and secret.isprintable())
 
 
 class IntakeService:
@@ -86,9 +87,8 @@ class IntakeService:
 
     async def authenticate(self, secret: str | None) -> Caller | None:
         """The caller a presented API key belongs to; None if it is invalid or revoked."""
-        if not plausible_secret(secret):
+        if secret is None or not plausible_secret(secret):
             return None
-        assert secret is not None
         digest = hashlib.sha256(secret.encode()).digest()
         now = self.clock()
         hit, caller = self.key_cache.get(digest, now)
