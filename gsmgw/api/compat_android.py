@@ -45,6 +45,7 @@ from gsmgw.api.context import INTAKE, SERVICES, Services
 from gsmgw.api.errors import json_body, retry_after_header
 from gsmgw.api.event_follower import follower
 from gsmgw.api.views import iso
+from gsmgw.domain import EventType
 from gsmgw.errors import AdmissionError, ValidationError
 from gsmgw.intake import SendRequest
 from gsmgw.intake.checks import parse_time
@@ -57,7 +58,8 @@ FIELDS = {"to": "phoneNumbers", "send_at": "scheduleAt", "valid_until": "validUn
 MAX_PHONE_NUMBERS = 100
 MAX_ID_CHARS = 36
 MAX_WEBHOOKS = 100
-EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "sms:cancelled")
+EVENTS = tuple(e.value for e in (EventType.SMS_RECEIVED, EventType.SMS_SENT, EventType.SMS_DELIVERED,
+                                  EventType.SMS_FAILED, EventType.SMS_CANCELLED))
 
 # gsmgw state -> the app's ProcessState
 STATE = {
@@ -378,7 +380,7 @@ def _event_handler(app: web.Application) -> Any:
         svc = app[SERVICES]
         at = iso(event["created_at"])
         payload: dict[str, Any]
-        if kind == "sms:received":
+        if kind == EventType.SMS_RECEIVED:
             data = json.loads(event["payload"] or "{}")
             payload = {"messageId": data.get("id"), "message": data.get("text"), "phoneNumber": data.get("from"),
                        "sender": data.get("from"), "recipient": None,
@@ -390,10 +392,10 @@ def _event_handler(app: web.Application) -> Any:
             app_id = _door_id(row) or state.app_ids.get(row["id"]) or row["batch_id"]
             payload = {"messageId": app_id, "phoneNumber": row["to_number"], "recipient": row["to_number"],
                        "simNumber": _sim_number(svc, row.get("modem_id"))}
-            stamp = {"sms:sent": "sentAt", "sms:delivered": "deliveredAt", "sms:failed": "failedAt",
-                     "sms:cancelled": "cancelledAt"}[kind]
+            stamp = {EventType.SMS_SENT: "sentAt", EventType.SMS_DELIVERED: "deliveredAt",
+                     EventType.SMS_FAILED: "failedAt", EventType.SMS_CANCELLED: "cancelledAt"}[EventType(kind)]
             payload[stamp] = at
-            if kind == "sms:failed":
+            if kind == EventType.SMS_FAILED:
                 payload["reason"] = row.get("error_text") or row.get("error_code") or "failed"
         f = follower(app)
         for w in hooks:

@@ -51,6 +51,7 @@ from gsmgw.api.auth import own_auth
 from gsmgw.api.context import INTAKE, SERVICES, Services
 from gsmgw.api.errors import retry_after_header
 from gsmgw.api.event_follower import follower
+from gsmgw.domain import EventType, event_family
 from gsmgw.errors import AdmissionError, ValidationError
 from gsmgw.intake import Caller, IntakeService, SendRequest
 from gsmgw.webhooks.payload import host_allowed
@@ -280,11 +281,11 @@ def dlr_type(event_type: str, row: dict[str, Any]) -> tuple[int, str] | None:
     """(Kannel DLR type, its %A text) for a message event, or None for none."""
     reason = row.get("error_text") or row.get("error_code") or ""
     left_modem = row.get("sent_at") is not None
-    if event_type == "sms:sent":
+    if event_type == EventType.SMS_SENT:
         return DLR_SMSC_ACK, "ACK/"
-    if event_type == "sms:delivered":
+    if event_type == EventType.SMS_DELIVERED:
         return DLR_DELIVERED, "Delivered"
-    if event_type in ("sms:failed", "sms:expired", "sms:cancelled"):
+    if event_type in (EventType.SMS_FAILED, EventType.SMS_EXPIRED, EventType.SMS_CANCELLED):
         if left_modem:
             return DLR_UNDELIVERED, f"Undelivered: {reason or event_type[4:]}"
         return DLR_SMSC_NACK, f"NACK/{reason or event_type[4:]}"
@@ -309,7 +310,7 @@ def dlr_values(row: dict[str, Any], info: dict[str, Any], dlr: int, text: str, a
 
 def _event_handler(app: web.Application) -> Any:
     async def on_event(event: dict[str, Any]) -> None:
-        if not event["type"].startswith("sms:") or not event.get("message_id"):
+        if event_family(event["type"]) != "sms" or not event.get("message_id"):
             return
         svc = app[SERVICES]
         row = await svc.store.call(svc.store.messages.get_message, event["message_id"])
