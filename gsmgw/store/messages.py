@@ -68,8 +68,11 @@ class MessagesRepo:
         if sticky_s > 0:
             sticky = self.last_sims({m.to_number for m in items if m.sim_requested is None},
                                     now - dt.timedelta(seconds=sticky_s))
+        # Ids sorted into recipient order: a replay (find_by_idempotency_key, by id)
+        # then lists them in the order of the request, recipient by recipient.
+        ids = [batch_id] if len(items) == 1 else sorted(new_id() for _ in items)
         for i, m in enumerate(items):
-            mid = batch_id if len(items) == 1 else new_id()
+            mid = ids[i]
             send_at = m.send_at or now
             preferred = sticky.get(m.to_number) if m.sim_requested is None else None
             rows.append(

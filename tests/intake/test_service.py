@@ -233,8 +233,15 @@ async def test_idempotency_key_never_queues_twice(rig: Rig) -> None:
     req = SendRequest(to=[NUMBER, OTHER], text="a", idempotency_key="order-42")
     first = await rig.intake.submit(caller, req)
     again = await rig.intake.submit(caller, req)
-    assert again.replayed and again.message_ids == tuple(sorted(first.message_ids))
+    assert again.replayed and again.message_ids == first.message_ids
     assert again.batch_id == first.batch_id and await rig.depth() == 2 and rig.seen.accepted == 2
+    # Each id still goes with its own recipient (ids are in recipient order).
+    many = SendRequest(to=[f"+1555123{i:04d}" for i in range(50)], text="b", idempotency_key="bulk-1")
+    first = await rig.intake.submit(caller, many)
+    again = await rig.intake.submit(caller, many)
+    assert again.replayed and again.messages == first.messages
+    for m in again.messages:
+        assert (await rig.row(m.id))["to_number"] == m.to
     # Keys are per caller: another caller's same key is another request.
     other, _ = await rig.caller()
     assert not (await rig.intake.submit(other, req)).replayed
