@@ -49,12 +49,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     presented = presented_key(request)
     if not presented:
         return unauthorized("an API key is required (Authorization: Bearer KEY)")
-    if not plausible_secret(presented):
-        return unauthorized("invalid API key")
     intake = request.app[INTAKE]
     caller = await intake.authenticate(presented)
     if caller is None:
-        return unauthorized("invalid or revoked API key")
+        return unauthorized("invalid or revoked API key" if plausible_secret(presented) else "invalid API key")
     request[CALLER] = caller
     wait_s = intake.take_request(caller)
     if wait_s > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 SCOPES = ("send", "read", "admin")
 
@@ -67,8 +67,9 @@ class SendRequest:
     door_data: Mapping[str, Any] | None = None  # the door's own JSON-able data, stored with each message
 
 
-@dataclass(frozen=True, slots=True)
-class SubmittedMessage:
+class SubmittedMessage(NamedTuple):
+    """One queued message (a tuple: a 1,000-recipient request makes 1,000 of them)."""
+
     id: str
     to: str  # E.164
     encoding: str  # gsm7 | ucs2
