@@ -6,14 +6,11 @@ import datetime as dt
 import json
 from typing import Any
 
+from gsmgw.isotime import iso_or_value
 from gsmgw.store.inbound import inbound_view as stored_inbound_view
 
-
-def iso(value: Any) -> Any:
-    """A datetime as ISO 8601 UTC with ``Z``; anything else as it is."""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    return value
+# A datetime as ISO 8601 UTC with "Z" (naive = UTC, the store's convention); anything else as it is.
+iso = iso_or_value
 
 
 def jsonable(obj: Any) -> Any:
