@@ -29,6 +29,7 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 PRIORITIES = {"low": -5, "normal": 0, "high": 5, "otp": 9}
 PRIORITY_RANGE = (-10, 10)
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never part of a number
 # {name} placeholders only (no attribute access or format specs); {{ and }} are literal braces.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 
@@ -37,7 +38,7 @@ def normalise_number(raw: Any, region: str, field: str = "to") -> str:
     """A phone number as E.164 (``+447700900123``); national numbers in ``region``."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("invalid_number", "a phone number must be a non-empty string", field=field)
-    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+    if _CONTROL.search(raw):
         raise ValidationError("invalid_number", "control characters are not allowed in a number", field=field)
     if len(raw) > MAX_NUMBER_CHARS:
         raise ValidationError("invalid_number", "number is too long", field=field)
