@@ -24,9 +24,8 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_ctx, reuse_address=True)
         await site.start()
-        server = site._server
-        sockets = (getattr(server, "sockets", None) or []) if server is not None else []
-        self.bound = [s.getsockname()[:2] for s in sockets]
+        # Port 0 binds an ephemeral port: the runner knows which (IPv6 names have 4 fields).
+        self.bound = [tuple(a[:2]) for a in self._runner.addresses]
 
     async def stop(self) -> None:
         if self._runner is not None:
