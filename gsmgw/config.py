@@ -235,6 +235,16 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """The admin console at /ui/ on the API port (sign-in with an API key)."""
+
+    enabled: bool = True
+    # A session ends after this long without a request, and after session_max_s in any case.
+    session_idle_s: float = 1800.0
+    session_max_s: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -243,6 +253,7 @@ class Config:
     inbound: InboundConfig = field(default_factory=InboundConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     modem: tuple[ModemConfig, ...] = ()
     # Where the file came from (for messages); not a TOML key.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -409,6 +420,10 @@ def _check(cfg: Config, source: str) -> None:
     for i, sub in enumerate(cfg.webhooks.subscription):
         if not sub.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhooks.subscription[{i}].url: expected an http(s) URL")
+    c = cfg.console
+    if not 0 < c.session_idle_s <= c.session_max_s:
+        raise ConfigError(f"{source}: console.session_idle_s: expected more than 0 and at most "
+                          f"console.session_max_s ({c.session_max_s:g}), got {c.session_idle_s:g}")
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:

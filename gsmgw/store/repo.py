@@ -13,6 +13,7 @@ group-commits the calls that queue up together (``gsmgw.store.executor``).
     store.events     the outbox: events, consumers' cursors (read_after / advance)
     store.webhooks   webhook deliveries (the native webhooks' consumer of the outbox)
     store.modems     modem status rows
+    store.views      read models for the console (per-SIM figures, search, batches, threads)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gsmgw.store.messages import WORK_CHANNEL, MessagesRepo
 from gsmgw.store.modems import ModemsRepo
 from gsmgw.store.optouts import OptoutsRepo
 from gsmgw.store.reports import ReportsRepo
+from gsmgw.store.views import ViewsRepo
 from gsmgw.store.webhooks import WebhooksRepo
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class Store:
         self.events = EventsRepo(self.db)
         self.webhooks = WebhooksRepo(self.db, host)
         self.modems = ModemsRepo(self.db, host)
+        self.views = ViewsRepo(self.db)
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop.

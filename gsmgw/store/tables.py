@@ -290,3 +290,12 @@ webhook_deliveries = Table(
     UniqueConstraint("event_id", "url", name="uq_webhook_deliveries_event_url"),
 )
 Index("ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
+
+# --- the admin console (issue 18) -----------------------------------------------
+
+# When someone read the message in the console's conversations (NULL = unread).
+inbound_messages.append_column(Column("read_at", UTCDateTime))
+# Throughput and delivery figures per time window ("sent in the last hour").
+Index("ix_message_parts_sent_at", message_parts.c.sent_at)
+# A batch's progress without walking the messages table.
+Index("ix_messages_batch", messages.c.batch_id)
