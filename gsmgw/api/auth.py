@@ -9,10 +9,11 @@ import binascii
 from aiohttp import web
 
 from gsmgw.api.context import INTAKE
-from gsmgw.api.errors import Handler, forbidden, too_many, unauthorized
+from gsmgw.api.errors import Handler, another_door, forbidden, too_many, unauthorized
 from gsmgw.intake import Caller, plausible_secret
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json", "/health"})
+# "/" only redirects to the console's sign-in page (when the console is mounted).
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/api/v1/openapi.json", "/health"})
 
 # A route handler with this attribute set checks credentials itself (Kannel's
 # username/password parameters) through the intake service; the middleware lets it by.
@@ -44,7 +45,8 @@ def presented_key(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or getattr(request.match_info.handler, OWN_AUTH_ATTR, False):
+    if (request.path in PUBLIC_PATHS or getattr(request.match_info.handler, OWN_AUTH_ATTR, False)
+            or another_door(request)):
         return await handler(request)
     presented = presented_key(request)
     if not presented:

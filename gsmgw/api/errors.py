@@ -48,8 +48,16 @@ def forbidden(message: str) -> web.HTTPForbidden:
                              content_type="application/json")
 
 
+def another_door(request: web.Request) -> bool:
+    """Whether the route belongs to a sub-application mounted on this port (the
+    console at /ui/): a door of its own, with its own sign-in and error pages."""
+    return request.match_info.apps[-1] is not request.app
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if another_door(request):  # the console renders its own error pages
+        return await handler(request)
     try:
         return await handler(request)
     except ValidationError as exc:
