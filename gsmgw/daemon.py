@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gsmgw.api import Services, create_app
 from gsmgw.api.context import SERVICES
@@ -102,6 +103,8 @@ class Gateway:
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
+        if self.cfg.console.enabled:
+            self._mount_console(app)
         await self.webhooks.start()
         self.api = ApiServer(app)
         host, port = parse_listen(self.cfg.api.listen)
@@ -109,6 +112,29 @@ class Gateway:
                              tls_key_file=self.cfg.api.tls_key_file)
         self.bound = self.api.bound
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+
+    def _mount_console(self, app: Any) -> None:
+        """The admin console at /ui/ on the API port (issue 18); a door like the others."""
+        from gsmgw.console import ConsoleDeps, mount
+
+        inbound = self.pool.inbound
+
+        async def check_balance(modem_id: str) -> dict[str, Any]:
+            info: dict[str, Any] = await inbound.check_balance(self.pool.slots[modem_id])
+            return info
+
+        mount(app, ConsoleDeps(
+            config=lambda: self.cfg,
+            intake=self.intake,
+            store=self.store,
+            modems=self.pool.snapshot,
+            set_modem_enabled=self.pool.set_enabled,
+            ussd=inbound.ussd,
+            balances=lambda: inbound.balances,
+            check_balance=check_balance,
+            host=self.host,
+            started_at=self.started_at,
+        ))
 
     @property
     def base_url(self) -> str:
@@ -149,11 +175,11 @@ class Gateway:
         """Apply a re-read config to the running gateway; the queue is untouched.
 
         Modems added/removed/changed, limits, enabled flags, dispatch settings,
-        routing rules and webhooks apply at once. [api], [store], [logging] and
+        routing rules and webhooks apply at once. [api], [store], [logging], [console] and
         [discovery] need a restart (the socket and the database stay open, logging was
         set up by the command line): a change there is logged and waits for the next start.
         """
-        later = {name: getattr(self.cfg, name) for name in ("api", "store", "logging", "discovery")
+        later = {name: getattr(self.cfg, name) for name in ("api", "store", "logging", "discovery", "console")
                  if hasattr(new, name) and getattr(new, name) != getattr(self.cfg, name)}
         if later:
             log.warning("config reload: [%s] changed in %s; that applies at the next restart",

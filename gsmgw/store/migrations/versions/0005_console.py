@@ -5,7 +5,7 @@ delivery rate) read one index range instead of every part ever sent;
 ``messages.batch_id`` gives a batch's progress without a table scan.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
