@@ -18,6 +18,7 @@ from gsmgw.console.core import (
     needs,
     render,
     request_session,
+    see_other,
 )
 from gsmgw.console.live import tile
 from gsmgw.errors import ATTimeout, ModemError
@@ -221,9 +222,9 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
     c.sessions.drop_key(key_id)  # sessions signed in with it end now
     log.info("console: %s revoked key %s", me.name, key_id)
     if key_id == me.id:
-        resp = web.HTTPSeeOther(f"{PREFIX}login?why=revoked")
+        resp = see_other(f"{PREFIX}login?why=revoked")
         resp.del_cookie(SESSION_COOKIE, path=PREFIX)
-        raise resp
+        return resp
     flash(request, "ok", f"Key {key_id} revoked: its console sessions ended, and every door refuses it within 10 s.")
     raise web.HTTPSeeOther(f"{PREFIX}keys")
 

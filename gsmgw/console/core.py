@@ -156,8 +156,9 @@ def flash(request: web.Request, kind: str, text: str) -> None:
         session.flash = (kind, text)
 
 
-def redirect(location: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(location)
+def see_other(location: str) -> web.Response:
+    """A 303 to return (aiohttp wants HTTPException objects raised, not returned)."""
+    return web.Response(status=303, headers={"Location": location})
 
 
 def safe_next(raw: str | None) -> str:
@@ -196,6 +197,6 @@ def owner_filter(request: web.Request) -> str | None:
 __all__ = [
     "CONSOLE", "CSRF_FIELD", "CSRF_HEADER", "KEY_RECHECK_S", "LOGIN_COOKIE", "PREFIX", "SESSION",
     "SESSION_COOKIE", "Console", "base_context", "client_address", "console_of", "error_page", "flash",
-    "needs", "owner_filter", "public", "redirect", "render", "render_fragment", "request_session", "safe_next", "secure",
+    "needs", "owner_filter", "public", "render", "render_fragment", "request_session", "safe_next", "secure", "see_other",
     "set_cookie",
 ]
