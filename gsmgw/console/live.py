@@ -12,7 +12,7 @@ from gsmgw.console.deps import ConsoleDeps
 from gsmgw.console.queries import Queries
 
 TILES_EVERY_S = 2.0
-STATS_EVERY_S = 30.0
+STATS_EVERY_S = 10.0
 
 
 def _limits(limits: dict[str, Any] | None) -> list[dict[str, Any]]:

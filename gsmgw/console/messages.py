@@ -202,6 +202,17 @@ async def batch(request: web.Request) -> web.StreamResponse:
                                           "more": len(rows) == PAGE})
 
 
+@needs("read", rate=False)
+async def batch_live(request: web.Request) -> web.StreamResponse:
+    """The progress fragment a batch page polls until every message is final."""
+    c = console_of(request)
+    batch_id = request.match_info["id"]
+    b = await c.q.batch(batch_id, owner_filter(request)) if ID_RE.fullmatch(batch_id) else None
+    if b is None:
+        return error_page(request, 404, "Not found", "There is no such batch.")
+    return render(request, "_batch_progress.html", {"b": b})
+
+
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/messages", list_messages)
     r.add_get("/messages/{id}", message)
@@ -209,6 +220,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/messages/{id}/cancel", cancel)
     r.add_get("/batches", batches)
     r.add_get("/batches/{id}", batch)
+    r.add_get("/batches/{id}/live", batch_live)
 
 
 __all__ = ["add_routes", "number_filter", "parse_filters", "timeline"]
