@@ -48,8 +48,9 @@ class ViewsRepo:
         """``column`` (UTC) as the start of its ``bucket_s`` bucket, in Unix seconds."""
         if self.db.is_sqlite:
             epoch = cast(func.strftime("%s", column), Integer)
-            return (epoch / bucket_s) * bucket_s
-        return cast(func.floor(func.extract("epoch", column) / bucket_s), Integer) * bucket_s
+        else:
+            epoch = cast(func.floor(func.extract("epoch", column)), Integer)
+        return (epoch // bucket_s) * bucket_s  # integer division on both
 
     # --- overview -----------------------------------------------------------------
 
