@@ -17,8 +17,8 @@ from gsmgw.console.core import (
     needs,
     render,
 )
-from gsmgw.console.sending import AdmissionError, submit
-from gsmgw.errors import CodecError, ValidationError
+from gsmgw.console.sending import submit
+from gsmgw.errors import AdmissionError, CodecError, ValidationError
 
 PRIORITIES = ("normal", "low", "high", "otp")
 MAX_RECIPIENTS = 1000

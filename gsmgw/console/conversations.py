@@ -21,8 +21,8 @@ from gsmgw.console.core import (
     owner_filter,
     render,
 )
-from gsmgw.console.sending import AdmissionError, submit
-from gsmgw.errors import ValidationError
+from gsmgw.console.sending import submit
+from gsmgw.errors import AdmissionError, ValidationError
 
 
 def valid_number(raw: Any) -> str | None:

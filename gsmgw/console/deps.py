@@ -14,28 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gsmgw.config import Config
-
-
-class CallerLike(Protocol):
-    """``gsmgw.intake.Caller``: who signed in."""
-
-    id: str
-    name: str
-    scopes: frozenset[str]
+from gsmgw.intake import Caller, CancelResult, SendRequest, SubmitResult
+from gsmgw.sms import Preview
 
 
 class IntakePort(Protocol):
     """The parts of ``gsmgw.intake.IntakeService`` the console uses."""
 
-    async def authenticate(self, secret: str | None) -> Any: ...
+    async def authenticate(self, secret: str | None) -> Caller | None: ...
 
-    def take_request(self, caller: Any) -> float: ...
+    def take_request(self, caller: Caller) -> float: ...
 
-    async def submit(self, caller: Any, req: Any) -> Any: ...
+    async def submit(self, caller: Caller, req: SendRequest) -> SubmitResult: ...
 
-    async def cancel(self, caller: Any, message_id: str) -> Any: ...
+    async def cancel(self, caller: Caller, message_id: str) -> CancelResult: ...
 
-    def preview(self, text: Any) -> Any: ...
+    def preview(self, text: Any) -> Preview: ...
 
 
 @dataclass
@@ -59,9 +53,9 @@ class ConsoleDeps:
     started_at: float = field(default_factory=time.time)
 
 
-def may(caller: CallerLike, scope: str) -> bool:
-    """``admin`` may do everything the other scopes allow."""
-    return scope in caller.scopes or "admin" in caller.scopes
+def may(caller: Caller, scope: str) -> bool:
+    """``admin`` may do everything the other scopes allow (as through the API)."""
+    return caller.may(scope)
 
 
-__all__ = ["CallerLike", "ConsoleDeps", "IntakePort", "may"]
+__all__ = ["ConsoleDeps", "IntakePort", "may"]

@@ -172,11 +172,13 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     message_id = request.match_info["id"]
     if not ID_RE.fullmatch(message_id):
         return error_page(request, 404, "Not found", "There is no such message.")
+    # The intake decides: a key cancels its own messages, an admin any; another key's
+    # message is "no such message".
     result = await c.deps.intake.cancel(request_session(request).caller, message_id)
-    state = getattr(result, "state", None)
+    state = result.state
     if state is None:
         return error_page(request, 404, "Not found", "There is no such message.")
-    if getattr(result, "cancelled", bool(result)):
+    if result.cancelled:
         flash(request, "ok", "Cancelled: it will not be sent.")
     else:
         flash(request, "error", f"Not cancelled: the message is {state}; only a queued message can be cancelled.")

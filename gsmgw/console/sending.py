@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-import gsmgw.errors as errors
 from gsmgw.console.core import console_of, request_session
-
-# Valid input the gateway will not take now (rate, quota, full queue); the intake's.
-AdmissionError: type[Exception] = getattr(errors, "AdmissionError", errors.ValidationError)
+from gsmgw.intake import SendRequest, SubmitResult
 
 
 async def submit(request: web.Request, *, to: list[str], text: str, send_at: str | None, priority: str,
-                 sim: str | None, idem: str, via: str) -> Any:
-    """Hand a send request to the intake as the signed-in key; the intake's errors propagate."""
-    from gsmgw.intake import SendRequest
-
+                 sim: str | None, idem: str, via: str) -> SubmitResult:
+    """Hand a send request to the intake as the signed-in key; its ValidationError and
+    AdmissionError propagate (the page shows them)."""
     c = console_of(request)
     caller = request_session(request).caller
     req = SendRequest(
@@ -25,7 +19,8 @@ async def submit(request: web.Request, *, to: list[str], text: str, send_at: str
         idempotency_key=f"console:{idem}" if idem else None,
         door="console", door_data={"via": via},
     )
-    return await c.deps.intake.submit(caller, req)
+    result: SubmitResult = await c.deps.intake.submit(caller, req)
+    return result
 
 
-__all__ = ["AdmissionError", "submit"]
+__all__ = ["submit"]
