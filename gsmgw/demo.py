@@ -76,6 +76,7 @@ async def run_demo(
             print(
                 f"\ngsmgw demo is running\n"
                 f"  API:        {url}/api/v1\n"
+                f"  console:    {url}/ui/  (sign in with the API key)\n"
                 f"  API key:    {key}\n"
                 f"  state:      {state_dir}\n"
                 f"  modems:     {len(ports)} emulated ({numbers}) on {', '.join(ports)}\n\n"
