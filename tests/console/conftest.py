@@ -83,16 +83,21 @@ class ConsoleEnv:
         return Browserish(self.base, session)
 
 
-def console_config(tmp_path: Path, ports: list[str], **console: Any) -> Config:
+def console_config(tmp_path: Path, ports: list[str], *, sections: dict[str, Any] | None = None,
+                   **console: Any) -> Config:
+    """The tests' gateway config with a [console] of ``console``; ``sections`` replaces
+    whole sections (e.g. {"webhooks": WebhooksConfig(...)})."""
     cfg = make_config(tmp_path, ports)
-    return dataclasses.replace(cfg, console=ConsoleConfig(**console))
+    return dataclasses.replace(cfg, console=ConsoleConfig(**console), **(sections or {}))
 
 
-async def start_env(tmp_path: Path, *, modems: int = 2, rate_per_s: int = 0, **console: Any) -> ConsoleEnv:
+async def start_env(tmp_path: Path, *, modems: int = 2, rate_per_s: int = 0,
+                    sections: dict[str, Any] | None = None, **console: Any) -> ConsoleEnv:
     fake = FakeModemPool(count=modems, directory=tmp_path / "ports", report_delay_s=0.05)
     await fake.start()
     try:
-        gw = Gateway(console_config(tmp_path, [str(m.path) for m in fake.modems], **console), host="test-host")
+        cfg = console_config(tmp_path, [str(m.path) for m in fake.modems], sections=sections, **console)
+        gw = Gateway(cfg, host="test-host")
         await gw.start()
     except BaseException:
         await fake.stop()

@@ -14,6 +14,7 @@ import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gsmgw.config import InboundConfig, WebhooksConfig, WebhookSubscription
 from gsmgw.console.static import Assets
 from tests.console.conftest import ConsoleEnv, start_env, stop_env
 from tests.inbound.helpers import wait_until
@@ -329,3 +330,44 @@ async def test_junk_forms_and_queries_get_pages_not_500(env: ConsoleEnv, http: a
                 continue  # a well-formed code would really be sent
             page = await c.post(path, {f: value for f in fields})
             assert page.status < 500, (path, value, page.status, page.text[:300])
+
+
+async def test_ussd_balance_and_webhook_retry(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    dead = "http://127.0.0.1:9/hook"  # discard port: nothing listens, every attempt fails
+    sections = {
+        "inbound": InboundConfig(balance_ussd="*100#", balance_interval_s=3600.0),
+        "webhooks": WebhooksConfig(subscription=(WebhookSubscription(dead, ("sms:*",)),), max_attempts=1,
+                                   retry_initial_s=0.05, retry_max_s=0.1, poll_interval_s=0.05, timeout_s=1.0),
+    }
+    env = await start_env(tmp_path, modems=1, sections=sections)
+    try:
+        c = env.client(http)
+        assert (await c.login(env.keys["admin"])).status == 303
+        asked = await c.post("/ui/modems/sim1/ussd", {"code": "*100#"})
+        assert asked.status == 303
+        page = await c.get("/ui/modems")
+        reply = env.fake.modems[0].modem.behaviour.ussd_reply
+        assert "USSD *100# answered" in page.text
+        assert f'<span class="ussd-answer">*100# → {html.escape(reply)}</span>' in page.text
+        assert 'class="ussd-answer"' not in (await c.get("/ui/modems")).text  # an answer is shown once
+        bad = await c.post("/ui/modems/sim1/ussd", {"code": "AT+CFUN=0"})
+        assert bad.status == 303 and "1-64 of 0-9" in (await c.get("/ui/modems")).text
+        checked = await c.post("/ui/modems/sim1/balance")
+        assert checked.status == 303 and "balance" in (await c.get("/ui/modems")).text
+        assert env.gw.pool.inbound.balances["sim1"]["text"] == reply
+
+        sent = await c.post("/ui/compose", {"to": "+15551230009", "text": "hook me", "priority": "normal"})
+        assert sent.status == 303
+
+        async def failed_delivery() -> bool:
+            counts = await env.gw.store.call(env.gw.store.webhook_counts)
+            return counts.get("failed", 0) >= 1
+
+        await wait_until(failed_delivery, timeout_s=15, what="a failed webhook delivery")
+        hooks = await c.get("/ui/webhooks?state=failed")
+        assert hooks.status == 200 and dead in hooks.text and "Retry" in hooks.text
+        retried = await c.post("/ui/webhooks/retry")
+        assert retried.status == 303
+        assert "will be tried again" in (await c.get("/ui/webhooks")).text
+    finally:
+        await stop_env(env)
