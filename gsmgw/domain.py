@@ -21,6 +21,14 @@ class MessageState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+# States a message does not leave (a batch's progress counts them; the console stops
+# watching a message there). "sent" is not one: a status report may still come.
+FINAL_MESSAGE_STATES = frozenset(
+    {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED, MessageState.CANCELLED,
+     MessageState.UNKNOWN}
+)
+
+
 class ModemState(enum.StrEnum):
     """Lifecycle of one modem (see design.md, flow 3)."""
 

@@ -19,7 +19,7 @@ from gsmgw.console.core import (
     render,
     request_session,
 )
-from gsmgw.domain import MessageState
+from gsmgw.domain import FINAL_MESSAGE_STATES, MessageState
 
 PAGE = 50
 ID_RE = re.compile(r"[0-9a-f]{1,32}")
@@ -143,7 +143,9 @@ def timeline(row: dict[str, Any], reports: list[dict[str, Any]]) -> list[dict[st
 async def _message_context(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
     c = console_of(request)
     reports = await c.q.reports_of(row["id"])
-    final = MessageState(row["state"]).is_final
+    # Without a status report asked for, "sent" is as far as it goes.
+    final = row["state"] in FINAL_MESSAGE_STATES or (row["state"] == MessageState.SENT
+                                                     and not row.get("delivery_report", True))
     batch = await c.q.batch(row["batch_id"], owner_filter(request)) if row["batch_id"] != row["id"] else None
     return {"section": "messages", "m": row, "parts": timeline(row, reports), "final": final,
             "batch": batch, "cancellable": row["state"] == MessageState.QUEUED}

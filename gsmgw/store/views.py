@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, cast, func, or_, select, update
 
-from gsmgw.domain import MessageState
+from gsmgw.domain import FINAL_MESSAGE_STATES, MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.executor import Executor, batchable
 
@@ -346,7 +346,7 @@ class ViewsRepo:
 
 
 def _batch_view(batch_id: str, counts: dict[str, int], created_at: dt.datetime) -> dict[str, Any]:
-    final = sum(n for s, n in counts.items() if MessageState(s).is_final)
+    final = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
     return {
         "batch_id": batch_id,
         "total": sum(counts.values()),
