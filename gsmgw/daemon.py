@@ -132,6 +132,7 @@ class Gateway:
             ussd=inbound.ussd,
             balances=lambda: inbound.balances,
             check_balance=check_balance,
+            restart_modem=self.pool.restart,
             host=self.host,
             started_at=self.started_at,
         ))

@@ -104,6 +104,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
 async def send(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     values = {k: str(form.get(k, ""))[:20_000] for k in FIELDS}
+    values["priority"] = values["priority"] or "normal"
     to = recipients(values["to"])
     problem = ""
     if not to:

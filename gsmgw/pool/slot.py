@@ -36,6 +36,8 @@ class ModemSlot:
     failed_parts: int = 0
     last_error: str = ""
     state_reason: str = ""
+    storage_used: int | None = None
+    storage_total: int | None = None
 
     @property
     def id(self) -> str:

@@ -164,6 +164,35 @@ class Pool:
         self._status(modem_id, enabled=enabled)
         return True
 
+    async def restart(self, modem_id: str, *, drain_timeout_s: float = 30.0) -> bool:
+        """Close one modem's port and bring it up again (the console's "restart").
+
+        It takes no new message meanwhile and finishes the one on the air first, so
+        nothing is cut off mid-send. False if there is no such modem, it has no port
+        yet (discovery is still looking), or its send did not finish in time.
+        """
+        slot = self.slots.get(modem_id)
+        if slot is None or not slot.port:
+            return False
+        was_enabled = slot.enabled
+        slot.enabled = False  # the worker checks this before every claim
+        slot.wake.set()
+        try:
+            async with asyncio.timeout(drain_timeout_s):
+                while not (slot.idle.is_set() and not await self._claims_of(slot.id)):
+                    await slot.idle.wait()
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            log.warning("modem %s: not restarted, a send is still in flight after %.0f s",
+                        modem_id, drain_timeout_s)
+            return False
+        else:
+            log.info("modem %s: restarting (port closed and opened again)", modem_id)
+            await self._attach(slot, slot.port)
+            return True
+        finally:
+            self.set_enabled(modem_id, was_enabled)
+
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()
         out = []
@@ -188,6 +217,9 @@ class Pool:
                     "manufacturer": ident.manufacturer,
                     "own_number": ident.own_number,
                     "signal_csq": slot.driver.csq,
+                    # SMS storage of the SIM at the last health poll (None until then).
+                    "storage_used": slot.storage_used,
+                    "storage_total": slot.storage_total,
                     "sent_parts": slot.sent_parts,
                     "failed_parts": slot.failed_parts,
                     "last_error": slot.last_error,
@@ -219,6 +251,7 @@ class Pool:
                          operator=ident.operator, own_number=ident.own_number)
 
         def on_health(ev: Health) -> None:
+            slot.storage_used, slot.storage_total = ev.storage_used, ev.storage_total
             self._status(slot.id, signal_csq=ev.csq, registration=ev.registration)
 
         def on_report(ev: StatusReportReceived) -> None:  # +CDS: the PDU came with the URC

@@ -277,6 +277,21 @@ async def test_schedule_cancel_drain_and_enable(env: ConsoleEnv, http: aiohttp.C
     assert "drained" in (await c.get("/ui/modems")).text
     assert (await c.post("/ui/modems/sim1/enable")).status == 303 and env.gw.pool.slots["sim1"].enabled
     assert (await c.post("/ui/modems/nope/drain")).status == 404
+    old_driver = env.gw.pool.slots["sim2"].driver
+    restarted = await c.post("/ui/modems/sim2/restart")
+    assert restarted.status == 303 and "sim2: restarting" in (await c.get("/ui/modems")).text
+    new_driver = env.gw.pool.slots["sim2"].driver
+    assert new_driver is not old_driver and env.gw.pool.slots["sim2"].enabled
+    await new_driver.wait_ready(10)
+    again = await c.post("/ui/compose", {"to": "+15551230006", "text": "after restart", "sim": "sim2"})
+    assert again.status == 303
+    message_id = again.headers["Location"].rsplit("/", 1)[1]
+
+    async def sent() -> bool:
+        row = await env.gw.store.call(env.gw.store.get_message, message_id)
+        return bool(row) and row["state"] in ("sent", "delivered")
+
+    await wait_until(sent, what="a send on the restarted modem")
 
 
 async def test_live_stream_sends_tiles_and_ends_at_shutdown(tmp_path: Path, http: aiohttp.ClientSession) -> None:
