@@ -78,6 +78,12 @@ def same_origin(request: web.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
+def same_token(presented: str, expected: str) -> bool:
+    """Constant-time comparison; a caller's non-ASCII junk is simply unequal (as bytes)."""
+    return bool(expected) and secrets.compare_digest(presented.encode("utf-8", "replace"),
+                                                     expected.encode("utf-8", "replace"))
+
+
 async def presented_csrf(request: web.Request) -> str:
     header = request.headers.get(CSRF_HEADER)
     if header:
@@ -114,7 +120,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         if not same_origin(request):
             return error_page(request, 403, "Refused", "This change did not come from a page of this console.")
-        if not secrets.compare_digest(await presented_csrf(request), session.csrf):
+        if not same_token(await presented_csrf(request), session.csrf):
             return error_page(request, 403, "Refused",
                               "The form's security token is missing or stale. Reload the page and try again.")
     if scope != "signed-in" and not may(session.caller, scope):
@@ -189,7 +195,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     field = form.get("signin", "")
     if not same_origin(request) or not cookie or not isinstance(field, str) \
-            or not secrets.compare_digest(cookie, field):
+            or not same_token(cookie, field):
         return _login_form(request, error="The sign-in form was stale; please try again.", status=403)
     client = client_address(request)
     wait_s = c.throttle.wait_s(client)

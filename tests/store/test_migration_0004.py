@@ -8,7 +8,7 @@ import json
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from gsmgw.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from gsmgw.store.migrate import alembic_config, current_revision, upgrade
 
 DLR = {"mask": 3, "url": "http://127.0.0.1/dlr?t=%d", "user": "ops", "host": "gw1"}
 
@@ -39,8 +39,8 @@ def test_upgrade_moves_kannel_dlr_out_of_callback_url_and_downgrade_puts_it_back
             _insert(conn, "k1", kannel_cb)
             _insert(conn, "w1", "http://hooks.lan/cb")
             _insert(conn, "n1", None)
-        upgrade(engine)
-        assert current_revision(engine) == head_revision() == "0004"
+        upgrade(engine, "0004")  # later revisions have their own tests
+        assert current_revision(engine) == "0004"
         rows = _rows(engine)
         assert rows["k1"][:2] == (None, "kannel") and json.loads(str(rows["k1"][2])) == DLR
         assert rows["w1"] == ("http://hooks.lan/cb", None, None)
