@@ -34,7 +34,7 @@ class Queries:
     async def modems(self) -> list[dict[str, Any]]:
         """This host's modems live, with what the store knows (registration), then
         the modems other hosts of a shared store last reported (read-only here)."""
-        rows = {r["id"]: r for r in await self._call(self.store.list_modems)}
+        rows = {r["id"]: r for r in await self._call(self.store.modems.list_modems)}
         out = []
         for m in self.deps.modems():
             row = rows.get(m["id"], {})
@@ -76,7 +76,7 @@ class Queries:
         return list(await self._call(self.store.views.search_messages, **filters))
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
-        row = await self._call(self.store.get_message, message_id)
+        row = await self._call(self.store.messages.get_message, message_id)
         return dict(row) if row is not None else None
 
     async def reports_of(self, message_id: str) -> list[dict[str, Any]]:
@@ -100,18 +100,18 @@ class Queries:
         return int(await self._call(self.store.views.mark_thread_read, number))
 
     async def opted_out(self, number: str) -> bool:
-        return bool(await self._call(self.store.opted_out, [number]))
+        return bool(await self._call(self.store.optouts.opted_out, [number]))
 
     # --- webhooks -----------------------------------------------------------------------
 
     async def deliveries(self, state: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.list_webhook_deliveries, state=state, limit=limit))
+        return list(await self._call(self.store.webhooks.list_webhook_deliveries, state=state, limit=limit))
 
     async def delivery_counts(self) -> dict[str, int]:
-        return dict(await self._call(self.store.webhook_counts))
+        return dict(await self._call(self.store.webhooks.webhook_counts))
 
     async def retry_failed_webhooks(self) -> int:
-        return int(await self._call(self.store.retry_failed_webhooks))
+        return int(await self._call(self.store.webhooks.retry_failed_webhooks))
 
     # --- keys -------------------------------------------------------------------------
 
@@ -119,15 +119,15 @@ class Queries:
         return bool(await self._call(self.store.views.api_key_active, key_id))
 
     async def keys(self) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.list_api_keys))
+        return list(await self._call(self.store.keys.list_api_keys))
 
     async def create_key(self, name: str, scopes: list[str], rate_per_s: int, daily_quota: int) -> tuple[str, str]:
-        key_id, secret = await self._call(self.store.create_api_key, name, scopes, rate_per_s=rate_per_s,
+        key_id, secret = await self._call(self.store.keys.create_api_key, name, scopes, rate_per_s=rate_per_s,
                                           daily_quota=daily_quota)
         return str(key_id), str(secret)
 
     async def revoke_key(self, key_id: str) -> bool:
-        return bool(await self._call(self.store.revoke_api_key, key_id))
+        return bool(await self._call(self.store.keys.revoke_api_key, key_id))
 
 
 __all__ = ["Queries", "utc_midnight"]

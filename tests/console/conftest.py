@@ -106,7 +106,7 @@ async def start_env(tmp_path: Path, *, modems: int = 2, rate_per_s: int = 0,
     try:
         for name, scopes in (("admin", ["admin"]), ("read", ["read"]), ("send", ["send", "read"]),
                              ("sendonly", ["send"])):
-            key_id, secret = await gw.store.call(gw.store.create_api_key, f"{name}-key", scopes,
+            key_id, secret = await gw.store.call(gw.store.keys.create_api_key, f"{name}-key", scopes,
                                                  rate_per_s=rate_per_s)
             env.keys[name], env.key_ids[name] = secret, key_id
         for i in range(modems):

@@ -145,7 +145,7 @@ async def test_console_in_a_browser(env: ConsoleEnv) -> None:
             env.fake.modems[1].modem.inject_sms(sender, XSS_IN)
 
             async def arrived() -> bool:
-                return bool(await gw.store.call(gw.store.list_inbound, sender=sender))
+                return bool(await gw.store.call(gw.store.inbound.list_inbound, sender=sender))
 
             await wait_until(arrived, what="the inbound SMS")
             await page.goto(base + "/ui/conversations")
@@ -161,7 +161,7 @@ async def test_console_in_a_browser(env: ConsoleEnv) -> None:
             await page.click("text=Send reply")
             await expect(page.locator(".flash")).to_contain_text("Reply queued")
             await expect(page.locator(".bubble.out .sms")).to_have_text("Thanks, noted.")
-            replies = await gw.store.call(gw.store.list_messages, to_number=sender)
+            replies = await gw.store.call(gw.store.messages.list_messages, to_number=sender)
             assert [r["text"] for r in replies] == ["Thanks, noted."]
             assert replies[0]["sim_requested"] == "sim2"  # the SIM the customer wrote to
 
@@ -197,7 +197,7 @@ async def test_console_in_a_browser(env: ConsoleEnv) -> None:
                 "thread": "/ui/conversations/thread?number=%2B447700900777", "compose": "/ui/compose",
                 "modems": "/ui/modems", "webhooks": "/ui/webhooks", "keys": "/ui/keys",
             }
-            [first] = await gw.store.call(gw.store.list_messages, to_number="+15551234567")
+            [first] = await gw.store.call(gw.store.messages.list_messages, to_number="+15551234567")
             pages["message"] = f"/ui/messages/{first['id']}"
             for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
                 await page.set_viewport_size(size)

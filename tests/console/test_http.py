@@ -85,12 +85,12 @@ async def test_changes_need_the_csrf_token_and_this_origin(env: ConsoleEnv, http
     drain = await c.post("/ui/modems/sim1/drain", {}, csrf=False)
     assert drain.status == 403
     assert env.gw.pool.slots["sim1"].enabled
-    rows = await env.gw.store.call(env.gw.store.list_messages, limit=10)
+    rows = await env.gw.store.call(env.gw.store.messages.list_messages, limit=10)
     assert rows == []  # nothing was queued by the refused requests
     # With the token, from this origin: queued, through the intake, as the console door.
     good = await c.post("/ui/compose", form)
     assert good.status == 303 and good.headers["Location"].startswith("/ui/messages/")
-    [row] = await env.gw.store.call(env.gw.store.list_messages, limit=10)
+    [row] = await env.gw.store.call(env.gw.store.messages.list_messages, limit=10)
     assert row["text"] == "csrf test" and row["api_key_id"] == env.key_ids["admin"]
     assert row["door"] == "console"
 
@@ -118,7 +118,7 @@ async def test_scopes_read_sees_send_composes_admin_changes(env: ConsoleEnv) -> 
         assert (await send.post("/ui/modems/sim1/drain")).status == 403
         assert (await send.post("/ui/keys", {"name": "x", "scope": "admin"})).status == 403
         assert env.gw.pool.slots["sim1"].enabled
-        keys = await env.gw.store.call(env.gw.store.list_api_keys)
+        keys = await env.gw.store.call(env.gw.store.keys.list_api_keys)
         assert all(k["name"] != "x" for k in keys)
         assert (await sendonly.get("/ui/messages")).status == 403
         assert (await sendonly.get("/ui/compose")).status == 200
@@ -201,7 +201,7 @@ async def test_xss_in_inbound_sms_and_message_text_is_escaped(env: ConsoleEnv, h
     assert (await c.login(env.keys["admin"])).status == 303
 
     async def all_stored() -> bool:
-        return len(await env.gw.store.call(env.gw.store.list_inbound, sender=sender)) == len(XSS)
+        return len(await env.gw.store.call(env.gw.store.inbound.list_inbound, sender=sender)) == len(XSS)
 
     await wait_until(all_stored, what="all inbound stored")
     for text in XSS:
@@ -255,7 +255,7 @@ async def test_compose_errors_keep_the_form_and_send_nothing(env: ConsoleEnv, ht
     assert pv.status == 200 and "GSM 7-bit" in pv.text and "1 part" in pv.text
     pv = await c.post("/ui/compose/preview", {"text": "ж" * 80})
     assert "UCS-2" in pv.text and "2 parts" in pv.text
-    assert await env.gw.store.call(env.gw.store.list_messages, limit=5) == []
+    assert await env.gw.store.call(env.gw.store.messages.list_messages, limit=5) == []
 
 
 async def test_schedule_cancel_drain_and_enable(env: ConsoleEnv, http: aiohttp.ClientSession) -> None:
@@ -290,7 +290,7 @@ async def test_schedule_cancel_drain_and_enable(env: ConsoleEnv, http: aiohttp.C
     message_id = again.headers["Location"].rsplit("/", 1)[1]
 
     async def sent() -> bool:
-        row = await env.gw.store.call(env.gw.store.get_message, message_id)
+        row = await env.gw.store.call(env.gw.store.messages.get_message, message_id)
         return bool(row) and row["state"] in ("sent", "delivered")
 
     await wait_until(sent, what="a send on the restarted modem")
@@ -377,7 +377,7 @@ async def test_ussd_balance_and_webhook_retry(tmp_path: Path, http: aiohttp.Clie
         assert sent.status == 303
 
         async def failed_delivery() -> bool:
-            counts = await env.gw.store.call(env.gw.store.webhook_counts)
+            counts = await env.gw.store.call(env.gw.store.webhooks.webhook_counts)
             return counts.get("failed", 0) >= 1
 
         await wait_until(failed_delivery, timeout_s=15, what="a failed webhook delivery")

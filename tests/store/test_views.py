@@ -17,34 +17,34 @@ def _msg(to: str, text: str = "hi", parts: int = 1, **kw: Any) -> NewMessage:
 
 def _send(store: Any, modem: str, tp_mr: int) -> str:
     """Claim the next message on ``modem`` and record its parts as sent."""
-    claim = store.claim_next(modem, lease_s=30.0, mark_sending=True)
+    claim = store.claims.claim_next(modem, lease_s=30.0, mark_sending=True)
     assert claim is not None
-    store.settle_claim(claim.id, [PartResult(seq, MessageState.SENT, tp_mr=tp_mr + i)
+    store.claims.settle_claim(claim.id, [PartResult(seq, MessageState.SENT, tp_mr=tp_mr + i)
                                   for i, seq in enumerate(claim.pending_seqs)])
     return str(claim.id)
 
 
 def _report(store: Any, modem: str, tp_mr: int, to: str, category: str = "delivered") -> None:
-    store.record_status_report(modem, tp_mr=tp_mr, recipient=to, status=0 if category == "delivered" else 0x45,
+    store.reports.record_status_report(modem, tp_mr=tp_mr, recipient=to, status=0 if category == "delivered" else 0x45,
                                category=category, meaning=category, scts=None, discharge_at=None,
                                window_s=3600.0)
 
 
 def test_counts_throughput_and_delivery_per_sim(store: Any) -> None:
     now = dt.datetime.now(dt.UTC)
-    store.enqueue([_msg("+15550100001", parts=2)], api_key_id="k1")
-    store.enqueue([_msg("+15550100002")], api_key_id="k1")
-    store.enqueue([_msg("+15550100003")], api_key_id="k2")
-    store.enqueue([_msg("+15550100004", send_at=now + dt.timedelta(hours=1))])
+    store.messages.enqueue([_msg("+15550100001", parts=2)], api_key_id="k1")
+    store.messages.enqueue([_msg("+15550100002")], api_key_id="k1")
+    store.messages.enqueue([_msg("+15550100003")], api_key_id="k2")
+    store.messages.enqueue([_msg("+15550100004", send_at=now + dt.timedelta(hours=1))])
     first = _send(store, "sim1", 10)
     second = _send(store, "sim2", 20)
     third = _send(store, "sim1", 30)
     _report(store, "sim1", 10, "+15550100001")
     _report(store, "sim1", 11, "+15550100001")
     _report(store, "sim2", 20, "+15550100002", "failed")
-    assert store.get_message(first)["state"] == "delivered"
-    assert store.get_message(second)["state"] == "failed"
-    assert store.get_message(third)["state"] == "sent"
+    assert store.messages.get_message(first)["state"] == "delivered"
+    assert store.messages.get_message(second)["state"] == "failed"
+    assert store.messages.get_message(third)["state"] == "sent"
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     counts = store.views.sim_counts(midnight)
     assert counts == {"sim1": {"sent": 3, "failed": 0}, "sim2": {"sent": 1, "failed": 1}}
@@ -70,8 +70,8 @@ def test_counts_throughput_and_delivery_per_sim(store: Any) -> None:
 
 
 def test_search_batches_and_owner(store: Any) -> None:
-    batch = store.enqueue([_msg("+447700900111"), _msg("+447700900222"), _msg("+15550100005")], api_key_id="k1")
-    single = store.enqueue([_msg("+447700900111", "other")], api_key_id="k2")
+    batch = store.messages.enqueue([_msg("+447700900111"), _msg("+447700900222"), _msg("+15550100005")], api_key_id="k1")
+    single = store.messages.enqueue([_msg("+447700900111", "other")], api_key_id="k2")
     v = store.views
     assert len(v.search_messages()) == 4
     assert {r["id"] for r in v.search_messages(number="+447700900111")} == {batch.message_ids[0], single.message_ids[0]}
@@ -89,7 +89,7 @@ def test_search_batches_and_owner(store: Any) -> None:
     assert b is not None and (b["total"], b["done"], b["final"]) == (3, 0, 0) and b["counts"] == {"queued": 3}
     assert v.batch(batch.batch_id, owner="k2") is None
     assert v.batch("nope") is None
-    store.cancel(batch.message_ids[1])
+    store.messages.cancel(batch.message_ids[1])
     assert v.batch(batch.batch_id)["final"] == 1
     assert [x["batch_id"] for x in v.recent_batches()] == [batch.batch_id]  # the single is no batch
     assert v.recent_batches(owner="k2") == []
@@ -98,7 +98,7 @@ def test_search_batches_and_owner(store: Any) -> None:
 
 def test_threads_unread_and_read_marks(store: Any) -> None:
     alice, bob = "+447700900601", "+447700900602"
-    store.enqueue([_msg(alice, "hello alice")], api_key_id="k1")
+    store.messages.enqueue([_msg(alice, "hello alice")], api_key_id="k1")
     for p in parts_of(alice, "hi back"):
         ingest(store, p)
     for p in parts_of(bob, "from bob", modem="sim2"):
@@ -121,8 +121,8 @@ def test_threads_unread_and_read_marks(store: Any) -> None:
 
 
 def test_api_key_active(store: Any) -> None:
-    key_id, _ = store.create_api_key("ops", ["read"])
+    key_id, _ = store.keys.create_api_key("ops", ["read"])
     assert store.views.api_key_active(key_id)
-    store.revoke_api_key(key_id)
+    store.keys.revoke_api_key(key_id)
     assert not store.views.api_key_active(key_id)
     assert not store.views.api_key_active("00000000")
