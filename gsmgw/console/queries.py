@@ -68,22 +68,23 @@ class Queries:
         return list(await self._call(self.store.views.recent_errors, since=since))
 
     async def unread(self) -> int:
-        return int(await self._call(self.store.views.unread_count))
+        return int(await self._call(self.store.inbound.unread_count))
 
     # --- messages -------------------------------------------------------------------
 
     async def search(self, **filters: Any) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.search_messages, **filters))
+        return list(await self._call(self.store.messages.search, **filters))
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         row = await self._call(self.store.messages.get_message, message_id)
         return dict(row) if row is not None else None
 
     async def reports_of(self, message_id: str) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.status_reports_of, message_id))
+        rows = await self._call(self.store.reports.list_status_reports, message_id=message_id)
+        return sorted(rows, key=lambda r: r["id"])  # in the order they came
 
     async def batch(self, batch_id: str, owner: str | None) -> dict[str, Any] | None:
-        return await self._call(self.store.views.batch, batch_id, owner=owner)  # type: ignore[no-any-return]
+        return await self._call(self.store.messages.batch_progress, batch_id, owner=owner)  # type: ignore[no-any-return]
 
     async def recent_batches(self, owner: str | None) -> list[dict[str, Any]]:
         return list(await self._call(self.store.views.recent_batches, owner=owner))
@@ -97,7 +98,7 @@ class Queries:
         return list(await self._call(self.store.views.thread, number, owner=owner))
 
     async def mark_read(self, number: str) -> int:
-        return int(await self._call(self.store.views.mark_thread_read, number))
+        return int(await self._call(self.store.inbound.mark_read, number))
 
     async def opted_out(self, number: str) -> bool:
         return bool(await self._call(self.store.optouts.opted_out, [number]))
@@ -116,7 +117,7 @@ class Queries:
     # --- keys -------------------------------------------------------------------------
 
     async def key_active(self, key_id: str) -> bool:
-        return bool(await self._call(self.store.views.api_key_active, key_id))
+        return bool(await self._call(self.store.keys.is_active, key_id))
 
     async def keys(self) -> list[dict[str, Any]]:
         return list(await self._call(self.store.keys.list_api_keys))

@@ -316,6 +316,21 @@ class InboundRepo:
         with self.db.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q).all()]
 
+    def mark_read(self, sender: str, *, now: dt.datetime | None = None) -> int:
+        """Mark the inbound messages from ``sender`` read (the console opened the
+        thread); returns how many were unread."""
+        im = t.inbound_messages
+        with self.db.tx() as conn:
+            res = conn.execute(
+                update(im).where(im.c.sender == sender, im.c.read_at.is_(None)).values(read_at=now or utcnow())
+            )
+        return int(res.rowcount or 0)
+
+    def unread_count(self) -> int:
+        im = t.inbound_messages
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(im).where(im.c.read_at.is_(None))).scalar_one())
+
 
 def inbound_view(row: dict[str, Any]) -> dict[str, Any]:
     """The public shape of an inbound message (API and ``sms:received`` webhook)."""

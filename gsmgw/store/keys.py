@@ -73,6 +73,15 @@ class KeysRepo:
         return key_id, full
 
     @batchable
+    def is_active(self, key_id: str) -> bool:
+        """Whether the key exists and is not revoked (a console session re-checks this;
+        it never holds the key itself)."""
+        k = t.api_keys
+        with self.db.read() as conn:
+            row = conn.execute(select(k.c.revoked_at).where(k.c.id == key_id)).first()
+        return row is not None and row.revoked_at is None
+
+    @batchable
     def verify_api_key(self, presented: str) -> ApiKey | None:
         digest = hash_secret(presented)
         key_id = key_id_of(presented) or hashlib.sha256(presented.encode()).hexdigest()[:8]

@@ -10,14 +10,14 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from gsmgw.domain import EventType, MessageState
+from gsmgw.domain import FINAL_MESSAGE_STATES, EventType, MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
-from gsmgw.store.records import EnqueueResult, NewMessage, new_id, utcnow
+from gsmgw.store.records import EnqueueResult, NewMessage, id_floor, new_id, utcnow
 
 # PostgreSQL NOTIFY channel: a commit that queues work wakes every host's pool.
 WORK_CHANNEL = "gsmgw_work"
@@ -40,6 +40,22 @@ def settle_states(states: Sequence[str]) -> MessageState | None:
     if s == {MessageState.DELIVERED}:
         return MessageState.DELIVERED
     return MessageState.SENT
+
+
+def batch_view(batch_id: str, counts: dict[str, int], created_at: dt.datetime) -> dict[str, Any]:
+    """A batch's progress from its messages per state."""
+    final = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
+    return {
+        "batch_id": batch_id,
+        "total": sum(counts.values()),
+        "counts": counts,
+        "created_at": created_at,
+        "final": final,
+        # Sent counts as progress: its status report may never come.
+        "done": final + counts.get(MessageState.SENT, 0),
+        "delivered": counts.get(MessageState.DELIVERED, 0),
+        "failed": sum(counts.get(s, 0) for s in (MessageState.FAILED, MessageState.UNKNOWN, MessageState.EXPIRED)),
+    }
 
 
 class MessagesRepo:
@@ -271,6 +287,61 @@ class MessagesRepo:
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q).all()]
 
+    @batchable
+    def search(
+        self,
+        *,
+        state: str | None = None,
+        number: str | None = None,
+        number_suffix: str | None = None,
+        sim: str | None = None,
+        batch_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        before_id: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Messages newest first, filtered (the console's search); ``before_id`` pages on.
+        ``owner`` (an API key id) limits them to the messages that key queued. Times are
+        ranges of the time-ordered primary key."""
+        m = t.messages
+        q = select(m).order_by(m.c.id.desc()).limit(limit)
+        if owner is not None:
+            q = q.where(m.c.api_key_id == owner)
+        if state:
+            q = q.where(m.c.state == state)
+        if number:
+            q = q.where(m.c.to_number == number)
+        if number_suffix:
+            q = q.where(m.c.to_number.like(f"%{number_suffix}"))
+        if sim:
+            q = q.where(or_(m.c.modem_id == sim, m.c.sim_requested == sim))
+        if batch_id:
+            q = q.where(m.c.batch_id == batch_id)
+        if since is not None:
+            q = q.where(m.c.id >= id_floor(since))
+        if until is not None:
+            q = q.where(m.c.id < id_floor(until))
+        if before_id:
+            q = q.where(m.c.id < before_id)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q).all()]
+
+    @batchable
+    def batch_progress(self, batch_id: str, *, owner: str | None = None) -> dict[str, Any] | None:
+        """A batch's messages per state, how many are final, and when it was queued
+        (``owner``: that key's messages only); None if there is no such batch."""
+        m = t.messages
+        q = select(m.c.state, func.count(), func.min(m.c.created_at)).where(m.c.batch_id == batch_id)
+        if owner is not None:
+            q = q.where(m.c.api_key_id == owner)
+        with self.db.read() as conn:
+            rows = conn.execute(q.group_by(m.c.state)).all()
+        if not rows:
+            return None
+        return batch_view(batch_id, {r[0]: int(r[1]) for r in rows}, min(r[2] for r in rows))
+
     # --- expiry ---------------------------------------------------------------
 
     @batchable
@@ -319,4 +390,4 @@ class MessagesRepo:
         return {state: n for state, n in rows}
 
 
-__all__ = ["WORK_CHANNEL", "MessagesRepo", "settle_states"]
+__all__ = ["WORK_CHANNEL", "MessagesRepo", "batch_view", "settle_states"]

@@ -22,6 +22,12 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
 
 
+def id_floor(at: dt.datetime) -> str:
+    """The smallest id ``new_id`` could have given at ``at``: "created since T" is then
+    a primary-key range."""
+    return f"{int(at.timestamp() * 1000):012x}"
+
+
 # --- API keys -------------------------------------------------------------------------
 
 
@@ -235,6 +241,7 @@ __all__ = [
     "ReportIn",
     "ReportMatch",
     "StoredInbound",
+    "id_floor",
     "new_id",
     "utcnow",
 ]

@@ -145,11 +145,14 @@ class ReportsRepo:
 
     @batchable
     def list_status_reports(
-        self, *, unmatched_only: bool = False, limit: int = 100
+        self, *, unmatched_only: bool = False, message_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
+        """Newest first; those matched to ``message_id`` only, if given."""
         q = select(t.status_reports).order_by(t.status_reports.c.id.desc()).limit(limit)
         if unmatched_only:
             q = q.where(t.status_reports.c.message_id.is_(None))
+        if message_id is not None:
+            q = q.where(t.status_reports.c.message_id == message_id)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 

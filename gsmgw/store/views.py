@@ -1,5 +1,8 @@
-"""Read models for people watching the gateway (the admin console): per-SIM
-counts, throughput, delivery rate, search, batches, conversations.
+"""Read models for people watching the gateway (the admin console) that span
+aggregates or exist for dashboards: per-SIM counts, throughput, delivery rate,
+queue age, recent errors, recent batches, conversations. Queries of one aggregate
+live in its repository (``messages.search``, ``messages.batch_progress``,
+``inbound.mark_read``, ``keys.is_active``...).
 
 Every query here is bounded, by an index or by the time order of ids: message
 and inbound ids start with 12 hex digits of milliseconds (``new_id``), so "created
@@ -13,19 +16,16 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, and_, cast, func, or_, select, update
+from sqlalchemy import Integer, cast, func, select
 
-from gsmgw.domain import FINAL_MESSAGE_STATES, MessageState
+from gsmgw.domain import MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.messages import batch_view
+from gsmgw.store.records import id_floor
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
-
-def id_floor(at: dt.datetime) -> str:
-    """The smallest id ``new_id`` could have given at ``at`` (ids sort by creation time)."""
-    return f"{int(at.timestamp() * 1000):012x}"
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -171,67 +171,7 @@ class ViewsRepo:
             ).all()
         return [dict(r._mapping) for r in rows]
 
-    # --- messages and batches --------------------------------------------------------
-
-    @batchable
-    def search_messages(
-        self,
-        *,
-        state: str | None = None,
-        number: str | None = None,
-        number_suffix: str | None = None,
-        sim: str | None = None,
-        batch_id: str | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        before_id: str | None = None,
-        owner: str | None = None,
-        limit: int = 50,
-    ) -> list[dict[str, Any]]:
-        """Messages newest first, filtered; ``before_id`` pages on. ``owner`` (an API
-        key id) limits them to the messages that key queued."""
-        m = t.messages
-        q = select(m).order_by(m.c.id.desc()).limit(limit)
-        if owner is not None:
-            q = q.where(m.c.api_key_id == owner)
-        if state:
-            q = q.where(m.c.state == state)
-        if number:
-            q = q.where(m.c.to_number == number)
-        if number_suffix:
-            q = q.where(m.c.to_number.like(f"%{number_suffix}"))
-        if sim:
-            q = q.where(or_(m.c.modem_id == sim, m.c.sim_requested == sim))
-        if batch_id:
-            q = q.where(m.c.batch_id == batch_id)
-        if since is not None:
-            q = q.where(m.c.id >= id_floor(since))
-        if until is not None:
-            q = q.where(m.c.id < id_floor(until))
-        if before_id:
-            q = q.where(m.c.id < before_id)
-        with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q).all()]
-
-    @batchable
-    def status_reports_of(self, message_id: str) -> list[dict[str, Any]]:
-        sr = t.status_reports
-        with self.db.read() as conn:
-            rows = conn.execute(select(sr).where(sr.c.message_id == message_id).order_by(sr.c.id)).all()
-        return [dict(r._mapping) for r in rows]
-
-    @batchable
-    def batch(self, batch_id: str, *, owner: str | None = None) -> dict[str, Any] | None:
-        """A batch's progress: messages per state, and when it was queued."""
-        m = t.messages
-        q = select(m.c.state, func.count(), func.min(m.c.created_at)).where(m.c.batch_id == batch_id)
-        if owner is not None:
-            q = q.where(m.c.api_key_id == owner)
-        with self.db.read() as conn:
-            rows = conn.execute(q.group_by(m.c.state)).all()
-        if not rows:
-            return None
-        return _batch_view(batch_id, {r[0]: int(r[1]) for r in rows}, min(r[2] for r in rows))
+    # --- batches and conversations --------------------------------------------------
 
     @batchable
     def recent_batches(self, *, owner: str | None = None, limit: int = 20, scan: int = 5000) -> list[dict[str, Any]]:
@@ -260,9 +200,7 @@ class ViewsRepo:
             counts, first = per.get(batch_id, ({}, created))
             counts[state] = int(n)
             per[batch_id] = (counts, min(first, created))
-        return [_batch_view(b, *per[b]) for b in ids if b in per]
-
-    # --- conversations --------------------------------------------------------------------
+        return [batch_view(b, *per[b]) for b in ids if b in per]
 
     @batchable
     def conversations(self, *, owner: str | None = None, limit: int = 50, scan: int = 500) -> list[dict[str, Any]]:
@@ -318,46 +256,5 @@ class ViewsRepo:
         items.sort(key=lambda i: (i["at"], i["id"]))
         return items[-limit:]
 
-    @batchable
-    def mark_thread_read(self, number: str, *, now: dt.datetime | None = None) -> int:
-        """Mark the inbound messages from ``number`` read; returns how many were unread."""
-        im = t.inbound_messages
-        with self.db.tx() as conn:
-            res = conn.execute(
-                update(im).where(and_(im.c.sender == number, im.c.read_at.is_(None))).values(read_at=now or _now())
-            )
-        return int(res.rowcount or 0)
 
-    @batchable
-    def unread_count(self) -> int:
-        im = t.inbound_messages
-        with self.db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(im).where(im.c.read_at.is_(None))).scalar_one())
-
-    # --- keys -------------------------------------------------------------------------
-
-    @batchable
-    def api_key_active(self, key_id: str) -> bool:
-        """Whether the key exists and is not revoked (a console session re-checks this)."""
-        k = t.api_keys
-        with self.db.read() as conn:
-            row = conn.execute(select(k.c.revoked_at).where(k.c.id == key_id)).first()
-        return row is not None and row.revoked_at is None
-
-
-def _batch_view(batch_id: str, counts: dict[str, int], created_at: dt.datetime) -> dict[str, Any]:
-    final = sum(n for s, n in counts.items() if s in FINAL_MESSAGE_STATES)
-    return {
-        "batch_id": batch_id,
-        "total": sum(counts.values()),
-        "counts": counts,
-        "created_at": created_at,
-        "final": final,
-        # Sent counts as progress: its status report may never come.
-        "done": final + counts.get(MessageState.SENT, 0),
-        "delivered": counts.get(MessageState.DELIVERED, 0),
-        "failed": sum(counts.get(s, 0) for s in (MessageState.FAILED, MessageState.UNKNOWN, MessageState.EXPIRED)),
-    }
-
-
-__all__ = ["ViewsRepo", "id_floor"]
+__all__ = ["ViewsRepo"]

@@ -1,4 +1,6 @@
-"""The console's read models (store.views) on SQLite and PostgreSQL."""
+"""The console's queries on SQLite and PostgreSQL: store.views (dashboards, threads) and
+the single-aggregate ones (messages.search, messages.batch_progress, inbound.mark_read,
+keys.is_active)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 from gsmgw.domain import MessageState
 from gsmgw.store import NewMessage, PartResult
-from gsmgw.store.views import id_floor
+from gsmgw.store.records import id_floor
 from tests.inbound.test_store_inbound import ingest, parts_of
 
 
@@ -73,24 +75,24 @@ def test_search_batches_and_owner(store: Any) -> None:
     batch = store.messages.enqueue([_msg("+447700900111"), _msg("+447700900222"), _msg("+15550100005")], api_key_id="k1")
     single = store.messages.enqueue([_msg("+447700900111", "other")], api_key_id="k2")
     v = store.views
-    assert len(v.search_messages()) == 4
-    assert {r["id"] for r in v.search_messages(number="+447700900111")} == {batch.message_ids[0], single.message_ids[0]}
-    assert {r["to_number"] for r in v.search_messages(number_suffix="7700900222")} == {"+447700900222"}
-    assert len(v.search_messages(batch_id=batch.batch_id)) == 3
-    assert [r["id"] for r in v.search_messages(owner="k2")] == [single.message_ids[0]]
-    assert v.search_messages(state="delivered") == []
+    assert len(store.messages.search()) == 4
+    assert {r["id"] for r in store.messages.search(number="+447700900111")} == {batch.message_ids[0], single.message_ids[0]}
+    assert {r["to_number"] for r in store.messages.search(number_suffix="7700900222")} == {"+447700900222"}
+    assert len(store.messages.search(batch_id=batch.batch_id)) == 3
+    assert [r["id"] for r in store.messages.search(owner="k2")] == [single.message_ids[0]]
+    assert store.messages.search(state="delivered") == []
     now = dt.datetime.now(dt.UTC)
-    assert len(v.search_messages(since=now - dt.timedelta(minutes=1))) == 4
-    assert v.search_messages(until=now - dt.timedelta(minutes=1)) == []
-    newest = v.search_messages(limit=2)
-    older = v.search_messages(before_id=newest[-1]["id"], limit=10)
+    assert len(store.messages.search(since=now - dt.timedelta(minutes=1))) == 4
+    assert store.messages.search(until=now - dt.timedelta(minutes=1)) == []
+    newest = store.messages.search(limit=2)
+    older = store.messages.search(before_id=newest[-1]["id"], limit=10)
     assert len(newest) + len(older) == 4 and not {r["id"] for r in newest} & {r["id"] for r in older}
-    b = v.batch(batch.batch_id)
+    b = store.messages.batch_progress(batch.batch_id)
     assert b is not None and (b["total"], b["done"], b["final"]) == (3, 0, 0) and b["counts"] == {"queued": 3}
-    assert v.batch(batch.batch_id, owner="k2") is None
-    assert v.batch("nope") is None
+    assert store.messages.batch_progress(batch.batch_id, owner="k2") is None
+    assert store.messages.batch_progress("nope") is None
     store.messages.cancel(batch.message_ids[1])
-    assert v.batch(batch.batch_id)["final"] == 1
+    assert store.messages.batch_progress(batch.batch_id)["final"] == 1
     assert [x["batch_id"] for x in v.recent_batches()] == [batch.batch_id]  # the single is no batch
     assert v.recent_batches(owner="k2") == []
     assert id_floor(now - dt.timedelta(seconds=5)) <= single.message_ids[0] < id_floor(now + dt.timedelta(seconds=1))
@@ -109,20 +111,20 @@ def test_threads_unread_and_read_marks(store: Any) -> None:
     by = {t["number"]: t for t in threads}
     assert by[alice]["unread"] == 1 and by[alice]["inbound"] == 1 and by[alice]["outbound"] == 1
     assert by[bob]["last_text"] == "from bob" and by[bob]["last_direction"] == "in"
-    assert v.unread_count() == 2
+    assert store.inbound.unread_count() == 2
     items = v.thread(alice)
     assert [i["direction"] for i in items] in (["out", "in"], ["in", "out"])
     assert {i["text"] for i in items} == {"hello alice", "hi back"}
     assert [i["direction"] for i in v.thread(alice, owner="k2")] == ["in"]  # another key's sends hidden
-    assert v.mark_thread_read(alice) == 1 and v.mark_thread_read(alice) == 0
-    assert v.unread_count() == 1
+    assert store.inbound.mark_read(alice) == 1 and store.inbound.mark_read(alice) == 0
+    assert store.inbound.unread_count() == 1
     assert {t["number"]: t["unread"] for t in v.conversations()}[alice] == 0
     assert v.thread("+10000000000") == []
 
 
 def test_api_key_active(store: Any) -> None:
     key_id, _ = store.keys.create_api_key("ops", ["read"])
-    assert store.views.api_key_active(key_id)
+    assert store.keys.is_active(key_id)
     store.keys.revoke_api_key(key_id)
-    assert not store.views.api_key_active(key_id)
-    assert not store.views.api_key_active("00000000")
+    assert not store.keys.is_active(key_id)
+    assert not store.keys.is_active("00000000")
