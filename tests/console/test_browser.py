@@ -90,15 +90,18 @@ async def test_console_in_a_browser(env: ConsoleEnv) -> None:
             page.on("console", lambda m: csp_errors.append(m.text)
                     if "Content Security Policy" in m.text or "Refused to" in m.text else None)
 
-            # --- sign in ---------------------------------------------------------------
+            # --- sign in (keyboard only) ---------------------------------------------------
             await page.goto(base + "/")
             await expect(page).to_have_url(re.compile(r"/ui/login"))
+            await expect(page.locator("#key")).to_be_focused()
             await page.fill("#key", "wrong-key-0123456789")
             await page.click("button[type=submit]")
             await expect(page.locator("#login-error")).to_contain_text("not valid")
             await page.fill("#key", env.keys["admin"])
-            await page.click("button[type=submit]")
+            await page.keyboard.press("Enter")
             await expect(page).to_have_url(base + "/ui/")
+            await page.keyboard.press("Tab")  # the first stop is "skip to content"
+            assert await page.evaluate("() => document.activeElement.className") == "skip"
             cookies = await context.cookies()
             session = next(c for c in cookies if c["name"] == "gsmgw_session")
             assert session["httpOnly"] and session["sameSite"] == "Strict"
@@ -208,6 +211,11 @@ async def test_console_in_a_browser(env: ConsoleEnv) -> None:
                         await page.wait_for_function("() => document.querySelectorAll('.uplot').length === 2")
                     if size_name == "desktop":
                         paints.setdefault(name, await _first_paint_ms(page))
+                        # Every control has a label a screen reader reads out.
+                        unlabelled = await page.evaluate(
+                            "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+                            ".filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.name)")
+                        assert unlabelled == [], (name, unlabelled)
                     else:
                         # Readable at 360 px: nothing wider than the screen but tables in their scroller.
                         overflow = await page.evaluate("() => document.documentElement.scrollWidth")
