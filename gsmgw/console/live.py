@@ -12,6 +12,9 @@ from gsmgw.console.deps import ConsoleDeps
 from gsmgw.console.queries import Queries
 
 TILES_EVERY_S = 2.0
+# Counting the queue walks its index (a good part of a second per million queued on
+# a Pi, on SQLite's one writer thread): seldom.
+QUEUE_EVERY_S = 15.0
 STATS_EVERY_S = 10.0
 
 
@@ -73,6 +76,7 @@ class Live:
         self.q = q
         self.deps = deps
         self._tiles: tuple[float, dict[str, Any]] | None = None
+        self._queue: tuple[float, dict[str, Any]] | None = None
         self._stats: tuple[float, dict[str, Any]] | None = None
         self._tiles_lock = asyncio.Lock()
         self._stats_lock = asyncio.Lock()
@@ -86,12 +90,12 @@ class Live:
             q = self.q
             modems = await q.modems()
             counts = await q.sim_counts_today()
-            queue = await q.queue()
+            if self._queue is None or now - self._queue[0] >= QUEUE_EVERY_S:
+                self._queue = (now, await q.queue())
+            queue = dict(self._queue[1])
             balances = self.deps.balances()
-            oldest = queue.get("oldest_due_at")
-            queue["oldest_age_s"] = (
-                (dt.datetime.now(dt.UTC) - oldest).total_seconds() if isinstance(oldest, dt.datetime) else None
-            )
+            oldest = await q.oldest_due()
+            queue["oldest_age_s"] = (dt.datetime.now(dt.UTC) - oldest).total_seconds() if oldest else None
             data = {
                 "tiles": [tile(m, counts.get(m["id"]), balances.get(m["id"])) for m in modems],
                 "queue": queue,

@@ -58,6 +58,10 @@ class Queries:
     async def queue(self) -> dict[str, Any]:
         return dict(await self._call(self.store.views.queue))
 
+    async def oldest_due(self) -> dt.datetime | None:
+        at: dt.datetime | None = await self._call(self.store.views.oldest_due)
+        return at
+
     async def throughput(self, since: dt.datetime, bucket_s: int) -> list[tuple[str, int, int]]:
         return list(await self._call(self.store.views.throughput, since, bucket_s))
 

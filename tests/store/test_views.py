@@ -66,7 +66,13 @@ def test_counts_throughput_and_delivery_per_sim(store: Any) -> None:
     assert d["rate"] == 2 / 3 and d["p50_s"] is not None and d["p50_s"] >= 0
     q = store.views.queue()
     assert (q["queued"], q["due"], q["scheduled"], q["depth"]) == (1, 0, 1, 1)
-    assert q["oldest_due_at"] is None
+    assert store.views.oldest_due() is None  # only a scheduled one waits
+    low = store.messages.enqueue([_msg("+15550100007", priority=-10)])
+    high = store.messages.enqueue([_msg("+15550100008", priority=10)])
+    created = {store.messages.get_message(r.message_ids[0])["created_at"] for r in (low, high)}
+    assert store.views.oldest_due() == min(created)
+    assert store.views.oldest_due(now=now - dt.timedelta(hours=1)) is None
+    assert store.views.queue()["due"] == 2
     errors = store.views.recent_errors(since=now - dt.timedelta(hours=1))
     assert [e["id"] for e in errors] == [second] and errors[0]["error_code"]
 
