@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from gsmgw.isotime import iso_or_value
+
 STATE_LABELS = {
     "queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
     "failed": "failed", "expired": "expired", "cancelled": "cancelled", "unknown": "unknown",
@@ -28,11 +30,8 @@ def utc(value: Any) -> str:
 
 
 def iso(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    return "" if value is None else str(value)
+    """For ``<time datetime=...>``: the gateway's one ISO form; empty for None."""
+    return "" if value is None else str(iso_or_value(value))
 
 
 def duration(seconds: Any) -> str:
