@@ -2,7 +2,8 @@
 
 Writes ``bench/RESULTS.md`` (Markdown tables with the date, the machine and the
 commands) and ``bench/results/all.json``. Each part can also run alone:
-``python -m bench.dispatch``, ``bench.peers``, ``bench.gateway``, ``bench.codec``, ``bench.quirks``.
+``python -m bench.dispatch``, ``bench.peers``, ``bench.gateway``, ``bench.codec``, ``bench.quirks``,
+``bench.smpp``.
 
     python -m bench                      # everything, full sizes (about 30 minutes)
     python -m bench --only dispatch,intake --quick
@@ -24,7 +25,7 @@ from typing import Any
 from bench.dispatch import _cpu_model
 
 HERE = Path(__file__).parent
-PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost", "quirks")
+PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost", "quirks", "smpp")
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -54,6 +55,12 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         if quick:
             return asyncio.run(multihost.run([1], 1, 0.05, 3))
         return asyncio.run(multihost.run([1, 2, 3], 2, 0.2, 50))
+    if name == "smpp":
+        from bench import smpp
+
+        if quick:
+            return asyncio.run(smpp.run(runs=1, seconds=1.0, receipts=5))
+        return asyncio.run(smpp.run(runs=3, seconds=10.0, receipts=200))
     from bench import gateway
 
     return asyncio.run(gateway.run(name, quick=quick))
@@ -117,6 +124,10 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
         out += ["## Inbound when the first read fails (+CMS ERROR: 321 after +CMTI)", "",
                 quirks.to_markdown(results["quirks"]), ""]
+    if "smpp" in results:
+        from bench import smpp
+
+        out += ["## SMPP server (submit_sm, receipts)", "", smpp.to_markdown(results["smpp"]), ""]
     if "codec" in results:
         out += ["## PDU codec beside python-gammu and python-gsmmodem-new", "", codec.to_markdown(results["codec"]), ""]
     return "\n".join(out)

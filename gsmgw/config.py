@@ -245,6 +245,64 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmppRoute:
+    """Inbound SMS matching this rule go to the receiver binds of account ``system_id``.
+
+    Every condition given must hold; a rule with none matches every inbound SMS.
+    Rules are tried in order, the first match wins.
+    """
+
+    system_id: str
+    # The receiving SIM (modem id); empty = any.
+    sim: str = ""
+    # The sender's number starts with this (E.164, e.g. "+44"); empty = any.
+    sender_prefix: str = ""
+    # This regular expression is found in the text; empty = any.
+    text_regex: str = ""
+    # deliver_sm destination_addr; empty = the SIM's own number, else its id.
+    destination_addr: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmppConfig:
+    # "HOST:PORT" of the SMPP 3.4 server; empty = off. Accounts: gsmgw smpp accounts create.
+    listen: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # What bind_*_resp names this SMSC.
+    system_id: str = "gsmgw"
+    # Requests a session may have unanswered (and deliver_sm we leave unacknowledged);
+    # more get ESME_RTHROTTLED.
+    window: int = 10
+    # Open connections on this host, bound or not.
+    max_connections: int = 200
+    # A connection that has not bound after this long is closed.
+    bind_timeout_s: float = 30.0
+    # A session that sends nothing (not even enquire_link or a response) this long is
+    # unbound and closed; 0 = never.
+    idle_timeout_s: float = 300.0
+    # The server's own enquire_link on a quiet session (finds dead receivers); 0 = never.
+    enquire_link_interval_s: float = 30.0
+    # How long a deliver_sm / enquire_link / unbind waits for its response.
+    response_timeout_s: float = 10.0
+    max_pdu_bytes: int = 70_000
+    # data_coding 0 ("SMSC default alphabet"): GSM 03.38 unpacked, Latin-1 or ASCII.
+    default_alphabet: Literal["gsm7", "latin1", "ascii"] = "gsm7"
+    # Long messages an ESME splits itself (UDH or sar_*): "reassemble" the parts into
+    # one message (held in the store until the last comes), or send each "separate"ly.
+    concat_policy: Literal["reassemble", "separate"] = "reassemble"
+    # Parts still missing after this long: what came is sent as one message.
+    reassembly_timeout_s: float = 600.0
+    # How often the outbox is read for receipts and inbound SMS (seconds).
+    poll_interval_s: float = 0.1
+    # Backoff between deliver_sm attempts that failed (no or a negative response).
+    retry_initial_s: float = 5.0
+    retry_max_s: float = 300.0
+    # Inbound SMS routing to accounts, first match wins; none = inbound SMS stay off SMPP.
+    route: tuple[SmppRoute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -254,6 +312,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    smpp: SmppConfig = field(default_factory=SmppConfig)
     modem: tuple[ModemConfig, ...] = ()
     # Where the file came from (for messages); not a TOML key.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -424,7 +483,39 @@ def _check(cfg: Config, source: str) -> None:
     if not 0 < c.session_idle_s <= c.session_max_s:
         raise ConfigError(f"{source}: console.session_idle_s: expected more than 0 and at most "
                           f"console.session_max_s ({c.session_max_s:g}), got {c.session_idle_s:g}")
+    _check_smpp(cfg.smpp, source)
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:
         raise ConfigError(f"{source}: inbound.balance_regex: not a regular expression: {exc}") from None
+
+
+def _check_smpp(c: SmppConfig, source: str) -> None:
+    if c.listen:
+        try:
+            parse_listen(c.listen)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: smpp.listen: {exc}") from None
+    if bool(c.tls_cert_file) != bool(c.tls_key_file):
+        raise ConfigError(f"{source}: smpp.tls_cert_file / smpp.tls_key_file: give both or neither")
+    if not 1 <= c.window <= 1000:
+        raise ConfigError(f"{source}: smpp.window: expected 1..1000, got {c.window}")
+    if not 1 <= len(c.system_id) <= 15 or not c.system_id.isascii() or not c.system_id.isprintable():
+        raise ConfigError(f"{source}: smpp.system_id: expected 1-15 printable ASCII characters")
+    if c.max_pdu_bytes < 1024:
+        raise ConfigError(f"{source}: smpp.max_pdu_bytes: expected at least 1024, got {c.max_pdu_bytes}")
+    if c.response_timeout_s <= 0:
+        raise ConfigError(f"{source}: smpp.response_timeout_s: must be positive")
+    for i, r in enumerate(c.route):
+        key = f"smpp.route[{i}]"
+        if not 1 <= len(r.system_id) <= 15:
+            raise ConfigError(f"{source}: {key}.system_id: expected 1-15 characters, got {r.system_id!r}")
+        if r.sender_prefix and not re.fullmatch(r"\+[0-9]{1,15}", r.sender_prefix):
+            raise ConfigError(f"{source}: {key}.sender_prefix: expected \"+\" and digits, got {r.sender_prefix!r}")
+        if len(r.destination_addr) > 20:
+            raise ConfigError(f"{source}: {key}.destination_addr: at most 20 characters")
+        if r.text_regex:
+            try:
+                re.compile(r.text_regex)
+            except re.error as exc:
+                raise ConfigError(f"{source}: {key}.text_regex: not a regular expression: {exc}") from None

@@ -76,6 +76,7 @@ class Gateway:
         self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,
                                     route=self._route, local_modems=self.pool.snapshot, host=self.host)
         self.api: ApiServer | None = None
+        self.smpp: Any = None  # gsmgw.smpp.SmppServer when [smpp] listen is set
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
 
@@ -112,6 +113,15 @@ class Gateway:
                              tls_key_file=self.cfg.api.tls_key_file)
         self.bound = self.api.bound
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+        if self.cfg.smpp.listen:
+            await self._start_smpp()
+
+    async def _start_smpp(self) -> None:
+        from gsmgw.smpp import SmppServer
+        from gsmgw.smpp.intake_port import IntakePort
+
+        self.smpp = SmppServer(lambda: self.cfg.smpp, self.store, IntakePort(self.intake))
+        await self.smpp.start()
 
     def _mount_console(self, app: Any) -> None:
         """The admin console at /ui/ on the API port (issue 18); a door like the others."""
@@ -145,6 +155,9 @@ class Gateway:
         return f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
+        if self.smpp is not None:  # first: no new submits while the rest stops
+            await self.smpp.stop()
+            self.smpp = None
         await self.pool.stop()
         await self.webhooks.stop()
         if self.api is not None:
@@ -186,6 +199,14 @@ class Gateway:
             log.warning("config reload: [%s] changed in %s; that applies at the next restart",
                         "], [".join(later), new.source)
             new = dataclasses.replace(new, **later)
+        old_smpp = self.cfg.smpp
+        if (new.smpp.listen, new.smpp.tls_cert_file, new.smpp.tls_key_file) != (
+                old_smpp.listen, old_smpp.tls_cert_file, old_smpp.tls_key_file):
+            log.warning("config reload: [smpp] listen/TLS changed in %s; that applies at the next restart",
+                        new.source)
+            new = dataclasses.replace(new, smpp=dataclasses.replace(
+                new.smpp, listen=old_smpp.listen, tls_cert_file=old_smpp.tls_cert_file,
+                tls_key_file=old_smpp.tls_key_file))
         changes = await self.pool.apply_config(new)
         self.router = Router(new.dispatch.route)
         if self.api is not None:

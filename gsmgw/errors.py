@@ -94,3 +94,20 @@ class AdmissionError(GsmgwError):
         self.code = code
         self.message = message
         self.retry_after_s = retry_after_s
+
+# --- SMPP door ----------------------------------------------------------------
+
+
+class SmppError(GsmgwError, ValueError):
+    """A malformed or refused SMPP PDU; the only error the SMPP codec raises.
+
+    ``status`` is the SMPP command_status to answer with (ESME_R*), and
+    ``command_id`` / ``sequence_number`` those of the offending PDU when its
+    header could be read (0 otherwise).
+    """
+
+    def __init__(self, message: str, *, status: int, command_id: int = 0, sequence_number: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.command_id = command_id
+        self.sequence_number = sequence_number

@@ -101,7 +101,10 @@ class ATChannel:
         self._reader_task: asyncio.Task[None] | None = None
         self._last_rx_monotonic = time.monotonic()
         self._closed_reason: str | None = None
-        self._prompt_may_be_open = False
+        # True at first: whoever had the port before (a gateway killed between AT+CMGS
+        # and its PDU) may have left the module in text entry, where it takes every
+        # byte as PDU until ESC; the first resync after a timeout sends ESC then.
+        self._prompt_may_be_open = True
         self.consecutive_timeouts = 0
         self.needs_resync = False
         self.unsolicited_unknown = 0  # lines that were neither URC nor response

@@ -389,10 +389,11 @@ class Modem:
     async def _wake_interpreter(self) -> None:
         """``AT`` until the module answers (it may still be booting, or autobauding)."""
         last: Exception | None = None
-        for _ in range(3):
+        for attempt in range(3):
             try:
-                # This *is* a resync, so the channel's own one is skipped.
-                await self._cmd("AT", min(self.settings.command_timeout_s, 2.0), resync=False)
+                # The first AT is the probe; after it timed out, the channel's resync (ESC
+                # first, then AT) runs too: it cancels an SMS prompt a crashed gateway left open.
+                await self._cmd("AT", min(self.settings.command_timeout_s, 2.0), resync=attempt > 0)
             except ATTimeout as exc:
                 last = exc
                 continue

@@ -18,7 +18,7 @@ from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
 from gsmgw.store.records import ClaimedMessage, PartResult, utcnow
-from gsmgw.store.reports import ReportsRepo
+from gsmgw.store.reports import ReportsRepo, lock_message
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ class ClaimsRepo:
         uncount_attempt: bool = False,
     ) -> MessageState:
         """settle_claim's work on an open connection (recover() settles through it too)."""
+        lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
         p, m = t.message_parts, t.messages
         for r in results:

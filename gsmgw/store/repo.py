@@ -14,6 +14,7 @@ group-commits the calls that queue up together (``gsmgw.store.executor``).
     store.webhooks   webhook deliveries (the native webhooks' consumer of the outbox)
     store.modems     modem status rows
     store.views      read models for the console (per-SIM figures, search, batches, threads)
+    store.smpp       the SMPP door: accounts, held parts, deliver_sm owed
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gsmgw.store.messages import WORK_CHANNEL, MessagesRepo
 from gsmgw.store.modems import ModemsRepo
 from gsmgw.store.optouts import OptoutsRepo
 from gsmgw.store.reports import ReportsRepo
+from gsmgw.store.smpp_repo import SmppRepo
 from gsmgw.store.views import ViewsRepo
 from gsmgw.store.webhooks import WebhooksRepo
 
@@ -103,6 +105,7 @@ class Store:
         self.webhooks = WebhooksRepo(self.db, host)
         self.modems = ModemsRepo(self.db, host)
         self.views = ViewsRepo(self.db)
+        self.smpp = SmppRepo(self.engine, host)  # the SMPP door's tables (issue 22)
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop.

@@ -16,6 +16,14 @@ from gsmgw.store.messages import settle_states
 from gsmgw.store.records import ReportIn, ReportMatch, utcnow
 
 
+def lock_message(conn: Connection, message_id: str) -> None:
+    """Row lock on a message until the transaction ends (nothing on SQLite, whose one
+    writer serialises transactions anyway)."""
+    if conn.dialect.name == "sqlite":
+        return
+    conn.execute(select(t.messages.c.id).where(t.messages.c.id == message_id).with_for_update()).first()
+
+
 class ReportsRepo:
     def __init__(self, db: Executor, *, region: str | None = None) -> None:
         self.db = db
@@ -82,6 +90,10 @@ class ReportsRepo:
             return ReportMatch(report_id=report_id, message_id=None)
         ref = scts or now
         best = min(cands, key=lambda r: abs((r.sent_at - ref).total_seconds()))
+        # One report (or settlement) of a message at a time: on PostgreSQL the reports of
+        # a multipart message come in on several connections, and each would otherwise
+        # see only its own part delivered and leave the message "sent" for ever.
+        lock_message(conn, best.message_id)
         conn.execute(
             update(t.status_reports)
             .where(t.status_reports.c.id == report_id)
@@ -157,4 +169,4 @@ class ReportsRepo:
             return [dict(r._mapping) for r in conn.execute(q)]
 
 
-__all__ = ["ReportsRepo"]
+__all__ = ["ReportsRepo", "lock_message"]

@@ -299,3 +299,76 @@ inbound_messages.append_column(Column("read_at", UTCDateTime))
 Index("ix_message_parts_sent_at", message_parts.c.sent_at)
 # A batch's progress without walking the messages table.
 Index("ix_messages_batch", messages.c.batch_id)
+
+# --- SMPP door (issue 22) -------------------------------------------------------------
+
+
+# SMPP accounts are their own credentials (SMPP 3.4 passwords are 8 characters at
+# most, too short to be API keys): system_id + a slow hash of the password, with
+# the same scopes, rate and daily quota as an API key, and a bind limit.
+smpp_accounts = Table(
+    "smpp_accounts",
+    metadata,
+    # "smpp" + 8 hex: what messages.api_key_id records for this account's messages.
+    Column("id", String(16), primary_key=True),
+    Column("system_id", String(16), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("scopes", String(100), nullable=False),
+    Column("rate_per_s", Integer, nullable=False, default=0),
+    Column("daily_quota", Integer, nullable=False, default=0),
+    # Concurrent binds (any mode) on one host; 0 = no limit.
+    Column("max_binds", Integer, nullable=False, default=0),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+# Parts of a long message an ESME submitted one submit_sm at a time (UDH or sar_*),
+# held here (not in memory) until the last one comes, so that an acknowledged part
+# survives a crash. Deleted once the whole message is queued.
+smpp_parts = Table(
+    "smpp_parts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("system_id", String(16), nullable=False),
+    # sha256 over system_id, source, destination, reference and total.
+    Column("group_key", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    # The message_id given in this part's submit_sm_resp.
+    Column("part_id", String(32), nullable=False),
+    # The part's octets as sent (UDH removed), hex: decoded only once all are joined, so
+    # that a GSM escape or a UTF-16 surrogate pair split across two parts survives.
+    Column("user_data", Text, nullable=False),
+    # JSON: what the whole message is sent with (addresses, times, flags).
+    Column("request", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("group_key", "seq", name="uq_smpp_parts_group_seq"),
+)
+Index("ix_smpp_parts_created", smpp_parts.c.created_at)
+
+# deliver_sm still to be acknowledged by an ESME (receipts and inbound SMS), fanned
+# out of the events outbox under the cursor "smpp". Rendered once, so that every
+# retry sends the same PDU; kept while no receiver of the account is bound.
+smpp_deliveries = Table(
+    "smpp_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("system_id", String(16), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),  # receipt / mo
+    # The receipted message id, or the inbound message id.
+    Column("ref", String(40), nullable=False),
+    Column("pdu", Text, nullable=False),  # JSON of the deliver_sm parameters
+    Column("state", String(12), nullable=False),  # pending / delivered / failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("event_id", "system_id", "ref", name="uq_smpp_deliveries_event"),
+)
+Index("ix_smpp_deliveries_due", smpp_deliveries.c.system_id, smpp_deliveries.c.state,
+      smpp_deliveries.c.next_attempt_at)
