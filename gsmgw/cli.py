@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmgw import __version__
-from gsmgw.config import Config, ConfigError, load
+from gsmgw.config import Config, ConfigError, load, store_url_problem
 from gsmgw.logs import setup_logging
 
 log = logging.getLogger("gsmgw")
@@ -43,21 +43,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("no [[modem]] in %s: the API will queue messages but nothing will send them", cfg.source)
     from gsmgw.daemon import Gateway, install_signal_handlers, serve_reloadable
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         gw = Gateway(cfg)
         # SIGHUP re-reads --config (systemctl reload gsmgw); a bad file is refused.
         await serve_reloadable(gw, stop, args.config)
+        return 1 if gw.fatal else 0
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
 
 
 # --- demo -------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from gsmgw.store.keys import custom_key_problem
+
+    if args.api_key is not None and (problem := custom_key_problem(args.api_key)) is not None:
+        print(f"gsmgw demo: --api-key: {problem}; or leave it out and the demo makes one", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"gsmgw demo: --port {args.port}: expected 0..65535 (0 = any free port)", file=sys.stderr)
+        return 2
     setup_logging(args.log_level or "info", args.log_format or "text")
     from gsmgw.demo import run_demo
 
@@ -66,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             modems=args.modems,
             host=args.host,
             port=args.port,
-            state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(),
+            state_dir=(Path(args.state_dir) if args.state_dir else default_state_dir()).expanduser().absolute(),
             api_key=args.api_key,
             latency_s=args.latency_s,
         )
@@ -77,11 +85,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _open_store(cfg: Config) -> Any:
+    """The store of a config, for commands that work beside a running gateway (keys)."""
     from gsmgw.store import Store
+    from gsmgw.store.ownership import check_expected, remember_store
 
+    check_expected(cfg.store.url, create=False,
+                   hint=f"gsmgw store init --config {cfg.source}")
     store = Store(cfg.store.url)
     if cfg.store.migrate_on_start:
         store.migrate()
+        remember_store(cfg.store.url)
     return store
 
 
@@ -107,32 +120,93 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if not store.keys.revoke_api_key(args.key_id):
                 print(f"gsmgw keys revoke: no active key {args.key_id!r}", file=sys.stderr)
                 return 1
-            print(f"revoked {args.key_id}")
+            from gsmgw.api.app import KeyCache
+
+            print(f"revoked {args.key_id}; running gateways refuse it within {KeyCache().ttl_s:g} s "
+                  "(the time they cache a checked key)")
     finally:
         store.close()
     return 0
 
 
+def _store_url(args: argparse.Namespace) -> str:
+    """``--url`` (a relative SQLite path is taken from the current folder) or ``--config``'s."""
+    from gsmgw.config import store_url_problem
+    from gsmgw.store.ownership import absolute_url
+
+    if getattr(args, "url", None):
+        if (problem := store_url_problem(args.url, allow_relative=True)) is not None:
+            raise CliError(f"--url: {problem}")
+        return absolute_url(args.url)
+    return load(args.config).store.url
+
+
+def _refuse_live(url: str, what: str, force: bool) -> None:
+    from gsmgw.store.ownership import holders
+
+    live = holders(url)
+    if live and not force:
+        raise CliError(f"{what} is in use by {'; '.join(live)}: stop the gateway first "
+                       "(or --force, if you know what that does to a running gateway)")
+
+
 def cmd_store(args: argparse.Namespace) -> int:
-    from gsmgw.errors import StoreError
+    from gsmgw.store.ownership import (
+        SqliteLock,
+        absolute_url,
+        check_expected,
+        remember_store,
+        sqlite_path,
+    )
 
-    if args.store_cmd == "migrate":
+    if args.store_cmd in ("migrate", "init"):
         from gsmgw.store import Store
+        from gsmgw.store.migrate import current_revision, head_revision
 
-        store = Store(args.url)
+        url = _store_url(args)
+        create = args.store_cmd == "init" or args.create
+        path = sqlite_path(url)
+        if path is not None and not path.exists() and not create:
+            raise CliError(f"no store at {path}: check the path (a typo?), or add --create to make a new one")
+        check_expected(url, create=True)
+        _refuse_live(url, f"the store {path or url}", args.force)
+        # Hold the SQLite store while migrating: no gateway starts half-way through.
+        lock = SqliteLock(path) if path is not None and not args.force else None
+        if lock is not None:
+            lock.acquire(command=f"gsmgw store {args.store_cmd}", host_id="")
         try:
-            store.migrate()
+            store = Store(url)
+            try:
+                before = current_revision(store.engine)
+                store.migrate()
+            finally:
+                store.close()
+            remember_store(url)
         finally:
-            store.close()
-        print("migrated to the current schema")
+            if lock is not None:
+                lock.release()
+        head = head_revision()
+        if before is None:
+            print(f"created a new store at {path or url} (schema {head})")
+        elif before == head:
+            print(f"the store is already at the current schema ({head})")
+        else:
+            print(f"migrated from {before} to {head}")
         return 0
     from gsmgw.store.copy import copy_store
 
-    try:
-        counts = copy_store(args.src, args.dst, force=args.force)
-    except StoreError as exc:
-        print(f"gsmgw store copy: {exc}", file=sys.stderr)
-        return 1
+    for name, url in (("--from", args.src), ("--to", args.dst)):
+        if (problem := store_url_problem(url, allow_relative=True)) is not None:
+            raise CliError(f"{name}: {problem}")
+    src = absolute_url(args.src)
+    dst = absolute_url(args.dst)
+    src_path = sqlite_path(src)
+    if src_path is not None and not src_path.exists():
+        raise CliError(f"--from: no store at {src_path}: check the path")
+    _refuse_live(src, "the source store", args.force)
+    _refuse_live(dst, "the target store", args.force)
+    counts = copy_store(src, dst, force=args.force)
+    remember_store(dst)
     for name, n in counts.items():
         print(f"{name:<24} {n}")
     return 0
@@ -141,13 +215,66 @@ def cmd_store(args: argparse.Namespace) -> int:
 # --- HTTP client commands ------------------------------------------------------------
 
 
-def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+class CliError(Exception):
+    """A refusal of the command line: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _client_config(args: argparse.Namespace) -> Config | None:
+    """The config that tells send/status where the gateway is and which key to use.
+
+    ``--config`` or ``GSMGW_CONFIG`` must be readable; the system default
+    (/etc/gsmgw/gsmgw.toml) is used only if this user can read it.
+    """
+    if args.config:
+        return load(args.config)
+    if os.access(DEFAULT_CONFIG, os.R_OK):
+        try:
+            return load(DEFAULT_CONFIG)
+        except ConfigError:
+            return None
+    return None
+
+
+def _client_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(base URL, API key): the flags, then GSMGW_URL/GSMGW_API_KEY, then the config."""
+    url = args.url or os.environ.get("GSMGW_URL")
     key = args.api_key or os.environ.get("GSMGW_API_KEY")
+    cfg = _client_config(args) if not (url and key) else None
+    if not url:
+        url = client_url(cfg) if cfg else "http://127.0.0.1:8080"
+    if not key and cfg is not None and cfg.client.api_key_file:
+        try:
+            key = Path(cfg.client.api_key_file).read_text().strip()
+        except OSError as exc:
+            raise CliError(f"{cfg.source}: client.api_key_file: cannot read {cfg.client.api_key_file}: "
+                           f"{exc.strerror or exc}") from None
     if not key:
-        raise SystemExit("gsmgw: give --api-key or set GSMGW_API_KEY")
+        raise CliError("no API key: give --api-key, set GSMGW_API_KEY, or point GSMGW_CONFIG at a config "
+                       "with [client] api_key_file (gsmgw demo writes one)", code=2)
+    return url, key
+
+
+def client_url(cfg: Config) -> str:
+    """The URL of the gateway a config describes: [client] url, else from [api] listen."""
+    from gsmgw.config import parse_listen
+
+    if cfg.client.url:
+        return cfg.client.url.rstrip("/")
+    host, port = parse_listen(cfg.api.listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    scheme = "https" if cfg.api.tls_cert_file else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    url, key = _client_target(args)
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        args.url.rstrip("/") + path,
+        url.rstrip("/") + path,
         data=data,
         method=method,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -160,8 +287,36 @@ def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> 
             return exc.code, json.loads(exc.read() or b"null")
         except json.JSONDecodeError:
             return exc.code, {"error": {"code": "http", "message": str(exc)}}
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"gsmgw: cannot reach {args.url}: {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach {url}: {reason} (is the gateway running? --url or GSMGW_URL "
+                       "or GSMGW_CONFIG say where)") from None
+
+
+def _error_line(status: int, reply: Any) -> str:
+    err = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(err, dict):
+        where = f" ({err['field']})" if err.get("field") else ""
+        return f"HTTP {status} {err.get('code', '?')}{where}: {err.get('message', '')}"
+    return f"HTTP {status}: {reply!r}"
+
+
+def _summary(reply: dict[str, Any]) -> str:
+    """One line per message of a POST /api/v1/messages reply."""
+    msgs = reply.get("messages") or [reply]
+    lines = []
+    if reply.get("replayed"):
+        lines.append("(an earlier request with this Idempotency-Key: nothing new was queued)")
+    for m in msgs:
+        parts = m.get("parts")
+        n = parts if isinstance(parts, int) else len(parts or [])
+        lines.append(f"{m.get('state', 'queued'):<9} {m.get('id')}  to {m.get('to', '?')}  "
+                     f"{m.get('encoding', '?')}, {n} part{'s' if n != 1 else ''}")
+    if len(msgs) > 1 and reply.get("batch_id"):
+        lines.append(f"batch {reply['batch_id']}: {len(msgs)} messages")
+    for w in reply.get("warnings") or []:
+        lines.append(f"warning: {w.get('message', w) if isinstance(w, dict) else w}")
+    return "\n".join(lines)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -173,36 +328,55 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.flash:
         body["flash"] = True
     status, reply = _api(args, "POST", "/api/v1/messages", body)
-    print(json.dumps(reply, indent=2))
     if status != 202:
+        print(json.dumps(reply, indent=2) if args.json else f"gsmgw send: {_error_line(status, reply)}",
+              file=sys.stdout if args.json else sys.stderr)
         return 1
+    print(json.dumps(reply, indent=2) if args.json else _summary(reply), flush=True)
     if args.wait_s > 0:
         import time
 
         deadline = time.monotonic() + args.wait_s
-        mid = reply["messages"][0]["id"]
+        mid = (reply.get("messages") or [reply])[0]["id"]
         while time.monotonic() < deadline:
             _, msg = _api(args, "GET", f"/api/v1/messages/{mid}")
             if msg.get("state") not in ("queued", "sending"):
-                print(json.dumps(msg, indent=2))
+                if args.json:
+                    print(json.dumps(msg, indent=2))
+                else:
+                    err = msg.get("error_text") or msg.get("error_code") or ""
+                    print(f"{msg['state']:<9} {mid}" + (f" from {msg['sim']}" if msg.get("sim") else "")
+                          + (f": {err}" if err and msg["state"] not in ("sent", "delivered") else ""))
                 return 0 if msg["state"] in ("sent", "delivered") else 1
             time.sleep(0.2)
-        print("gsmgw send: still not sent after --wait-s", file=sys.stderr)
+        print(f"gsmgw send: {mid} still not sent after --wait-s {args.wait_s:g}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     status, reply = _api(args, "GET", "/api/v1/status")
-    if args.json or status != 200:
+    if args.json:
         print(json.dumps(reply, indent=2))
         return 0 if status == 200 else 1
+    if status != 200:
+        print(f"gsmgw status: {_error_line(status, reply)}", file=sys.stderr)
+        return 1
+    readiness = reply.get("readiness") or {}
     print(f"gsmgw {reply['version']}  up {dt.timedelta(seconds=int(reply['uptime_s']))}  "
-          f"queue {reply['queue_depth']}  ready modems {reply['modems_ready']}/{len(reply['modems'])}")
+          f"queue {reply['queue_depth']}  ready modems {reply['modems_ready']}/{len(reply['modems'])}"
+          + (f"  status {readiness['status']}" if readiness.get("status") else ""))
+    for reason in readiness.get("reasons") or []:
+        print(f"  ! {reason}")
     for m in reply["modems"]:
         flag = "" if m["enabled"] else " (disabled)"
         print(f"  {m['id']:<12} {m['state']:<12} {m['operator'] or '-':<20} csq={m['signal_csq']} "
               f"sent={m['sent_parts']} failed={m['failed_parts']}{flag}")
+        why = m.get("state_reason") or ""
+        if m["state"] != "ready" and why:
+            print(f"  {'':<12} why: {why}")
+        if m.get("last_error") and m.get("last_error") != why:
+            print(f"  {'':<12} last error: {m['last_error']}")
     return 0
 
 
@@ -210,9 +384,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("GSMGW_URL", "http://127.0.0.1:8080"),
-                   help="gateway base URL (env GSMGW_URL; default %(default)s)")
-    p.add_argument("--api-key", help="API key (default: env GSMGW_API_KEY)")
+    p.add_argument("--url", help="gateway base URL (default: env GSMGW_URL, else from the config's "
+                   "[client] url or [api] listen, else http://127.0.0.1:8080)")
+    p.add_argument("--api-key", help="API key (default: env GSMGW_API_KEY, else the config's "
+                   "[client] api_key_file)")
+    p.add_argument("--config", "-c", default=os.environ.get("GSMGW_CONFIG"),
+                   help="config file to find the gateway and its key in (env GSMGW_CONFIG; "
+                   "gsmgw demo writes one)")
     p.add_argument("--timeout-s", type=float, default=10.0, help="HTTP timeout in seconds")
 
 
@@ -257,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", help="send from this modem id")
     p.add_argument("--flash", action="store_true", help="class 0 (flash) SMS")
     p.add_argument("--wait-s", type=float, default=0.0, help="wait up to this long for sent/failed")
+    p.add_argument("--json", action="store_true", help="print the raw JSON replies")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("status", help="show a running gateway's status",
@@ -284,16 +463,30 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("--config", "-c", default=argparse.SUPPRESS, help="TOML config file")
     p.set_defaults(func=cmd_keys)
 
-    p = sub.add_parser("store", help="copy or migrate a store",
-                       description="Database maintenance. `copy` moves a gateway's data, queue included, "
-                       "to another store (e.g. SQLite to PostgreSQL for several hosts); stop the gateway first.")
+    p = sub.add_parser("store", help="create, migrate or copy a store",
+                       description="Database maintenance. `init` creates a new empty store (a gateway "
+                       "never creates one where a store was before); `migrate` brings one to the current "
+                       "schema; `copy` moves a gateway's data, queue included, to another store (e.g. "
+                       "SQLite to PostgreSQL for several hosts). Each refuses a store that a running "
+                       "gateway holds unless --force: stop the gateway first.")
     ssub = p.add_subparsers(dest="store_cmd", required=True, metavar="ACTION")
     sc = ssub.add_parser("copy", help="copy every table into an empty store")
-    sc.add_argument("--from", dest="src", required=True, help="source SQLAlchemy URL, e.g. sqlite:////var/lib/gsmgw/gsmgw.db")
+    sc.add_argument("--from", dest="src", required=True,
+                    help="source SQLAlchemy URL, e.g. sqlite:////var/lib/gsmgw/gsmgw.db")
     sc.add_argument("--to", dest="dst", required=True, help="target URL, e.g. postgresql+psycopg://gsmgw@db/gsmgw")
-    sc.add_argument("--force", action="store_true", help="copy even if the target already has rows")
-    sm = ssub.add_parser("migrate", help="bring a store to the current schema")
-    sm.add_argument("--url", required=True, help="SQLAlchemy URL")
+    sc.add_argument("--force", action="store_true",
+                    help="copy even if the target already has rows or a running gateway holds either store")
+    for name, helptext in (("migrate", "bring a store to the current schema"),
+                           ("init", "create a new, empty store (or migrate an existing one)")):
+        sm = ssub.add_parser(name, help=helptext)
+        where = sm.add_mutually_exclusive_group()
+        where.add_argument("--url", help="SQLAlchemy URL (a relative SQLite path is taken from the "
+                           "current folder)")
+        where.add_argument("--config", "-c", default=os.environ.get("GSMGW_CONFIG", DEFAULT_CONFIG),
+                           help="use the [store] url of this config (env GSMGW_CONFIG; default %(default)s)")
+        if name == "migrate":
+            sm.add_argument("--create", action="store_true", help="create the store if it does not exist")
+        sm.add_argument("--force", action="store_true", help="even while a running gateway holds the store")
     p.set_defaults(func=cmd_store)
 
     for name in COMMAND_MODULES:
@@ -310,11 +503,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from gsmgw.errors import ListenError, StoreError
+
+    name = " ".join(["gsmgw", args.command, *[a for a in (getattr(args, "store_cmd", None),
+                                                         getattr(args, "keys_cmd", None)) if a]])
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"gsmgw: config error: {exc}", file=sys.stderr)
+        print(f"{name}: config error: {exc}", file=sys.stderr)
         return 2
+    except CliError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.code
+    except (StoreError, ListenError) as exc:
+        # Refusals with their fix (store in use, missing, port in use): one line, no traceback.
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from gsmgw.errors import ConfigError
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_STORE_URL = "sqlite:////var/lib/gsmgw/gsmgw.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,9 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    # SQLAlchemy URL. SQLite (WAL) by default; postgresql+psycopg://... for a shared store.
-    url: str = "sqlite:///gsmgw.db"
+    # SQLAlchemy URL. SQLite (WAL) by default, an absolute path (four slashes: the
+    # folder is the unit's StateDirectory); postgresql+psycopg://... for a shared store.
+    url: str = DEFAULT_STORE_URL
     # How long a host's claim on a message lasts without renewal.
     lease_s: float = 120.0
     # Run alembic migrations at start (turn off only if an operator runs them by hand).
@@ -303,6 +305,23 @@ class SmppConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthConfig:
+    # /readyz and /api/v1/status say "fail" once no modem has been ready for this
+    # long (seconds; counted from the start too), "degraded" before that.
+    modem_grace_s: float = 120.0
+    # How often the store file, the store lock and the modems are checked (seconds).
+    check_interval_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    # For `gsmgw send` / `gsmgw status` run with this config (GSMGW_CONFIG): the
+    # gateway's URL (empty = from [api] listen) and a file holding an API key.
+    url: str = ""
+    api_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -313,6 +332,8 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     smpp: SmppConfig = field(default_factory=SmppConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
     modem: tuple[ModemConfig, ...] = ()
     # Where the file came from (for messages); not a TOML key.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -434,11 +455,54 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return (m["v6"] or m["host"], int(m["port"]))
 
 
+_URL_SCHEME_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
+
+
+def store_url_problem(url: str, *, allow_relative: bool = False) -> str | None:
+    """What is wrong with a ``[store] url`` (one sentence with the fix), or None.
+
+    Plain text checks only (config must not import SQLAlchemy): a plain path, an
+    unknown scheme and a relative SQLite path are the mistakes people make. A
+    relative SQLite path is refused in a config file because it depends on the
+    folder the process starts in: ``gsmgw doctor`` and the service would look at
+    different files.
+    """
+    if not url.strip():
+        return "is empty: give a SQLAlchemy URL such as sqlite:////var/lib/gsmgw/gsmgw.db"
+    m = _URL_SCHEME_RE.match(url)
+    if m is None:
+        if url.startswith(("/", ".", "~")) or url.endswith((".db", ".sqlite", ".sqlite3")):
+            path = url if url.startswith("/") or allow_relative else "/ABSOLUTE/PATH/" + url.rsplit("/", 1)[-1]
+            return f"{url!r} is a file path, not a URL: write sqlite:///{path} (four slashes for an absolute path)"
+        return (f"{url!r} is not a URL: write sqlite:////var/lib/gsmgw/gsmgw.db or "
+                "postgresql+psycopg://USER@HOST/DB")
+    backend = m["scheme"].split("+", 1)[0].lower()
+    if backend in ("postgres",):
+        return f"{url!r}: write postgresql+psycopg:// (SQLAlchemy does not know postgres://)"
+    if backend not in ("sqlite", "postgresql"):
+        return f"{url!r}: unsupported database {m['scheme']!r}: use sqlite:/// or postgresql+psycopg://"
+    if backend == "sqlite":
+        rest = m["rest"]
+        if not rest.startswith("/") or rest in ("/", "/:memory:"):
+            return f"{url!r} has no database file: write sqlite:////var/lib/gsmgw/gsmgw.db"
+        path = rest[1:].split("?", 1)[0]
+        if not path.startswith("/") and not allow_relative:
+            return (f"{url!r} is relative to the folder gsmgw starts in (the service and `gsmgw doctor` "
+                    f"would use different files): write an absolute path, sqlite:////FOLDER/{path.rsplit('/', 1)[-1]}")
+    return None
+
+
 def _check(cfg: Config, source: str) -> None:
     try:
         parse_listen(cfg.api.listen)
     except ValueError as exc:
         raise ConfigError(f"{source}: api.listen: {exc}") from None
+    if (problem := store_url_problem(cfg.store.url)) is not None:
+        raise ConfigError(f"{source}: store.url: {problem}")
+    if cfg.client.url and not cfg.client.url.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: client.url: expected an http(s) URL, got {cfg.client.url!r}")
+    if cfg.health.check_interval_s <= 0:
+        raise ConfigError(f"{source}: health.check_interval_s: must be positive")
     if bool(cfg.api.tls_cert_file) != bool(cfg.api.tls_key_file):
         raise ConfigError(f"{source}: api.tls_cert_file / api.tls_key_file: give both or neither")
     if not (len(cfg.api.default_region) == 2 and cfg.api.default_region.isalpha()):

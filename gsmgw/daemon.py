@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import signal
@@ -20,10 +21,13 @@ from gsmgw.api.inbound import INBOUND
 from gsmgw.api.server import ApiServer
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
+from gsmgw.errors import ListenError
+from gsmgw.health import Readiness, ReadinessTracker, evaluate
 from gsmgw.intake import IntakeService
 from gsmgw.pool import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
 from gsmgw.store import Store
+from gsmgw.store.ownership import StoreOwner, check_expected
 from gsmgw.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -65,16 +69,31 @@ class Gateway:
         *,
         host: str | None = None,
         driver_factory: DriverFactory = default_driver_factory,
+        command: str = "gsmgw run",
+        create_store: bool = False,
     ) -> None:
         self.cfg = cfg
         self.host = host or cfg.store.host_id or socket.gethostname()
         self.store = Store(cfg.store.url, host=self.host, default_region=cfg.api.default_region)
+        # The SQLite lock / PostgreSQL host lease this gateway holds while it runs.
+        self.owner = StoreOwner(cfg.store.url, self.host, command=command)
+        self.create_store = create_store
+        self.readiness = Readiness("degraded", ("starting",))
+        self._store_problem: str | None = None
+        self._store_warning: str | None = None
+        self._tracker = ReadinessTracker(time.monotonic())
+        self._health_task: asyncio.Task[None] | None = None
+        # Set when this gateway must stop by itself (its host id was taken over).
+        self.fatal: str | None = None
+        self._fatal_event = asyncio.Event()
+        self._started: list[str] = []
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
         self.router = Router(cfg.dispatch.route)
         # The one intake path for every door; reads self.cfg on each call, so a reload applies.
         self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,
-                                    route=self._route, local_modems=self.pool.snapshot, host=self.host)
+                                    route=self._route, local_modems=self.pool.snapshot, host=self.host,
+                                    store_problem=lambda: self._store_problem)
         self.api: ApiServer | None = None
         self.smpp: Any = None  # gsmgw.smpp.SmppServer when [smpp] listen is set
         self.bound: list[tuple[str, int]] = []
@@ -84,12 +103,39 @@ class Gateway:
         r = self.router.route(number)
         return r.group, r.fallback_after_s
 
+    def claim_store(self) -> None:
+        """Refuse a missing store where one is expected, then take the store (blocking).
+
+        Raises :class:`~gsmgw.errors.StoreMissing` or :class:`~gsmgw.errors.StoreInUse`
+        with a one-line message; ``start`` calls it, ``gsmgw demo`` calls it first of
+        all, before it touches its state folder.
+        """
+        check_expected(self.cfg.store.url, create=self.create_store)
+        self.owner.acquire()
+
+    def store_ok(self) -> bool:
+        """False once the store was removed/replaced/is unwritable or the host lease is lost."""
+        return self._store_problem is None
+
     async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self.claim_store)
+            await self._start()
+        except BaseException:
+            await self.stop()  # whatever started stops; the store is let go
+            raise
+
+    async def _start(self) -> None:
+        self._tracker = ReadinessTracker(time.monotonic())
         if self.cfg.store.migrate_on_start:
             await self.store.call(self.store.migrate)
-        # Settle what a previous run of this host left mid-send.
-        await self.store.call(self.store.claims.recover)
-        await self.pool.start()
+        await asyncio.to_thread(self.owner.opened)
+        # Settle what a previous run of this host left mid-send; holding the SQLite
+        # lock proves every claim in the file is orphaned.
+        await self.store.call(self.store.claims.recover, exclusive=self.owner.exclusive)
+        if not self.cfg.modem:
+            log.warning("no [[modem]] in %s: the API will queue messages but nothing will send them",
+                        self.cfg.source)
         services = Services(
             cfg=self.cfg,
             store=self.store,
@@ -101,20 +147,72 @@ class Gateway:
             route=self._route,
             host=self.host,
             intake=self.intake,
+            readiness=self.readiness_now,
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
         if self.cfg.console.enabled:
             self._mount_console(app)
-        await self.webhooks.start()
-        self.api = ApiServer(app)
+        # Listen before the modems start: a port in use is then refused at once, before
+        # any modem was opened (requests that come before the pool starts just queue).
+        self.api = ApiServer(app, header_timeout_s=self.cfg.api.header_timeout_s,
+                             max_connections=self.cfg.api.max_connections)
         host, port = parse_listen(self.cfg.api.listen)
-        await self.api.start(host, port, tls_cert_file=self.cfg.api.tls_cert_file,
-                             tls_key_file=self.cfg.api.tls_key_file)
+        try:
+            await self.api.start(host, port, tls_cert_file=self.cfg.api.tls_cert_file,
+                                 tls_key_file=self.cfg.api.tls_key_file)
+        except OSError as exc:
+            raise ListenError(*listen_problem(self.cfg.api.listen, exc)) from None
         self.bound = self.api.bound
+        self._started.append("pool")
+        await self.pool.start()
+        self._started.append("webhooks")
+        await self.webhooks.start()
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
         if self.cfg.smpp.listen:
-            await self._start_smpp()
+            try:
+                await self._start_smpp()
+            except OSError as exc:
+                raise ListenError(*listen_problem(self.cfg.smpp.listen, exc, key="[smpp] listen")) from None
+        await self.check_health()
+        self._health_task = asyncio.create_task(self._health_loop(), name="gateway-health")
+
+    # --- health (issue 15) ---------------------------------------------------------------
+
+    async def check_health(self) -> Readiness:
+        """Look at the store and the modems once; update ``readiness``."""
+        problem = await asyncio.to_thread(self.owner.problem)
+        warning = await asyncio.to_thread(self.owner.warning)
+        if problem != self._store_problem:
+            if problem:
+                log.error("store not usable: %s", problem)
+            else:
+                log.info("store usable again")
+        self._store_problem = problem
+        self._store_warning = warning
+        if problem and "lost its host_id lease to another process" in problem and self.fatal is None:
+            # Another process now runs as this host and will recover "its" claims:
+            # sending on would duplicate them. Stop at once.
+            self.fatal = problem
+            log.critical("stopping: %s", problem)
+            self._fatal_event.set()
+        self.readiness = self.readiness_now()
+        return self.readiness
+
+    def readiness_now(self) -> Readiness:
+        """Readiness with the modems as they are now and the store as last checked."""
+        views, none_ready_s = self._tracker.update(self.pool.snapshot(), time.monotonic())
+        return evaluate(modems=views, none_ready_s=none_ready_s, grace_s=self.cfg.health.modem_grace_s,
+                        store_problem=self._store_problem,
+                        store_warnings=[self._store_warning] if self._store_warning else [])
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.health.check_interval_s)
+            try:
+                await self.check_health()
+            except Exception:
+                log.exception("health check failed")
 
     async def _start_smpp(self) -> None:
         from gsmgw.smpp import SmppServer
@@ -155,15 +253,24 @@ class Gateway:
         return f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            await asyncio.gather(self._health_task, return_exceptions=True)
+            self._health_task = None
         if self.smpp is not None:  # first: no new submits while the rest stops
             await self.smpp.stop()
             self.smpp = None
-        await self.pool.stop()
-        await self.webhooks.stop()
+        if "pool" in self._started:
+            await self.pool.stop()
+        if "webhooks" in self._started:
+            await self.webhooks.stop()
+        self._started.clear()
         if self.api is not None:
             await self.api.stop()
             self.api = None
         self.store.close()
+        # Last: the next gateway may take the store only once this one wrote its last.
+        await asyncio.to_thread(self.owner.release)
 
     async def serve(self, stop: asyncio.Event, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
         """Run until ``stop`` is set; speaks sd_notify when run under systemd."""
@@ -173,9 +280,12 @@ class Gateway:
             on_ready(self)
         interval = watchdog_interval_s()
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval or 3600)
+            while not stop.is_set() and not self._fatal_event.is_set():
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._fatal_event.wait())]
+                await asyncio.wait(waiters, timeout=interval or 3600, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
                 if interval:
                     sd_notify("WATCHDOG=1")
         finally:
@@ -224,6 +334,20 @@ class Gateway:
         await self.reload(new)
         log.info("config reloaded from %s", path)
         return True
+
+
+def listen_problem(listen: str, exc: OSError, *, key: str = "[api] listen") -> tuple[str, str]:
+    """(what went wrong, how to fix it) when a server cannot listen on ``listen``."""
+    host, port = parse_listen(listen)
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {listen}: the port is in use (another gsmgw? "
+                f"`ss -ltnp 'sport = :{port}'` shows who)", f"stop it, or set another {key}")
+    if exc.errno == errno.EACCES:
+        return (f"cannot listen on {listen}: ports below 1024 need privileges",
+                "use a port >= 1024, or add CAP_NET_BIND_SERVICE")
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {listen}: {host} is not an address of this machine", f"fix {key}"
+    return f"cannot listen on {listen}: {exc.strerror or exc}", f"fix {key}"
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -74,6 +74,31 @@ class StoreError(GsmgwError):
     """The database refused an operation."""
 
 
+class StoreInUse(StoreError):
+    """Another live gateway holds this store (SQLite) or this host id (PostgreSQL).
+
+    The message says who holds it (pid, machine, since when) and what to do;
+    ``holder`` is the who alone.
+    """
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class StoreMissing(StoreError):
+    """A store that should exist does not (removed, or a mistyped path); nothing was created."""
+
+
+class ListenError(GsmgwError):
+    """The API could not listen (port in use, no such address); one line with the fix."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}: {fix}")
+        self.reason = reason
+        self.fix = fix
+
+
 class ValidationError(GsmgwError):
     """Caller input is invalid. ``code`` is stable and machine-readable."""
 

@@ -13,6 +13,7 @@ reader/writer callbacks; nothing here does blocking I/O on the loop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import urllib.parse
 
 import serial
@@ -55,4 +56,17 @@ async def open_port(
     try:
         return await serial_asyncio_fast.open_serial_connection(**kwargs)
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise PortClosed(f"cannot open {url}: {exc}") from exc
+        raise PortClosed(open_failure(url, exc)) from exc
+
+
+def open_failure(url: str, exc: BaseException) -> str:
+    """Why a port did not open, as the operator needs it (status, ``gsmgw status``, logs)."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        return f"{url} is missing (modem unplugged or not yet enumerated, or a wrong [[modem]] port)"
+    if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
+        return (f"{url} is locked by another program (ModemManager, another gsmgw, a terminal: "
+                f"`fuser -v {url}` shows which)")
+    if code in (errno.EACCES, errno.EPERM):
+        return f"no permission to open {url} (is the gateway's user in the dialout group?)"
+    return f"cannot open {url}: {exc}"

@@ -136,6 +136,7 @@ class Modem:
         self.recovery_level = 0
         self.attempts = 0  # connection attempts that ended (failed or lost)
         self.last_error = ""  # why the last attempt ended
+        self.state_reason = ""  # why the modem is in its state (the last transition's reason)
         self._channel: ATChannel | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -177,8 +178,14 @@ class Modem:
     def _set_state(self, new: ModemState, reason: str = "") -> None:
         old = self.state
         if old is new:
+            # A new cause for the same state (port missing, then locked by another
+            # program) is news for the operator: status shows the current one.
+            if reason and reason != self.state_reason and new is not ModemState.READY:
+                self.state_reason = reason
+                self._emit(ev.StateChanged(self.name, old, new, reason))
             return
         self.state = new
+        self.state_reason = reason
         if new is ModemState.READY:
             self._ready.set()
         else:
@@ -220,7 +227,10 @@ class Modem:
                     reason = "stopped"
                 except PortClosed as exc:
                     reason = f"port: {exc}"
-                except (_PortDead, ATTimeout, RegistrationTimeout) as exc:
+                except RegistrationTimeout as exc:
+                    reason = f"no network: {exc}"
+                    failure_on_open_port = True
+                except (_PortDead, ATTimeout) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                     failure_on_open_port = True
                 except _Reinit as exc:
@@ -519,7 +529,7 @@ class Modem:
         if self._pin_refused:
             raise SimError("the configured PIN was refused earlier; not sending it again (PUK risk)")
         if not pin:
-            raise SimError("SIM needs a PIN and none is configured")
+            raise SimError("SIM needs a PIN and none is configured: set pin in its [[modem]] block")
         if self._pin_unconfirmed and not self._pin_known_good:
             raise SimError("a PIN was sent and its outcome is unknown; not sending it again")
         left = await self._pin_attempts_left()

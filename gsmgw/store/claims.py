@@ -17,6 +17,7 @@ from gsmgw.store import tables as t
 from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
+from gsmgw.store.ownership import live_hosts
 from gsmgw.store.records import ClaimedMessage, PartResult, utcnow
 from gsmgw.store.reports import ReportsRepo, lock_message
 
@@ -291,22 +292,32 @@ class ClaimsRepo:
                 .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s))
             )
 
-    def recover(self, *, only_expired_leases: bool = False) -> dict[str, int]:
+    def recover(self, *, only_expired_leases: bool = False, exclusive: bool = False) -> dict[str, int]:
         """After a crash: parts left ``sending`` become ``unknown``; untouched claims requeue.
 
-        At start (``only_expired_leases=False``) this host's own claims are settled;
-        claims of other hosts are settled only once their lease has run out.
+        Only claims whose owner is provably gone are touched. At start
+        (``only_expired_leases=False``) that is this host's own claims (the caller
+        holds this host's lease, so no other process runs as this host), and with
+        ``exclusive`` (the caller holds the SQLite store's lock) every claim in the
+        store. Another host's claim is settled only once its lease has run out *and*
+        that host holds no liveness lease (PostgreSQL; see store.ownership): a live
+        host whose renewals lag keeps its work.
         """
         now = utcnow()
         m, p = t.messages, t.message_parts
         counts = {"unknown": 0, "requeued": 0, "sent": 0}
         with self.db.tx() as conn:
-            cond = and_(m.c.state == MessageState.SENDING, m.c.lease_until < now)
-            if not only_expired_leases:
-                cond = or_(
-                    cond, and_(m.c.state == MessageState.SENDING, m.c.lease_owner == self.host)
-                )
-            rows = conn.execute(select(m.c.id, m.c.resend_unknown).where(cond)).all()
+            sending = m.c.state == MessageState.SENDING
+            if exclusive and not only_expired_leases:
+                cond = sending
+            else:
+                cond = and_(sending, m.c.lease_until < now)
+                if not only_expired_leases:
+                    cond = or_(cond, and_(sending, m.c.lease_owner == self.host))
+            rows = conn.execute(select(m.c.id, m.c.resend_unknown, m.c.lease_owner).where(cond)).all()
+            if not self.db.is_sqlite:
+                live = live_hosts(conn, {r.lease_owner for r in rows if r.lease_owner != self.host})
+                rows = [r for r in rows if r.lease_owner == self.host or r.lease_owner not in live]
             for row in rows:
                 # Resendable messages go back to the queue; others' in-flight parts are unknown.
                 target = MessageState.QUEUED if row.resend_unknown else MessageState.UNKNOWN

@@ -23,6 +23,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def custom_key_problem(key: str) -> str | None:
+    """Why a caller-chosen API key is refused (the key policy), or None."""
+    if len(key) < 16 or len(key) > 200 or not key.isprintable() or " " in key:
+        return f"an API key must be 16-200 printable characters without spaces (this one has {len(key)})"
+    return None
+
+
 def key_id_of(presented: str) -> str | None:
     """The id inside a ``gsk_<id>_<secret>`` key, or None for a caller-chosen key."""
     parts = presented.split("_")
@@ -53,8 +60,8 @@ class KeysRepo:
         full = key if key is not None else f"gsk_{key_id}_{secrets.token_urlsafe(24)}"
         if key is not None:
             # A caller-chosen key (gsmgw demo --api-key): stored hashed like any other.
-            if len(key) < 16 or len(key) > 200 or not key.isprintable() or " " in key:
-                raise ValueError("an API key must be 16-200 printable characters without spaces")
+            if (problem := custom_key_problem(key)) is not None:
+                raise ValueError(problem)
             key_id = key_id_of(key) or hashlib.sha256(full.encode()).hexdigest()[:8]
         with self.db.tx() as conn:
             if key is not None:

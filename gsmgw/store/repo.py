@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from gsmgw.errors import StoreError
 from gsmgw.store.claims import ClaimsRepo
@@ -50,10 +50,14 @@ R = TypeVar("R")
 
 def open_engine(url: str, *, sqlite_synchronous: str = "FULL") -> tuple[Engine, bool]:
     """The engine for ``url`` and whether it is SQLite (WAL, foreign keys on)."""
-    u = make_url(url)
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"{url!r} is not a database URL: write sqlite:////ABSOLUTE/PATH.db or "
+                         "postgresql+psycopg://USER@HOST/DB") from None
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # The folder is not created here: a missing folder is a mistyped path or a
+        # state folder nobody made (store.ownership.check_expected says which).
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -100,4 +100,4 @@ async def test_probe_no_registration(network, tmp_path) -> None:  # type: ignore
 def test_probe_missing_port_is_reported(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     rc = probe_cmd.run(args_for(str(tmp_path / "nope")))
     assert rc == probe_cmd.EXIT_NOT_READY  # reported as "cannot open", not a traceback
-    assert "cannot open" in capsys.readouterr().out
+    assert "is missing" in capsys.readouterr().out
