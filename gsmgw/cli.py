@@ -39,8 +39,6 @@ def default_state_dir() -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
-    if not cfg.modem:
-        log.warning("no [[modem]] in %s: the API will queue messages but nothing will send them", cfg.source)
     from gsmgw.daemon import Gateway, install_signal_handlers, serve_reloadable
 
     async def main() -> int:
@@ -497,7 +495,23 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(sub)
+    _plain_help(parser)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """--help is read in a terminal: drop the reST/Markdown backticks of docstrings."""
+    for action in parser._actions:
+        if action.help:
+            action.help = action.help.replace("``", "").replace("`", "")
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if choice.help:
+                    choice.help = choice.help.replace("``", "").replace("`", "")
+            for sub in action.choices.values():
+                if sub.description:
+                    sub.description = sub.description.replace("``", "").replace("`", "")
+                _plain_help(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -471,6 +471,9 @@ def store_url_problem(url: str, *, allow_relative: bool = False) -> str | None:
         return "is empty: give a SQLAlchemy URL such as sqlite:////var/lib/gsmgw/gsmgw.db"
     m = _URL_SCHEME_RE.match(url)
     if m is None:
+        if re.match(r"^(sqlite|postgres)|^[A-Za-z][A-Za-z0-9+.-]*:", url):
+            return (f"{url!r} is not a well-formed URL (it needs SCHEME://): e.g. sqlite:////var/lib/gsmgw/gsmgw.db "
+                    "or postgresql+psycopg://USER@HOST/DB")
         if url.startswith(("/", ".", "~")) or url.endswith((".db", ".sqlite", ".sqlite3")):
             path = url if url.startswith("/") or allow_relative else "/ABSOLUTE/PATH/" + url.rsplit("/", 1)[-1]
             return f"{url!r} is a file path, not a URL: write sqlite:///{path} (four slashes for an absolute path)"

@@ -267,12 +267,15 @@ def check_modemmanager(ports: Sequence[str], host: Host) -> list[Finding]:
 
 
 def check_database(cfg: Config) -> Finding:
+    """The same view of the store as ``gsmgw run`` (store.ownership decides for both)."""
+    from gsmgw.errors import StoreMissing
     from gsmgw.store import Store
     from gsmgw.store.migrate import current_revision, head_revision
+    from gsmgw.store.ownership import check_expected, sqlite_path
 
     url = cfg.store.url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        db = Path(url[len("sqlite:///"):])
+    db = sqlite_path(url)
+    if db is not None:
         folder = db.parent
         if not folder.exists():
             return Finding(Level.FAIL, "database", f"folder {folder} does not exist",
@@ -280,11 +283,16 @@ def check_database(cfg: Config) -> Finding:
                            "(StateDirectory=gsmgw does this for /var/lib/gsmgw)")
         if not os.access(folder, os.W_OK | os.X_OK):
             return Finding(Level.FAIL, "database", f"folder {folder} is not writable by this user "
-                           "(SQLite writes its -wal and -shm files there)", f"sudo chown gsmgw: {folder}")
+                           "(SQLite writes its -wal and -shm files and gsmgw its lock file there)",
+                           f"sudo chown gsmgw: {folder}")
         if db.exists() and not os.access(db, os.R_OK | os.W_OK):
             return Finding(Level.FAIL, "database", f"{db} is not writable by this user", f"sudo chown gsmgw: {db}")
         if not db.exists():
-            return Finding(Level.OK, "database", f"{db} will be created at first start")
+            try:
+                check_expected(url, create=False, hint=f"gsmgw store init --config {cfg.source}")
+            except StoreMissing as exc:
+                return Finding(Level.FAIL, "database", str(exc))
+            return Finding(Level.OK, "database", f"{db} does not exist yet: the first start creates it")
     store = Store(url)
     try:
         current = current_revision(store.engine)
