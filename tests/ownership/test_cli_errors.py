@@ -54,7 +54,9 @@ def test_store_url_a_plain_path_or_unparseable_or_relative(tmp_path: Path) -> No
 
 def test_store_migrate_on_a_mistyped_path_creates_nothing_without_create(tmp_path: Path) -> None:
     real = tmp_path / "gsmgw.db"
-    Store(f"sqlite:///{real}").migrate()
+    seed = Store(f"sqlite:///{real}")
+    seed.migrate()
+    seed.close()
     typo = tmp_path / "gsmwg.db"
     one_line(gsmgw("store", "migrate", "--url", f"sqlite:///{typo}"), 1,
              f"no store at {typo}", "--create")

@@ -29,6 +29,7 @@ from gsmgw.store import NewMessage, Store
 from gsmgw.store import tables as t
 from gsmgw.store.ownership import PgLease, live_hosts
 from tests.helpers import make_config
+from tests.ownership.helpers import gsmgw, one_line
 
 pytestmark = pytest.mark.postgres
 
@@ -144,6 +145,23 @@ async def test_a_gateway_whose_host_id_was_taken_over_stops_by_itself(tmp_path: 
         await asyncio.gather(serving, return_exceptions=True)
         thief.release()
         admin.dispose()
+
+
+def test_store_migrate_and_copy_refuse_a_store_live_gateways_use(tmp_path: Path, pg_url: str) -> None:
+    seed = Store(pg_url)
+    seed.migrate()
+    seed.close()
+    lease = PgLease(pg_url, "h1", command="test")
+    lease.acquire()
+    try:
+        one_line(gsmgw("store", "migrate", "--url", pg_url), 1,
+                 f"gsmgw store migrate: the store {pg_url} is in use by gsmgw {os.getpid()}@{MACHINE}")
+        one_line(gsmgw("store", "copy", "--from", pg_url, "--to", f"sqlite:///{tmp_path / 'c.db'}"), 1,
+                 "the source store is in use by gsmgw")
+        assert gsmgw("store", "migrate", "--url", pg_url, "--force").returncode == 0
+    finally:
+        lease.release()
+    assert gsmgw("store", "migrate", "--url", pg_url).returncode == 0
 
 
 def _config(path: Path, url: str, host: str, port: str) -> None:

@@ -110,7 +110,9 @@ async def test_lock_file_removed_under_a_running_gateway(tmp_path: Path) -> None
 def test_store_migrate_and_copy_refuse_a_store_a_gateway_holds(tmp_path: Path) -> None:
     db = tmp_path / "gsmgw.db"
     url = f"sqlite:///{db}"
-    Store(url).migrate()
+    seed = Store(url)
+    seed.migrate()
+    seed.close()
     lock = SqliteLock(db)
     lock.acquire(command="gsmgw run", host_id="h")  # what a running gateway holds
     try:
