@@ -118,7 +118,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if not store.keys.revoke_api_key(args.key_id):
                 print(f"gsmgw keys revoke: no active key {args.key_id!r}", file=sys.stderr)
                 return 1
-            from gsmgw.api.app import KeyCache
+            from gsmgw.intake.admission import KeyCache
 
             print(f"revoked {args.key_id}; running gateways refuse it within {KeyCache().ttl_s:g} s "
                   "(the time they cache a checked key)")
@@ -393,7 +393,7 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = PlainHelpParser(
         prog="gsmgw",
         description="On-premises SMS gateway for a pool of GSM/LTE modems.",
     )
@@ -495,23 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(sub)
-    _plain_help(parser)
     return parser
 
 
-def _plain_help(parser: argparse.ArgumentParser) -> None:
-    """--help is read in a terminal: drop the reST/Markdown backticks of docstrings."""
-    for action in parser._actions:
-        if action.help:
-            action.help = action.help.replace("``", "").replace("`", "")
-        if isinstance(action, argparse._SubParsersAction):
-            for choice in action._choices_actions:
-                if choice.help:
-                    choice.help = choice.help.replace("``", "").replace("`", "")
-            for sub in action.choices.values():
-                if sub.description:
-                    sub.description = sub.description.replace("``", "").replace("`", "")
-                _plain_help(sub)
+class PlainHelpParser(argparse.ArgumentParser):
+    """--help is read in a terminal: without the reST/Markdown backticks of docstrings."""
+
+    def format_help(self) -> str:
+        return super().format_help().replace("``", "").replace("`", "")
 
 
 def main(argv: list[str] | None = None) -> int:
