@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gsmgw.errors import ConfigError
+from gsmgw.urls import parse_entry
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_STORE_URL = "sqlite:////var/lib/gsmgw/gsmgw.db"
@@ -37,6 +38,13 @@ class ApiConfig:
     max_queue_depth: int = 1_000_000
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # A connection must send a complete request (its headers) within this long after
+    # it opens or after the previous reply, or it is closed (seconds).
+    header_timeout_s: float = 15.0
+    # A request body must arrive within this long once its headers have (seconds); 408 otherwise.
+    body_timeout_s: float = 30.0
+    # Connections open at once; one more is answered 503 and closed.
+    max_connections: int = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +508,9 @@ def _check(cfg: Config, source: str) -> None:
         parse_listen(cfg.api.listen)
     except ValueError as exc:
         raise ConfigError(f"{source}: api.listen: {exc}") from None
+    for key in ("header_timeout_s", "body_timeout_s", "max_connections"):
+        if not getattr(cfg.api, key) > 0:
+            raise ConfigError(f"{source}: api.{key}: must be positive")
     if (problem := store_url_problem(cfg.store.url)) is not None:
         raise ConfigError(f"{source}: store.url: {problem}")
     if cfg.client.url and not cfg.client.url.startswith(("http://", "https://")):
@@ -543,6 +554,10 @@ def _check(cfg: Config, source: str) -> None:
                 raise ConfigError(f"{source}: {key}.regex: not a regular expression: {exc}") from None
         if r.group not in {m.group for m in cfg.modem} and cfg.modem:
             raise ConfigError(f"{source}: {key}.group: no [[modem]] has group {r.group!r}")
+    for i, entry in enumerate(cfg.webhooks.allowed_hosts):
+        if parse_entry(entry) is None:
+            raise ConfigError(f"{source}: webhooks.allowed_hosts[{i}]: expected HOST or HOST:PORT "
+                              f"([IPv6]:PORT), got {entry!r}")
     for i, sub in enumerate(cfg.webhooks.subscription):
         if not sub.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhooks.subscription[{i}].url: expected an http(s) URL")

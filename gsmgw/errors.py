@@ -120,6 +120,23 @@ class AdmissionError(GsmgwError):
         self.message = message
         self.retry_after_s = retry_after_s
 
+
+class UnavailableError(AdmissionError):
+    """The gateway cannot take messages at all now (its store was removed, replaced or
+    is unwritable): HTTP 503, ``store_unavailable``. A door that knows only
+    AdmissionError still refuses the request."""
+
+
+class ConflictError(GsmgwError):
+    """The request contradicts an earlier one: an Idempotency-Key reused with a
+    different request (``idempotency_conflict``). HTTP 409; nothing was queued."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 # --- SMPP door ----------------------------------------------------------------
 
 

@@ -14,13 +14,13 @@ from aiohttp import web
 from gsmgw.api import compat_android, compat_kannel, inbound, openapi, v1
 from gsmgw.api.auth import auth_middleware
 from gsmgw.api.context import INTAKE, SERVICES, Services
-from gsmgw.api.errors import errors_middleware
+from gsmgw.api.errors import errors_middleware, unknown_query_middleware
 from gsmgw.api.metrics import METRICS, Metrics, metrics_middleware
 
 
 def create_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
+        middlewares=[metrics_middleware, errors_middleware, auth_middleware, unknown_query_middleware],
         client_max_size=services.cfg.api.max_body_bytes,
     )
     app[SERVICES] = services

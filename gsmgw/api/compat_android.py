@@ -35,7 +35,6 @@ import secrets
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -46,9 +45,10 @@ from gsmgw.api.errors import json_body, retry_after_header
 from gsmgw.api.event_follower import follower
 from gsmgw.api.views import iso
 from gsmgw.domain import EventType
-from gsmgw.errors import AdmissionError, ValidationError
+from gsmgw.errors import AdmissionError, ConflictError, UnavailableError, ValidationError
 from gsmgw.intake import SendRequest
 from gsmgw.intake.checks import parse_time
+from gsmgw.urls import host_allowed, target
 
 IDEM_PREFIX = "android:"
 DOOR = "android"
@@ -200,8 +200,10 @@ async def post_message(request: web.Request) -> web.Response:
         result = await intake.submit(caller, req)
     except ValidationError as exc:
         return android_error(400, exc.message, code=exc.code, field=FIELDS.get(exc.field or "", exc.field))
+    except ConflictError as exc:  # the id reused for another message
+        return android_error(409, exc.message, code=exc.code, field="id")
     except AdmissionError as exc:
-        out = android_error(429, exc.message, code=exc.code)
+        out = android_error(503 if isinstance(exc, UnavailableError) else 429, exc.message, code=exc.code)
         out.headers["Retry-After"] = retry_after_header(exc.retry_after_s)
         return out
     request.app[STATE_KEY].remember(result.message_ids, app_id)
@@ -266,7 +268,9 @@ async def _rows_for(request: web.Request, app_id: str) -> list[dict[str, Any]]:
     key = request[CALLER]
     found = await svc.store.call(svc.store.messages.find_by_idempotency_key, key.id, IDEM_PREFIX + app_id)
     ids: tuple[str, ...] = found.message_ids if found is not None else (app_id,)
-    present = await svc.store.call(svc.store.messages.get_messages, ids)
+    # Another key's messages are not there for this one (admin sees all).
+    present = [r for r in await svc.store.call(svc.store.messages.get_messages, ids)
+               if request.app[INTAKE].sees(key, r)]
     if found is not None:
         request.app[STATE_KEY].remember(tuple(r["id"] for r in present), app_id)
     return present
@@ -323,11 +327,11 @@ async def post_webhook(request: web.Request) -> web.Response:
             raise ValidationError("invalid_event", f"event must be one of {', '.join(EVENTS)}", field="event")
         if not isinstance(url, str) or len(url) > 2048 or not url.isprintable():
             raise ValidationError("invalid_url", "url must be an http(s) URL", field="url")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        where = target(url)
+        if where is None:
             raise ValidationError("invalid_url", "url must be an http(s) URL", field="url")
-        if parts.hostname not in svc.cfg.webhooks.allowed_hosts:
-            raise ValidationError("url_not_allowed", f"host {parts.hostname!r} is not in webhooks.allowed_hosts",
+        if not host_allowed(url, svc.cfg.webhooks.allowed_hosts):
+            raise ValidationError("url_not_allowed", f"{where[0]}:{where[1]} is not in webhooks.allowed_hosts",
                                   field="url")
         hook_id = _app_id(body.get("id"))
     except ValidationError as exc:
@@ -427,6 +431,12 @@ async def health(request: web.Request) -> web.Response:
     checks["modems:ready"] = {"description": f"{ready} of {len(modems)} modems ready",
                               "status": "pass" if ready else "warn", "observedValue": ready,
                               "observedUnit": "modems"}
+    # The gateway's own verdict (gsmgw.health): fail when the store cannot be trusted
+    # or no modem has been ready past the grace period; its reasons say why.
+    r = svc.current_readiness()
+    checks["gateway:ready"] = {"description": "; ".join(r.reasons) or "ready",
+                               "status": {"ok": "pass", "degraded": "warn", "fail": "fail"}[r.status],
+                               "observedValue": len(r.reasons), "observedUnit": "problems"}
     statuses = [c["status"] for c in checks.values()]
     status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
     body = {"status": status, "version": __version__, "releaseId": 0, "checks": checks}

@@ -43,18 +43,18 @@ import datetime as dt
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
 from gsmgw.api.auth import own_auth
 from gsmgw.api.context import INTAKE, SERVICES, Services
-from gsmgw.api.errors import retry_after_header
+from gsmgw.api.errors import read_body, retry_after_header
 from gsmgw.api.event_follower import follower
 from gsmgw.domain import EventType, event_family
 from gsmgw.errors import AdmissionError, ValidationError
 from gsmgw.intake import Caller, IntakeService, SendRequest
-from gsmgw.webhooks.payload import host_allowed
+from gsmgw.urls import host_allowed, target
 
 DOOR = "kannel"
 MAX_DLR_URL_CHARS = 2000
@@ -97,7 +97,7 @@ async def _raw_args(request: web.Request) -> dict[str, str]:
 
     add(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, encoding="latin-1"))
     if request.method == "POST":
-        body = await request.read()
+        body = await read_body(request)
         ctype = request.content_type
         if ctype == "application/x-www-form-urlencoded":
             add(parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
@@ -156,11 +156,11 @@ def _dlr(args: dict[str, str], svc: Services) -> tuple[int, str | None]:
         return mask, None
     if len(url) > MAX_DLR_URL_CHARS or not url.isprintable():
         raise Rejected(400, "DLR-URL field misformed, rejected")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    where = target(url)
+    if where is None:
         raise Rejected(400, "DLR-URL field misformed, rejected")
-    if parts.hostname not in svc.cfg.webhooks.allowed_hosts:
-        raise Rejected(400, f"DLR-URL host {parts.hostname!r} is not in webhooks.allowed_hosts, rejected")
+    if not host_allowed(url, svc.cfg.webhooks.allowed_hosts):
+        raise Rejected(400, f"DLR-URL host {where[0]}:{where[1]} is not in webhooks.allowed_hosts, rejected")
     return mask, url
 
 

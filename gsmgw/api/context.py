@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gsmgw.config import Config
+from gsmgw.health import Readiness, ReadinessTracker, evaluate
 from gsmgw.intake import IntakeService
 from gsmgw.store import Store
 
@@ -30,6 +31,16 @@ class Services:
     host: str = "local"
     # The one intake path; create_app builds one from the fields above when None.
     intake: IntakeService | None = None
+    # The gateway's readiness now (store and modems; gsmgw.health). When None, the
+    # modems alone are judged (an app built without a gateway, in tests).
+    readiness: Callable[[], Readiness] | None = None
+    _tracker: ReadinessTracker = dataclasses.field(default_factory=lambda: ReadinessTracker(time.monotonic()))
+
+    def current_readiness(self) -> Readiness:
+        if self.readiness is not None:
+            return self.readiness()
+        views, none_ready_s = self._tracker.update(self.modems(), time.monotonic())
+        return evaluate(modems=views, none_ready_s=none_ready_s, grace_s=self.cfg.health.modem_grace_s)
 
     def make_intake(self) -> IntakeService:
         if self.intake is None:

@@ -9,7 +9,7 @@ from aiohttp import web
 from gsmgw.api import schemas
 from gsmgw.api.auth import require_scope
 from gsmgw.api.context import INTAKE, SERVICES
-from gsmgw.api.errors import error_response, json_body
+from gsmgw.api.errors import error_response, json_body, takes_query
 from gsmgw.api.schemas import parse, query
 from gsmgw.api.views import delivery_view, event_view, inbound_view, optout_view
 from gsmgw.errors import ATTimeout, ModemError, ValidationError
@@ -44,8 +44,10 @@ def _sender_filter(raw: str, intake: IntakeService) -> str:
 # --- inbox ------------------------------------------------------------------------
 
 
+@takes_query
 async def list_inbox(request: web.Request) -> web.Response:
-    require_scope(request, "read")
+    """The inbox: replies to the caller's own messages (admin: every inbound message)."""
+    caller = require_scope(request, "read")
     svc = request.app[SERVICES]
     q = query(schemas.InboxQuery, request.query)
     complete = None if q.complete is None else q.complete == "true"
@@ -53,16 +55,20 @@ async def list_inbox(request: web.Request) -> web.Response:
     sender = _sender_filter(q.from_, request.app[INTAKE]) if q.from_ is not None else None
     rows = await svc.store.call(
         svc.store.inbound.list_inbound, sender=sender, modem_id=q.sim, since=since, complete=complete,
-        before_id=q.cursor, limit=q.limit,
+        before_id=q.cursor, limit=q.limit, reply_to_key=request.app[INTAKE].owner_filter(caller),
     )
     items = [inbound_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": items[-1]["id"] if len(items) == q.limit else None})
 
 
 async def get_inbox_item(request: web.Request) -> web.Response:
-    require_scope(request, "read")
+    caller = require_scope(request, "read")
     svc = request.app[SERVICES]
+    intake = request.app[INTAKE]
     row = await svc.store.call(svc.store.inbound.get_inbound, request.match_info["id"])
+    if row is not None and intake.owner_filter(caller) is not None and (
+            not row.get("in_reply_to") or await intake.message(caller, row["in_reply_to"]) is None):
+        row = None  # not a reply to this key's messages: not there for it
     if row is None:
         return error_response(404, "not_found", "no such inbound message")
     return web.json_response(inbound_view(row, with_parts=True))
@@ -71,6 +77,7 @@ async def get_inbox_item(request: web.Request) -> web.Response:
 # --- opt-out ------------------------------------------------------------------------
 
 
+@takes_query
 async def list_optouts(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
@@ -164,6 +171,7 @@ async def get_webhooks(request: web.Request) -> web.Response:
     })
 
 
+@takes_query
 async def list_deliveries(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
@@ -182,6 +190,7 @@ async def retry_deliveries(request: web.Request) -> web.Response:
     return web.json_response({"requeued": n})
 
 
+@takes_query
 async def list_events(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]

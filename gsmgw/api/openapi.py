@@ -88,9 +88,21 @@ SCHEMAS: dict[str, Schema] = {
             "id": STR, "batch_id": STR, "state": {"type": "string", "enum": ["queued"]},
             "encoding": {"type": "string", "enum": ["gsm7", "ucs2"]}, "parts": INT,
             "messages": {"type": "array", "items": _obj({"id": STR, "to": STR}, ["id", "to"])},
+            "warnings": {"type": "array", "items": STR,
+                         "description": "accepted, but e.g. pinned to a SIM that is not ready"},
         },
         ["id", "batch_id", "state", "encoding", "parts", "messages"],
     ),
+    "Batch": _obj(
+        {
+            "batch_id": STR, "total": INT, "by_state": {"type": "object", "additionalProperties": INT},
+            "pending": INT, "done": INT, "delivered": INT, "failed": INT,
+            "progress": {"type": "number", "minimum": 0, "maximum": 1}, "created_at": TIME,
+        },
+        ["batch_id", "total", "by_state", "pending", "done", "progress"],
+    ),
+    "Readiness": _obj({"status": {"type": "string", "enum": ["ok", "degraded", "fail"]},
+                       "reasons": {"type": "array", "items": STR}}, ["status", "reasons"]),
     "Preview": _obj(
         {
             "encoding": {"type": "string", "enum": ["gsm7", "ucs2"]}, "parts": INT, "units_used": INT,
@@ -129,6 +141,7 @@ SCHEMAS: dict[str, Schema] = {
             "version": STR, "uptime_s": {"type": "number"}, "queue_depth": INT,
             "messages_by_state": {"type": "object", "additionalProperties": INT}, "sent_since_start": INT,
             "modems": {"type": "array", "items": {"type": "object"}}, "host": STR, "modems_ready": INT,
+            "readiness": _ref("Readiness"),
         },
         ["version", "uptime_s", "queue_depth", "messages_by_state", "modems", "modems_ready"],
     ),
@@ -297,8 +310,11 @@ def _paths() -> dict[str, dict[str, Any]]:
     number = [_path("number", "phone number (E.164 or national)")]
     return {
         "/healthz": {"get": _op("Liveness", _json(_ref("Health"), "alive"), scope=None, tag="health", public=True)},
-        "/readyz": {"get": _op("Readiness: the store answers and a modem is ready (when modems are configured)",
-                               _json(_obj({"status": STR, "modems_ready": INT}, ["status"]), "ready"),
+        "/readyz": {"get": _op("Readiness: the store can be trusted and a modem is ready (when modems are "
+                               "configured); readiness ok/degraded/fail with the reasons",
+                               _json(_obj({"status": STR, "readiness": STR, "reasons": {"type": "array",
+                                                                                        "items": STR},
+                                           "modems_ready": INT}, ["status"]), "ready"),
                                scope=None, tag="health", public=True,
                                errors={"503": _err("not ready (store unavailable, or no modem ready)")})},
         "/metrics": {"get": _op("Prometheus metrics", TEXT_METRICS, scope="read", tag="status")},
@@ -312,6 +328,10 @@ def _paths() -> dict[str, dict[str, Any]]:
                                      "Idempotent-Replayed": {"schema": STR,
                                                              "description": "true: an earlier request's reply"}}},
                         scope="send", tag="messages", body="SendRequest", status="202",
+                        errors={"409": _err("idempotency_conflict: the Idempotency-Key was used for another "
+                                            "request"),
+                                "503": {**_err("store_unavailable: the store was removed, replaced or is "
+                                               "unwritable"), "headers": RETRY_AFTER}},
                         params=[{"name": "Idempotency-Key", "in": "header", "required": False,
                                  "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                                  "description": "a retried request with the same key never sends twice"}]),
@@ -321,6 +341,11 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/api/v1/messages/preview": {
             "post": _op("Encoding, parts and characters left, without sending", _json(_ref("Preview"), "preview"),
                         scope="send", tag="messages", body="PreviewRequest"),
+        },
+        "/api/v1/batches/{id}": {
+            "get": _op("A bulk request's progress: its messages counted per state", _json(_ref("Batch"), "batch"),
+                       scope="read", tag="messages", params=[_path("id", "batch_id of a send reply")],
+                       errors=NOT_FOUND),
         },
         "/api/v1/messages/{id}": {
             "get": _op("One message: state per part, SIM, timestamps, error", _json(_ref("Message"), "the message"),

@@ -41,7 +41,10 @@ from gsmgw.intake.checks import (
 )
 
 MAX_NOTE_CHARS = 500
+MIN_USSD_TIMEOUT_S = 1.0
 MAX_USSD_TIMEOUT_S = 120.0
+# Event and delivery ids are 64-bit integers in the store: 18 digits always fit.
+MAX_ID_DIGITS = 18
 
 Loc = tuple[int | str, ...]
 
@@ -135,6 +138,9 @@ def explain(model: type[Model], errors: Sequence[Mapping[str, Any]]) -> Validati
     if model.INVALID is not None:
         return ValidationError(*model.INVALID)
     unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1)
+    if unknown and issubclass(model, Query):
+        return ValidationError("unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)}",
+                               field=unknown[0])
     if unknown:
         return ValidationError("unknown_field", f"unknown field(s): {', '.join(unknown)}")
     names = [f.alias or n for n, f in model.model_fields.items()]
@@ -186,6 +192,7 @@ To = Annotated[
 
 
 class SendRequest(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={"example": {"to": "+15551234567", "text": "Your code is 123456", "priority": "otp"}})
     to: To
     text: Text | None = Field(default=None, description="the text; give text or template")
     template: Text | None = Field(
@@ -195,7 +202,7 @@ class SendRequest(Model):
     priority: Annotated[StrictInt, Field(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])] | Literal[
         "low", "normal", "high", "otp"] | None = None
     send_at: Time | None = Field(default=None, description="send no earlier than this (with a time zone)")
-    ttl: Annotated[StrictFloat, Field(gt=0, le=MAX_TTL_S, allow_inf_nan=False)] | None = Field(
+    ttl: Annotated[StrictFloat, Field(ge=1, le=MAX_TTL_S, allow_inf_nan=False)] | None = Field(
         default=None, description="seconds the message stays valid (from send_at or now)")
     valid_until: Time | None = None
     sim: StrictStr | None = Field(default=None, description="id of the modem to send from")
@@ -229,19 +236,21 @@ class SendRequest(Model):
 
 
 class PreviewRequest(Model):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra={"example": {"text": "hello"}})
     text: Text
 
     ERRORS: ClassVar[dict[str, Err]] = {"text": SendRequest.ERRORS["text"]}
 
 
 class ModemPatch(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={"example": {"enabled": False}})
     enabled: StrictBool
 
     INVALID: ClassVar[tuple[str, str] | None] = ("invalid_field", 'send {"enabled": true|false}')
 
 
 class OptOutRequest(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={"example": {"number": "+15551234567", "note": "asked by phone"}})
     number: Number
     note: Annotated[StrictStr, Field(max_length=MAX_NOTE_CHARS)] = ""
 
@@ -252,12 +261,16 @@ class OptOutRequest(Model):
 
 
 class UssdRequest(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={"example": {"code": "*100#", "timeout_s": 20}})
+    # ASCII digits only: "*１００#" or "*²#" pass str.isdigit() and reach the modem garbled.
     code: Annotated[StrictStr, Field(pattern=r"^[0-9*#+]{1,64}$")]
-    timeout_s: Annotated[StrictFloat, Field(gt=0, le=MAX_USSD_TIMEOUT_S, allow_inf_nan=False)] | None = None
+    timeout_s: Annotated[StrictFloat, Field(ge=MIN_USSD_TIMEOUT_S, le=MAX_USSD_TIMEOUT_S,
+                                            allow_inf_nan=False)] | None = None
 
     ERRORS: ClassVar[dict[str, Err]] = {
-        "code": Err("invalid_ussd", 'code must be 1-64 of 0-9 * # + (e.g. "*100#")'),
-        "timeout_s": Err("invalid_field", f"timeout_s must be a number from 0 to {MAX_USSD_TIMEOUT_S:g}"),
+        "code": Err("invalid_ussd", 'code must be 1-64 of the ASCII characters 0-9 * # + (e.g. "*100#")'),
+        "timeout_s": Err("invalid_field", f"timeout_s must be a number of seconds from {MIN_USSD_TIMEOUT_S:g} "
+                         f"to {MAX_USSD_TIMEOUT_S:g}"),
     }
 
 
@@ -265,9 +278,14 @@ class UssdRequest(Model):
 
 
 class Query(Model):
-    """Query parameters: strings on the wire; other parameters are ignored."""
+    """Query parameters: strings on the wire; an unknown parameter is refused
+    (``unknown_parameter``), as an unknown body field is."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class NoQuery(Query):
+    """A route that takes no query parameters."""
 
 
 def query(model: type[M], q: Mapping[str, str]) -> M:
@@ -278,19 +296,24 @@ def query(model: type[M], q: Mapping[str, str]) -> M:
 _LIMIT_500, _LIMIT_500_ERR = _limit(50, 500)
 _LIMIT_1000, _LIMIT_1000_ERR = _limit(100, 1000)
 Cursor = Annotated[StrictStr | None, Field(description="next_cursor of the previous page")]
-Digits = Annotated[StrictStr, Field(pattern=r"^[0-9]+$")]
+Digits = Annotated[StrictStr, Field(pattern=r"^[0-9]{1,18}$")]
+
+
+BatchId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{24}$", description="batch_id of a send reply")]
 
 
 class MessagesQuery(Query):
     limit: int = _LIMIT_500
     state: Literal[tuple(s.value for s in MessageState)] | None = None  # type: ignore[valid-type]
     to: Number | None = Field(default=None, description="recipient number")
+    batch_id: BatchId | None = None
     cursor: Cursor = None
 
     ERRORS: ClassVar[dict[str, Err]] = {
         "limit": _LIMIT_500_ERR,
         "state": Err("invalid_query", "unknown state {input!r}"),
         "to": NUMBER,
+        "batch_id": Err("invalid_query", "batch_id must be a batch id (24 hex digits)"),
     }
 
 
@@ -325,7 +348,7 @@ class DeliveriesQuery(Query):
     ERRORS: ClassVar[dict[str, Err]] = {
         "limit": _LIMIT_1000_ERR,
         "state": Err("invalid_query", "state must be pending, delivered or failed"),
-        "cursor": Err("invalid_query", "cursor must be an integer"),
+        "cursor": Err("invalid_query", f"cursor must be an integer of 1-{MAX_ID_DIGITS} digits"),
     }
 
 
@@ -336,7 +359,7 @@ class EventsQuery(Query):
 
     ERRORS: ClassVar[dict[str, Err]] = {
         "limit": _LIMIT_1000_ERR,
-        "after": Err("invalid_query", "after must be an event id"),
+        "after": Err("invalid_query", f"after must be an event id (an integer of 1-{MAX_ID_DIGITS} digits)"),
     }
 
 

@@ -16,7 +16,7 @@ from gsmgw import __version__
 from gsmgw.api import schemas
 from gsmgw.api.auth import require_scope
 from gsmgw.api.context import INTAKE, SERVICES, Services
-from gsmgw.api.errors import error_response, json_body
+from gsmgw.api.errors import error_response, json_body, takes_query
 from gsmgw.api.metrics import METRICS, content_type
 from gsmgw.api.schemas import parse, query
 from gsmgw.api.views import jsonable, message_view, remote_modem_view
@@ -42,19 +42,24 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 while messages go out; 503 when the store cannot be trusted or no modem is
+    ready (a load balancer must not take "the process is alive" for "SMS go out").
+    ``readiness`` is ok / degraded / fail and ``reasons`` say why."""
     svc = request.app[SERVICES]
     try:
         await svc.store.call(svc.store.messages.queue_depth)
     except Exception as exc:
-        return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}")
+        return error_response(503, "not_ready", f"store unavailable: {type(exc).__name__}", readiness="fail",
+                              reasons=[f"store: {type(exc).__name__}"])
+    r = svc.current_readiness()
     modems = svc.modems()
     ready = [m["id"] for m in modems if m.get("state") == "ready" and m.get("enabled", True)]
-    if modems and not ready:
-        # Messages would only queue up: say so, so that a load balancer or an operator's
-        # probe does not take "the process is alive" for "SMS are going out".
-        states = ", ".join(f"{m['id']}: {m.get('state')}" for m in modems)
-        return error_response(503, "no_modem_ready", f"no modem is ready ({states})")
-    return web.json_response({"status": "ready", "modems_ready": len(ready)})
+    if r.status == "fail" or (modems and not ready):
+        code = "not_ready" if any(x.startswith("store:") for x in r.reasons) else "no_modem_ready"
+        return error_response(503, code, "; ".join(r.reasons) or "not ready", readiness=r.status,
+                              reasons=list(r.reasons), modems_ready=len(ready))
+    return web.json_response({"status": "ready", "readiness": r.status, "reasons": list(r.reasons),
+                              "modems_ready": len(ready)})
 
 
 # --- messages -------------------------------------------------------------------------
@@ -80,7 +85,7 @@ async def post_messages(request: web.Request) -> web.Response:
         raise ValidationError("invalid_header", "Idempotency-Key must be 1-200 printable characters")
     result = await request.app[INTAKE].submit(caller, send_request(body, idem))
     first = result.messages[0]
-    reply = {
+    reply: dict[str, Any] = {
         "id": first.id if len(result.messages) == 1 else result.batch_id,
         "batch_id": result.batch_id,
         "state": MessageState.QUEUED.value,
@@ -89,6 +94,8 @@ async def post_messages(request: web.Request) -> web.Response:
         "parts": first.parts,
         "messages": [{"id": m.id, "to": m.to, "encoding": m.encoding, "parts": m.parts} for m in result.messages],
     }
+    if result.warnings:  # e.g. pinned to a SIM that is not ready: accepted, but it will wait
+        reply["warnings"] = list(result.warnings)
     resp = web.json_response(reply, status=202)
     resp.headers["Location"] = f"/api/v1/messages/{first.id}"
     if result.replayed:
@@ -104,10 +111,9 @@ async def post_preview(request: web.Request) -> web.Response:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    require_scope(request, "read")
-    svc = request.app[SERVICES]
-    row = await svc.store.call(svc.store.messages.get_message, request.match_info["id"])
-    if row is None:
+    caller = require_scope(request, "read")
+    row = await request.app[INTAKE].message(caller, request.match_info["id"])
+    if row is None:  # or another key's: its existence is not revealed
         return error_response(404, "not_found", "no such message")
     return web.json_response(message_view(row))
 
@@ -124,17 +130,29 @@ async def delete_message(request: web.Request) -> web.Response:
     return web.json_response({"id": message_id, "state": res.state})
 
 
+@takes_query
 async def list_messages(request: web.Request) -> web.Response:
-    require_scope(request, "read")
+    caller = require_scope(request, "read")
     svc = request.app[SERVICES]
+    intake = request.app[INTAKE]
     q = query(schemas.MessagesQuery, request.query)
-    to = request.app[INTAKE].number(q.to) if q.to is not None else None
+    to = intake.number(q.to) if q.to is not None else None
     rows = await svc.store.call(
-        svc.store.messages.list_messages, state=q.state, to_number=to, before_id=q.cursor, limit=q.limit
+        svc.store.messages.list_messages, state=q.state, to_number=to, batch_id=q.batch_id,
+        api_key_id=intake.owner_filter(caller), before_id=q.cursor, limit=q.limit,
     )
     items = [message_view(r) for r in rows]
     next_cursor = items[-1]["id"] if len(items) == q.limit else None
     return web.json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    """A bulk request's progress: its messages counted per state (the caller's own; admin all)."""
+    caller = require_scope(request, "read")
+    batch = await request.app[INTAKE].batch(caller, request.match_info["id"])
+    if batch is None:
+        return error_response(404, "not_found", "no such batch")
+    return web.json_response(jsonable(batch))
 
 
 # --- modems and status ----------------------------------------------------------------
@@ -162,14 +180,15 @@ async def get_status(request: web.Request) -> web.Response:
     uptime_s = time.time() - svc.started_at
     return web.json_response(
         {
+            "readiness": svc.current_readiness().to_dict(),
             "version": __version__,
             "uptime_s": round(uptime_s, 1),
             "queue_depth": counts.get("queued", 0) + counts.get("sending", 0),
             "messages_by_state": counts,
             "sent_since_start": svc.sent_total(),
             "modems": [
-                {k: m[k] for k in ("id", "host", "state", "enabled", "busy", "operator", "signal_csq",
-                                   "sent_parts", "failed_parts", "last_error")}
+                {k: m.get(k) for k in ("id", "host", "state", "state_reason", "enabled", "busy", "operator",
+                                       "signal_csq", "sent_parts", "failed_parts", "last_error")}
                 for m in modems
             ],
             "host": svc.host,
@@ -200,3 +219,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/modems", get_modems)
     r.add_patch("/api/v1/modems/{id}", patch_modem)
     r.add_get("/api/v1/status", get_status)
+    r.add_get("/api/v1/batches/{id}", get_batch)

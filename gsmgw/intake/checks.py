@@ -12,13 +12,13 @@ import datetime as dt
 import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import phonenumbers
 
 from gsmgw.errors import CodecError, ValidationError
 from gsmgw.intake.types import Recipient
 from gsmgw.sms import Preview, preview
+from gsmgw.urls import host_allowed, target
 
 MAX_RECIPIENTS = 1000
 MAX_TEXT_CHARS = 10_000
@@ -26,8 +26,13 @@ MAX_NUMBER_CHARS = 32
 MAX_VARIABLES = 100
 MAX_TTL_S = 30 * 86400
 MAX_IDEMPOTENCY_KEY_CHARS = 200
+MAX_URL_CHARS = 2048
 PRIORITIES = {"low": -5, "normal": 0, "high": 5, "otp": 9}
 PRIORITY_RANGE = (-10, 10)
+# Times a caller may give: in this century. Beyond that a date is a mistake, and
+# date arithmetic near year 1 or 9999 overflows (a send_at plus a ttl, a validity).
+EARLIEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never part of a number
 # {name} placeholders only (no attribute access or format specs); {{ and }} are literal braces.
@@ -56,20 +61,35 @@ def normalise_number(raw: Any, region: str, field: str = "to") -> str:
 
 
 def parse_time(raw: Any, field: str) -> dt.datetime:
-    """An aware datetime (or ISO 8601 text with a zone) as UTC."""
+    """An aware datetime (or ISO 8601 text with a zone) as UTC, in 2000-2099."""
     if isinstance(raw, dt.datetime):
-        if raw.tzinfo is None:
-            raise ValidationError("invalid_time", f"{field} needs a time zone (e.g. Z or +02:00)", field=field)
-        return raw.astimezone(dt.UTC)
-    if not isinstance(raw, str):
+        value = raw
+    elif isinstance(raw, str) and len(raw) <= 64:
+        try:
+            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("invalid_time", f"{field}: {raw!r} is not ISO 8601", field=field) from None
+    else:
         raise ValidationError("invalid_time", f"{field} must be an ISO 8601 string", field=field)
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError("invalid_time", f"{field}: {raw!r} is not ISO 8601", field=field) from None
     if value.tzinfo is None:
         raise ValidationError("invalid_time", f"{field} needs a time zone (e.g. Z or +02:00)", field=field)
-    return value.astimezone(dt.UTC)
+    try:
+        value = value.astimezone(dt.UTC)  # 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
+    except OverflowError:
+        value = None
+    if value is None or not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValidationError("invalid_time", f"{field} must be from 2000-01-01 to 2099-12-31 (UTC)", field=field)
+    return value
+
+
+def well_formed(value: str, field: str, code: str = "invalid_text") -> str:
+    """Refuse text that is not valid Unicode (a lone UTF-16 surrogate such as \\ud800):
+    it cannot be stored as UTF-8, encoded for a modem, nor shown."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(code, f"{field} is not valid Unicode text (a lone surrogate)", field=field) from None
+    return value
 
 
 def flag(value: Any, name: str, default: bool) -> bool:
@@ -99,7 +119,7 @@ def priority(raw: Any) -> int:
 def ttl_s(raw: Any) -> float | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_TTL_S:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 1 <= raw <= MAX_TTL_S:
         raise ValidationError("invalid_field", f"ttl must be seconds, from 1 to {MAX_TTL_S}", field="ttl")
     return float(raw)
 
@@ -115,7 +135,7 @@ def variables(raw: Any, field: str) -> dict[str, str]:
     for k, v in raw.items():
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise ValidationError("invalid_variables", f"variable {k!r} must be a string or a number", field=field)
-        out[str(k)] = str(v)
+        out[well_formed(str(k), field, "invalid_variables")] = well_formed(str(v), field, "invalid_variables")
     return out
 
 
@@ -138,7 +158,7 @@ def render_template(template: str, values: Mapping[str, str], field: str = "temp
 def check_template(template: Any) -> str:
     if not isinstance(template, str) or not template or len(template) > MAX_TEXT_CHARS:
         raise ValidationError("invalid_text", "template must be a non-empty string", field="template")
-    return template
+    return well_formed(template, "template")
 
 
 def text_preview(text: Any, *, smart_encoding: bool, max_parts: int) -> tuple[str, Preview]:
@@ -147,6 +167,7 @@ def text_preview(text: Any, *, smart_encoding: bool, max_parts: int) -> tuple[st
         raise ValidationError("invalid_text", "text must be a non-empty string", field="text")
     if len(text) > MAX_TEXT_CHARS:
         raise ValidationError("text_too_long", f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
+    well_formed(text, "text")
     try:
         pv = preview(text, smart_encoding=smart_encoding, max_parts=max_parts)
     except CodecError as exc:
@@ -156,13 +177,15 @@ def text_preview(text: Any, *, smart_encoding: bool, max_parts: int) -> tuple[st
 
 def callback_url(url: Any, allowed_hosts: Collection[str]) -> str:
     """A per-message webhook: http(s), to a host the admin allowed."""
-    if not isinstance(url, str):
-        raise ValidationError("invalid_callback", "callback_url must be a string", field="callback_url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not url.isprintable():
+        raise ValidationError("invalid_callback", f"callback_url must be a URL of at most {MAX_URL_CHARS} "
+                              "printable characters", field="callback_url")
+    well_formed(url, "callback_url", "invalid_callback")
+    where = target(url)
+    if where is None:
         raise ValidationError("invalid_callback", "callback_url must be an http(s) URL", field="callback_url")
-    if parts.hostname not in allowed_hosts:
-        raise ValidationError("callback_not_allowed", f"host {parts.hostname!r} is not in webhooks.allowed_hosts",
+    if not host_allowed(url, allowed_hosts):
+        raise ValidationError("callback_not_allowed", f"{where[0]}:{where[1]} is not in webhooks.allowed_hosts",
                               field="callback_url")
     return url
 
@@ -174,7 +197,7 @@ def idempotency_key(raw: Any) -> str | None:
         raise ValidationError("invalid_field",
                               f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable characters",
                               field="idempotency_key")
-    return raw
+    return well_formed(raw, "idempotency_key", "invalid_field")
 
 
 def recipients_and_texts(

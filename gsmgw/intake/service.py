@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gsmgw.config import Config
-from gsmgw.errors import AdmissionError, ValidationError
+from gsmgw.errors import AdmissionError, ConflictError, UnavailableError, ValidationError
 from gsmgw.intake import checks
 from gsmgw.intake.admission import DailyQuota, KeyCache, QueueDepth, RateLimiter, utc_midnight
 from gsmgw.intake.types import (
@@ -32,13 +32,23 @@ from gsmgw.intake.types import (
     SubmittedMessage,
 )
 from gsmgw.sms import Preview
-from gsmgw.store import NewMessage, Store
+from gsmgw.store import EnqueueResult, NewMessage, Store
 
 MAX_SECRET_CHARS = 200
 MAX_DOOR_CHARS = 16
 QUEUE_FULL_RETRY_S = 30.0
+STORE_RETRY_S = 60.0
 
 Route = Callable[[str], tuple[str | None, float | None]]
+
+
+def request_fingerprint(**fields: Any) -> str:
+    """sha256 of a request as the service normalised it (E.164 numbers, rendered texts,
+    parsed times, flags with their defaults): the same request written differently
+    has the same fingerprint. ``ttl_s`` is kept as given, not as the valid_until it
+    gives, which moves with the clock between a request and its retry."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+                          .encode()).hexdigest()
 
 
 def plausible_secret(secret: str | None) -> bool:
@@ -66,6 +76,7 @@ class IntakeService:
         local_modems: Callable[[], list[dict[str, Any]]] = list,
         host: str = "local",
         clock: Callable[[], float] = time.monotonic,
+        store_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.store = store
         self.config = config
@@ -74,6 +85,9 @@ class IntakeService:
         self.local_modems = local_modems
         self.host = host
         self.clock = clock
+        # Why the store cannot be trusted now (removed, replaced, unwritable), or None:
+        # then nothing is accepted, since an acknowledged message must be durable.
+        self.store_problem = store_problem
         self.key_cache = KeyCache()
         self.rate = RateLimiter()
         self.quota = DailyQuota(self._count_since)
@@ -157,9 +171,24 @@ class IntakeService:
         door, door_data = self._door(req)
         if req.sim is not None and (not isinstance(req.sim, str) or req.sim not in await self.modem_ids()):
             raise ValidationError("unknown_sim", f"no modem with id {req.sim!r}", field="sim")
+        fingerprint = None
+        if idem is not None:
+            fingerprint = request_fingerprint(
+                per=[(n, t) for n, t, _p in per], priority=priority, send_at=send_at,
+                valid_until=None if ttl_s is not None else valid_until, ttl_s=ttl_s, sim=req.sim, flash=flash,
+                delivery_report=delivery_report, transactional=transactional, resend_unknown=resend_unknown,
+                callback_url=callback_url, door=door, door_data=door_data)
+            # A retry of an accepted request is answered before admission: it was admitted.
+            earlier = await self.store.call(self.store.messages.find_by_idempotency_key, caller.id, idem)
+            if earlier is not None:
+                return self._replay(earlier, fingerprint)
+        if (problem := self.store_problem()) is not None:
+            raise UnavailableError("store_unavailable", f"the gateway cannot accept messages now: {problem}",
+                                   STORE_RETRY_S)
         if not transactional:
             await self.check_optouts(numbers)
         await self.admit(caller, len(numbers))
+        warnings = await self._sim_warnings(req.sim)
         routes = {n: self.route(n) for n in set(numbers)}
         items = [
             NewMessage(
@@ -173,20 +202,50 @@ class IntakeService:
         ]
         result = await self.store.call(
             self.store.messages.enqueue, items, api_key_id=caller.id, idempotency_key=idem,
+            idempotency_fingerprint=fingerprint,
             default_ttl_s=d.default_ttl_s, sticky_s=d.sticky_s, sticky_fallback_s=d.sticky_fallback_s,
         )
         self.notify_work()
-        if not result.replayed:
-            n = len(result.message_ids)
-            self.depth.add(n)
-            self.quota.add(caller, n)
-            for o in self._observers:
-                o.on_accepted(n)
-        # On a replay the ids are the earlier request's; the rest describes this one's
-        # recipients (the same, if the caller reused the key as meant).
+        if result.replayed:  # the same key committed by a concurrent request first
+            return self._replay(result, fingerprint)
+        n = len(result.message_ids)
+        self.depth.add(n)
+        self.quota.add(caller, n)
+        for o in self._observers:
+            o.on_accepted(n)
         messages = tuple(SubmittedMessage(id=mid, to=n, encoding=str(pv.encoding), parts=pv.parts)
-                         for mid, (n, _t, pv) in zip(result.message_ids, per, strict=False))
-        return SubmitResult(batch_id=result.batch_id, messages=messages, replayed=result.replayed)
+                         for mid, (n, _t, pv) in zip(result.message_ids, per, strict=True))
+        return SubmitResult(batch_id=result.batch_id, messages=messages, replayed=False, warnings=warnings)
+
+    @staticmethod
+    def _replay(earlier: EnqueueResult, fingerprint: str | None) -> SubmitResult:
+        """The first reply again, exactly; or a conflict if the key now names another request."""
+        if earlier.fingerprint is not None and earlier.fingerprint != fingerprint:
+            raise ConflictError("idempotency_conflict",
+                                "this Idempotency-Key was used for a different request; nothing was queued "
+                                "(use a new key for a new request)")
+        messages = tuple(SubmittedMessage(id=mid, to=to, encoding=enc, parts=parts)
+                         for mid, to, enc, parts in earlier.messages)
+        return SubmitResult(batch_id=earlier.batch_id, messages=messages, replayed=True)
+
+    async def _sim_warnings(self, sim: str | None) -> tuple[str, ...]:
+        """A message pinned to a SIM that cannot send now is accepted, and says so."""
+        if sim is None:
+            return ()
+        local = {str(m["id"]): m for m in self.local_modems()}
+        m = local.get(sim)
+        if m is None:  # another host's modem: its last reported state
+            rows = await self.store.call(self.store.modems.list_modems)
+            m = next((r for r in rows if r["id"] == sim), None)
+        if m is None:
+            return ()
+        state, enabled = str(m.get("state") or "unknown"), bool(m.get("enabled", True))
+        if state == "ready" and enabled:
+            return ()
+        why = m.get("state_reason") or m.get("last_error") or ""
+        status = "disabled" if not enabled else state + (f" ({why})" if why else "")
+        return (f"sim {sim} is {status}: the message waits in the queue until it can send, "
+                "or until it expires",)
 
     async def check_optouts(self, numbers: Iterable[str]) -> None:
         """Numbers that sent STOP get nothing but transactional messages."""
@@ -211,6 +270,33 @@ class IntakeService:
             self._rejected("queue_full")
             raise AdmissionError("queue_full", "the outbound queue is full; retry later", QUEUE_FULL_RETRY_S)
 
+    # --- what a caller may see -------------------------------------------------------
+
+    @staticmethod
+    def owner_filter(caller: Caller) -> str | None:
+        """The key whose objects ``caller`` may read: its own, or None (all) for admin."""
+        return None if "admin" in caller.scopes else caller.id
+
+    @staticmethod
+    def sees(caller: Caller, row: dict[str, Any]) -> bool:
+        """May ``caller`` read this message row? Its own messages; admin all."""
+        return "admin" in caller.scopes or row.get("api_key_id") == caller.id
+
+    async def message(self, caller: Caller, message_id: str) -> dict[str, Any] | None:
+        """A message the caller may read, else None (whether it exists is not revealed)."""
+        row = await self.store.call(self.store.messages.get_message, message_id)
+        return row if row is not None and self.sees(caller, row) else None
+
+    async def batch(self, caller: Caller, batch_id: str) -> dict[str, Any] | None:
+        """A batch's counts per state and its progress (of the caller's messages; admin all)."""
+        b = await self.store.call(self.store.messages.batch_progress, batch_id, owner=self.owner_filter(caller))
+        if b is None:
+            return None
+        total, done = b["total"], b["done"]  # done: final, or sent (its report may never come)
+        return {"batch_id": b["batch_id"], "total": total, "by_state": b["counts"], "pending": total - done,
+                "done": done, "delivered": b["delivered"], "failed": b["failed"],
+                "progress": round(done / total, 4) if total else 1.0, "created_at": b["created_at"]}
+
     # --- cancel ---------------------------------------------------------------------
 
     async def cancel(self, caller: Caller, message_id: str) -> CancelResult:
@@ -218,10 +304,8 @@ class IntakeService:
         Someone else's message is "no such message" (its existence is not revealed)."""
         if not caller.may("send"):
             return CancelResult(False, None)
-        if "admin" not in caller.scopes:
-            row = await self.store.call(self.store.messages.get_message, message_id)
-            if row is None or row.get("api_key_id") != caller.id:
-                return CancelResult(False, None)
+        if "admin" not in caller.scopes and await self.message(caller, message_id) is None:
+            return CancelResult(False, None)
         done, state = await self.store.call(self.store.messages.cancel, message_id)
         return CancelResult(done, state)
 

@@ -300,9 +300,14 @@ class InboundRepo:
         complete: bool | None = None,
         before_id: str | None = None,
         limit: int = 50,
+        reply_to_key: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Newest first; ``reply_to_key`` keeps only replies to that API key's messages."""
         im = t.inbound_messages
         q = select(im).order_by(im.c.id.desc()).limit(limit)
+        if reply_to_key is not None:
+            q = q.where(im.c.in_reply_to.in_(
+                select(t.messages.c.id).where(t.messages.c.api_key_id == reply_to_key)))
         if sender:
             q = q.where(im.c.sender == sender)
         if modem_id:

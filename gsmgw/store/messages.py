@@ -69,6 +69,7 @@ class MessagesRepo:
         *,
         api_key_id: str | None = None,
         idempotency_key: str | None = None,
+        idempotency_fingerprint: str | None = None,
         default_ttl_s: float = 86400.0,
         sticky_s: float = 0.0,
         sticky_fallback_s: float = 60.0,
@@ -99,6 +100,7 @@ class MessagesRepo:
                     # Only the first row carries the key: the unique constraint then
                     # makes a replayed request fail as a whole.
                     "idempotency_key": idempotency_key if i == 0 else None,
+                    "idempotency_fingerprint": idempotency_fingerprint if i == 0 and idempotency_key else None,
                     "to_number": m.to_number,
                     "text": m.text,
                     "encoding": m.encoding,
@@ -193,21 +195,27 @@ class MessagesRepo:
             state = conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar()
             return False, state
 
+    @batchable
     def find_by_idempotency_key(self, api_key_id: str | None, key: str) -> EnqueueResult | None:
+        """The request an Idempotency-Key was first used for: its batch, fingerprint and
+        messages in recipient order (the ids were made in that order)."""
+        m = t.messages
         with self.db.read() as conn:
             first = conn.execute(
-                select(t.messages.c.batch_id).where(
-                    t.messages.c.api_key_id == api_key_id, t.messages.c.idempotency_key == key
+                select(m.c.batch_id, m.c.idempotency_fingerprint).where(
+                    m.c.api_key_id == api_key_id, m.c.idempotency_key == key
                 )
             ).first()
             if first is None:
                 return None
-            ids = conn.execute(
-                select(t.messages.c.id)
-                .where(t.messages.c.batch_id == first.batch_id)
-                .order_by(t.messages.c.id)
-            ).scalars()
-            return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(ids), replayed=True)
+            rows = conn.execute(
+                select(m.c.id, m.c.to_number, m.c.encoding, m.c.parts_total)
+                .where(m.c.batch_id == first.batch_id)
+                .order_by(m.c.id)
+            ).all()
+        return EnqueueResult(batch_id=first.batch_id, message_ids=tuple(r.id for r in rows), replayed=True,
+                             fingerprint=first.idempotency_fingerprint,
+                             messages=tuple((r.id, r.to_number, r.encoding, r.parts_total) for r in rows))
 
     @batchable
     def count_accepted_since(self, api_key_id: str, since: dt.datetime) -> int:
@@ -274,10 +282,17 @@ class MessagesRepo:
         *,
         state: str | None = None,
         to_number: str | None = None,
+        batch_id: str | None = None,
+        api_key_id: str | None = None,
         before_id: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
+        """Newest first; ``api_key_id`` limits the list to one key's messages."""
         q = select(t.messages).order_by(t.messages.c.id.desc()).limit(limit)
+        if api_key_id is not None:
+            q = q.where(t.messages.c.api_key_id == api_key_id)
+        if batch_id:
+            q = q.where(t.messages.c.batch_id == batch_id)
         if state:
             q = q.where(t.messages.c.state == state)
         if to_number:

@@ -335,6 +335,7 @@ class PgLease:
                                     connect_args={"application_name": app, **PG_KEEPALIVE})
         self._conn: Connection | None = None
         self.command = command
+        self._pid: int | None = None  # the server pid of the session holding the lease
 
     @property
     def held(self) -> bool:
@@ -361,6 +362,7 @@ class PgLease:
                 raise StoreInUse(
                     f"host_id {self.host_id!r} is in use on this store by {holder}: "
                     "give each gateway its own [store] host_id, or stop the other one", holder)
+            self._pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         except BaseException:
             conn.close()
             raise
@@ -383,13 +385,25 @@ class PgLease:
                 conn.close()
             self._conn = None
             log.warning("the liveness lease of host_id %r was lost; taking it again", self.host_id)
+        old_pid = self._pid
         try:
             self.acquire()
         except StoreInUse as exc:
+            if old_pid is not None and self._holder_pid() == old_pid:
+                # Our own old session, not yet gone on the server: try again next time.
+                return "the host_id lease is being taken again (its old session is still closing)"
             return f"this gateway lost its host_id lease to another process: {exc}"
         except StoreError as exc:
             return f"the store's liveness lease is lost: {exc}"
         return None
+
+    def _holder_pid(self) -> int | None:
+        try:
+            with self.engine.connect() as conn:
+                row = next((r for r in _pg_holders(conn) if int(r["key"]) == self.key), None)
+        except DBAPIError:
+            return None
+        return int(row["pid"]) if row is not None and row.get("pid") is not None else None
 
     def release(self) -> None:
         conn, self._conn = self._conn, None

@@ -76,6 +76,11 @@ class EnqueueResult:
     message_ids: tuple[str, ...]
     # True when the Idempotency-Key matched an earlier request: nothing new was queued.
     replayed: bool = False
+    # On a replay: the earlier request's fingerprint (None if it was stored before
+    # fingerprints were), and its messages as (id, to_number, encoding, parts_total),
+    # in the order of its recipients.
+    fingerprint: str | None = None
+    messages: tuple[tuple[str, str, str, int], ...] = ()
 
 
 # --- claims -----------------------------------------------------------------------------

@@ -90,6 +90,9 @@ messages = Table(
     Column("batch_id", String(32), nullable=False),
     Column("api_key_id", String(16)),
     Column("idempotency_key", String(200)),
+    # On the row that carries idempotency_key: sha256 of the request (migration 0007),
+    # so that the key reused with another request is a conflict, not a replay.
+    Column("idempotency_fingerprint", String(64)),
     Column("to_number", String(32), nullable=False),
     Column("text", Text, nullable=False),
     Column("encoding", String(8), nullable=False),
@@ -135,6 +138,8 @@ Index("ix_messages_created", messages.c.created_at)
 # The expiry sweep (migration 0003).
 Index("ix_messages_expiry", messages.c.state, messages.c.valid_until)
 Index("ix_messages_to_number", messages.c.to_number)
+# A key's own messages, newest first (migration 0007).
+Index("ix_messages_owner", messages.c.api_key_id, messages.c.id)
 
 message_parts = Table(
     "message_parts",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from gsmgw.config import WebhooksConfig
 from gsmgw.domain import event_family
 from gsmgw.isotime import iso_or_value
+from gsmgw.urls import host_allowed
 
 
 def event_matches(patterns: Iterable[str], event_type: str) -> bool:
@@ -28,11 +28,6 @@ def event_matches(patterns: Iterable[str], event_type: str) -> bool:
         if p.endswith(":*") and event_type.startswith(p[:-1]):
             return True
     return False
-
-
-def host_allowed(url: str, allowed_hosts: Iterable[str]) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.hostname in set(allowed_hosts)
 
 
 def targets(cfg: WebhooksConfig, event: Any, message: Any) -> list[str]:
