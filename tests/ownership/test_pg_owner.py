@@ -27,11 +27,14 @@ from gsmgw.config import HealthConfig
 from gsmgw.daemon import Gateway
 from gsmgw.emulator import Behaviour, FakeModemPool
 from gsmgw.errors import StoreInUse
+from gsmgw.health import Readiness
 from gsmgw.store import NewMessage, Store
 from gsmgw.store import tables as t
 from gsmgw.store.ownership import PgLease, live_hosts
 from tests.helpers import make_config
 from tests.ownership.helpers import gsmgw, one_line
+
+STARTING = Readiness("degraded", ("starting",))  # what a Gateway says before its first health check
 
 pytestmark = pytest.mark.postgres
 
@@ -137,7 +140,9 @@ async def test_a_gateway_whose_host_id_was_taken_over_stops_by_itself(tmp_path: 
     thief = PgLease(pg_url, "h1", command="test")
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
-        while gw.api is None:
+        # Wait for the start-up health check too: run after the kill, it would take the
+        # lease back before the thief (under load it came that late).
+        while gw.api is None or gw.readiness == STARTING:
             await asyncio.sleep(0.01)
         with admin.connect() as conn:
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
