@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -130,6 +131,11 @@ messages = Table(
     Column("delivered_at", UTCDateTime),
     Column("error_code", String(40)),
     Column("error_text", Text),
+    # The campaign or recurring schedule that made the message, and what sending it
+    # cost in millionths of the configured currency, all parts together (migration 0008).
+    Column("campaign_id", String(32)),
+    Column("schedule_id", String(32)),
+    Column("cost_micros", BigInteger),
     UniqueConstraint("api_key_id", "idempotency_key", name="uq_messages_idempotency"),
 )
 # The dispatcher's claim query walks this index in priority order.
@@ -140,6 +146,9 @@ Index("ix_messages_expiry", messages.c.state, messages.c.valid_until)
 Index("ix_messages_to_number", messages.c.to_number)
 # A key's own messages, newest first (migration 0007).
 Index("ix_messages_owner", messages.c.api_key_id, messages.c.id)
+# A campaign's progress and a schedule's occurrences (migration 0008).
+Index("ix_messages_campaign", messages.c.campaign_id, messages.c.state)
+Index("ix_messages_schedule", messages.c.schedule_id)
 
 message_parts = Table(
     "message_parts",
