@@ -329,6 +329,113 @@ class ClientConfig:
     api_key_file: str = ""
 
 
+# --- e-mail door and inbound rules (issue 19) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOutConfig:
+    """The mail server SMS are forwarded through (``[email.smtp]``)."""
+
+    # Empty = no forwarding.
+    host: str = ""
+    port: int = 25
+    # "auto": STARTTLS when the server offers it; "starttls": required; "tls": implicit
+    # TLS from the first byte (port 465); "none": never (a relay on loopback).
+    security: Literal["auto", "starttls", "tls", "none"] = "auto"
+    username: str = ""
+    # A file holding the SMTP password (its first line).
+    password_file: str = ""
+    # The From: address of forwarded mail.
+    from_address: str = "gsmgw@localhost"
+    # CA bundle to verify the server's certificate with; empty = the system's.
+    ca_file: str = ""
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmailForward:
+    """``[[email.forward]]``: where inbound SMS (and, if asked, failures) are mailed.
+
+    Every condition given must hold; one with none forwards every inbound SMS."""
+
+    to: tuple[str, ...]
+    # The receiving SIM (modem id); empty = any.
+    sim: str = ""
+    # A glob on the sender ("+4477*", "BANK*"); empty = any.
+    sender_pattern: str = ""
+    # Also mail sms:failed (the recipient in place of the sender; "sim" = the SIM that sent).
+    include_failures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmailListenerConfig:
+    """``[email.listener]``: an SMTP server; a mail to <number>@<domain> becomes an SMS."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2525
+    # The domain recipients must be at ("sms.example.com"); required when enabled.
+    domain: str = ""
+    # Envelope senders that may send without AUTH: "alerts@example.com" or "*@example.com".
+    allowed_senders: tuple[str, ...] = ()
+    # The API key (a file holding it) mail from allowed_senders is sent as.
+    api_key_file: str = ""
+    # Largest mail accepted (bytes, SIZE); more is refused with 552.
+    max_size: int = 64 * 1024
+    # "prepend": the subject, a newline, then the body; "ignore": the body alone.
+    subject: Literal["ignore", "prepend"] = "ignore"
+    # STARTTLS (and AUTH over it) with this certificate; empty = no TLS.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # AUTH without TLS. Always allowed on a loopback listener; elsewhere only if true.
+    allow_plain_auth: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    smtp: SmtpOutConfig = field(default_factory=SmtpOutConfig)
+    forward: tuple[EmailForward, ...] = ()
+    listener: EmailListenerConfig = field(default_factory=EmailListenerConfig)
+    # How often the outbox is read for SMS to forward, and the backoff while the mail
+    # server is down (seconds).
+    poll_interval_s: float = 1.0
+    retry_initial_s: float = 5.0
+    retry_max_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """One ``[[rules]]``: conditions (all given must hold) and actions (in this order:
+    tag, email, webhook, mqtt_topic, reply, command). STOP/START never reach rules."""
+
+    name: str = ""
+    # The sender: E.164 ("+447700900123", any rendering of it matches) or a glob ("+4477*").
+    sender: str = ""
+    # The receiving SIM (modem id).
+    sim: str = ""
+    # The text's first word, case- and accent-insensitive ("INFO", "Info!" and "info ..." match "info").
+    keyword: str = ""
+    # Found anywhere in the text (Python re.search); named groups become template variables.
+    regex: str = ""
+    # Actions.
+    tag: tuple[str, ...] = ()
+    email: tuple[str, ...] = ()
+    webhook: str = ""
+    mqtt_topic: str = ""
+    # Auto-reply template: {sender} {text} {sim} {id} {received_at} {keyword} {rest} and regex groups.
+    reply: str = ""
+    # At most reply_limit auto-replies of this rule to one sender per reply_window_s.
+    reply_limit: int = 1
+    reply_window_s: float = 3600.0
+    # argv of a program (absolute path, no shell); the message as JSON on its stdin.
+    command: tuple[str, ...] = ()
+    command_timeout_s: float = 10.0
+    # Bytes of its stdout/stderr kept (the rest is read and dropped).
+    command_output_max: int = 4096
+    # No rule after this one is tried when this one matches.
+    stop: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -343,6 +450,9 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     modem: tuple[ModemConfig, ...] = ()
+    # E-mail in and out, inbound rules (issue 19).
+    email: EmailConfig = field(default_factory=EmailConfig)
+    rules: tuple[RuleConfig, ...] = ()
     # Where the file came from (for messages); not a TOML key.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -566,6 +676,8 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: console.session_idle_s: expected more than 0 and at most "
                           f"console.session_max_s ({c.session_max_s:g}), got {c.session_idle_s:g}")
     _check_smpp(cfg.smpp, source)
+    _check_email(cfg.email, source)
+    _check_rules(cfg.rules, source)
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:
@@ -601,3 +713,94 @@ def _check_smpp(c: SmppConfig, source: str) -> None:
                 re.compile(r.text_regex)
             except re.error as exc:
                 raise ConfigError(f"{source}: {key}.text_regex: not a regular expression: {exc}") from None
+
+
+_MAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_MQTT_TOPIC_RE = re.compile(r"^[^/#+\x00][^#+\x00]{0,199}$")
+
+
+def _check_email(c: EmailConfig, source: str) -> None:
+    if c.smtp.host and not _MAIL_RE.match(c.smtp.from_address):
+        raise ConfigError(f"{source}: email.smtp.from_address: expected an address, got {c.smtp.from_address!r}")
+    if c.smtp.port == 0 or c.smtp.port > 65535:
+        raise ConfigError(f"{source}: email.smtp.port: expected 1..65535, got {c.smtp.port}")
+    if c.smtp.timeout_s <= 0:
+        raise ConfigError(f"{source}: email.smtp.timeout_s: must be positive")
+    if c.forward and not c.smtp.host:
+        raise ConfigError(f"{source}: email.forward: give email.smtp.host (the server to send through)")
+    for i, f in enumerate(c.forward):
+        if not f.to:
+            raise ConfigError(f"{source}: email.forward[{i}].to: give at least one address")
+        for j, a in enumerate(f.to):
+            if not _MAIL_RE.match(a):
+                raise ConfigError(f"{source}: email.forward[{i}].to[{j}]: expected an address, got {a!r}")
+    lc = c.listener
+    if lc.enabled:
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", lc.domain) or ("." not in lc.domain and lc.domain != "localhost"):
+            raise ConfigError(f"{source}: email.listener.domain: expected a domain such as sms.example.com, "
+                              f"got {lc.domain!r}")
+        if lc.port > 65535:
+            raise ConfigError(f"{source}: email.listener.port: expected 0..65535, got {lc.port}")
+        if lc.allowed_senders and not lc.api_key_file:
+            raise ConfigError(f"{source}: email.listener.api_key_file: allowed_senders need an API key "
+                              "to send as (a file holding it)")
+    for i, a in enumerate(lc.allowed_senders):
+        if not _MAIL_RE.match(a):
+            raise ConfigError(f"{source}: email.listener.allowed_senders[{i}]: expected an address or "
+                              f"*@domain, got {a!r}")
+    if lc.max_size < 1024:
+        raise ConfigError(f"{source}: email.listener.max_size: expected at least 1024, got {lc.max_size}")
+    if bool(lc.tls_cert_file) != bool(lc.tls_key_file):
+        raise ConfigError(f"{source}: email.listener.tls_cert_file / tls_key_file: give both or neither")
+    if c.poll_interval_s <= 0 or c.retry_initial_s <= 0:
+        raise ConfigError(f"{source}: email.poll_interval_s / retry_initial_s: must be positive")
+
+
+def _check_rules(rules: tuple[RuleConfig, ...], source: str) -> None:
+    names: set[str] = set()
+    for i, r in enumerate(rules):
+        key = f"rules[{i}]"
+        name = r.name or f"rule{i + 1}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ConfigError(f"{source}: {key}.name: expected 1-64 of A-Z a-z 0-9 _ . -, got {r.name!r}")
+        if name in names:
+            raise ConfigError(f"{source}: {key}.name: duplicate rule name {name!r}")
+        names.add(name)
+        if r.sender and not re.fullmatch(r"[+0-9A-Za-z*?\[\]!. -]{1,32}", r.sender):
+            raise ConfigError(f"{source}: {key}.sender: expected an E.164 number or a glob, got {r.sender!r}")
+        if r.keyword and (len(r.keyword.split()) != 1 or len(r.keyword) > 40):
+            raise ConfigError(f"{source}: {key}.keyword: expected one word, got {r.keyword!r}")
+        if r.regex:
+            try:
+                re.compile(r.regex)
+            except re.error as exc:
+                raise ConfigError(f"{source}: {key}.regex: not a regular expression: {exc}") from None
+        if not (r.tag or r.email or r.webhook or r.mqtt_topic or r.reply or r.command or r.stop):
+            raise ConfigError(f"{source}: {key}: give an action (tag, email, webhook, mqtt_topic, reply, "
+                              "command) or stop = true")
+        for j, tag in enumerate(r.tag):
+            if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,40}", tag):
+                raise ConfigError(f"{source}: {key}.tag[{j}]: expected 1-40 of A-Z a-z 0-9 _ . : -, got {tag!r}")
+        for j, a in enumerate(r.email):
+            if not _MAIL_RE.match(a):
+                raise ConfigError(f"{source}: {key}.email[{j}]: expected an address, got {a!r}")
+        if r.webhook and not r.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: {key}.webhook: expected an http(s) URL")
+        if r.mqtt_topic and not _MQTT_TOPIC_RE.match(r.mqtt_topic):
+            raise ConfigError(f"{source}: {key}.mqtt_topic: expected a relative topic without + or #, "
+                              f"got {r.mqtt_topic!r}")
+        if r.reply and r.reply_limit < 1:
+            raise ConfigError(f"{source}: {key}.reply_limit: expected at least 1 (no reply: leave reply empty)")
+        if r.reply and r.reply_window_s <= 0:
+            raise ConfigError(f"{source}: {key}.reply_window_s: must be positive")
+        if r.command:
+            if not r.command[0].startswith("/"):
+                raise ConfigError(f"{source}: {key}.command[0]: expected an absolute path (no shell, no PATH "
+                                  f"lookup), got {r.command[0]!r}")
+            if r.command_timeout_s <= 0:
+                raise ConfigError(f"{source}: {key}.command_timeout_s: must be positive")
+
+
+def rule_name(rule: RuleConfig, index: int) -> str:
+    """A rule's name: its own, or ``rule<N>`` (1-based) when it has none."""
+    return rule.name or f"rule{index + 1}"

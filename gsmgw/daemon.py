@@ -96,6 +96,10 @@ class Gateway:
                                     store_problem=lambda: self._store_problem)
         self.api: ApiServer | None = None
         self.smpp: Any = None  # gsmgw.smpp.SmppServer when [smpp] listen is set
+        # Issue 19: the e-mail door (forwarder, listener) and the inbound rules runner.
+        self.mail_forwarder: Any = None
+        self.mail_listener: Any = None
+        self.rules: Any = None
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
 
@@ -169,6 +173,7 @@ class Gateway:
         self._started.append("webhooks")
         await self.webhooks.start()
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+        await self._start_mail_and_rules()
         if self.cfg.smpp.listen:
             try:
                 await self._start_smpp()
@@ -213,6 +218,39 @@ class Gateway:
                 await self.check_health()
             except Exception:
                 log.exception("health check failed")
+
+    # --- e-mail door and inbound rules (issue 19) ------------------------------------------
+
+    async def _start_mail_and_rules(self, *, listener: bool = True) -> None:
+        """Start what the config asks for and is not running yet (at start and on reload)."""
+        cfg = self.cfg
+        if cfg.rules and self.rules is None:
+            from gsmgw.rules import RulesRunner
+
+            self.rules = RulesRunner(lambda: self.cfg, self.store, self.intake)
+            await self.rules.start()
+        if (cfg.email.smtp.host or any(r.email for r in cfg.rules)) and self.mail_forwarder is None:
+            from gsmgw.mail import MailForwarder
+
+            self.mail_forwarder = MailForwarder(lambda: self.cfg, self.store)
+            await self.mail_forwarder.start()
+        if listener and cfg.email.listener.enabled and self.mail_listener is None:
+            from gsmgw.mail import MailListener
+
+            self.mail_listener = MailListener(lambda: self.cfg, self.intake)
+            lc = cfg.email.listener
+            try:
+                await self.mail_listener.start()
+            except OSError as exc:
+                self.mail_listener = None
+                raise ListenError(*listen_problem(f"{lc.host}:{lc.port}", exc, key="[email.listener] port")) from None
+
+    async def _stop_mail_and_rules(self) -> None:
+        for name in ("mail_listener", "rules", "mail_forwarder"):
+            part = getattr(self, name)
+            if part is not None:
+                await part.stop()
+                setattr(self, name, None)
 
     async def _start_smpp(self) -> None:
         from gsmgw.smpp import SmppServer
@@ -260,6 +298,7 @@ class Gateway:
         if self.smpp is not None:  # first: no new submits while the rest stops
             await self.smpp.stop()
             self.smpp = None
+        await self._stop_mail_and_rules()
         if "pool" in self._started:
             await self.pool.stop()
         if "webhooks" in self._started:
@@ -321,7 +360,12 @@ class Gateway:
         self.router = Router(new.dispatch.route)
         if self.api is not None:
             self.api.app[SERVICES].cfg = new
+        if new.email.listener != self.cfg.email.listener:
+            log.warning("config reload: [email.listener] changed in %s; its host, port and TLS apply at the "
+                        "next restart (senders, domain and limits at once)",
+                        new.source)
         self.cfg = new
+        await self._start_mail_and_rules(listener=False)  # rules and forwarding read the config live
         return changes
 
     async def reload_from(self, path: str | Path) -> bool:

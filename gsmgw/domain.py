@@ -63,6 +63,11 @@ class EventType(enum.StrEnum):
     MODEM_OFFLINE = "modem:offline"
     SIM_STORAGE_FULL = "sim:storage-full"
     BALANCE_LOW = "balance:low"
+    # Inbound rules (issue 19): work a rule hands to a door through the outbox; the
+    # payload carries the admin-configured target and the inbound message.
+    RULE_MQTT = "rule.mqtt"  # {"topic": relative subtopic, "message": {...}}
+    RULE_EMAIL = "rule.email"  # {"rule": name, "to": [addresses], "message": {...}}
+    RULE_WEBHOOK = "rule.webhook"  # {"rule": name, "url": url, "message": {...}}
 
     @classmethod
     def for_message(cls, state: MessageState) -> EventType:

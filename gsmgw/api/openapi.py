@@ -151,6 +151,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": STR, "from": STR, "sim": NSTR, "text": STR, "encoding": NSTR, "parts_total": INT,
             "parts_received": INT, "complete": BOOL, "missing": {"type": "array", "items": INT},
             "in_reply_to": NSTR, "sent_at": NTIME, "received_at": NTIME,
+            "tags": {"type": "array", "items": STR, "description": "tags put on it by inbound rules"},
             "parts": {"type": "array", "items": _obj({"seq": NINT, "pdu": STR, "received_at": NTIME})},
         },
         ["id", "from", "text", "complete"],

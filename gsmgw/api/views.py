@@ -73,6 +73,9 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
 def inbound_view(row: dict[str, Any], *, with_parts: bool = False) -> dict[str, Any]:
     # The store writes the same shape into sms:received events: one definition for both.
     out = stored_inbound_view(row)
+    # Tags inbound rules put on it (issue 19); not in the sms:received event, which is
+    # written before the rules run.
+    out["tags"] = [x for x in (row.get("tags") or "").split(",") if x]
     if with_parts:
         out["parts"] = [{"seq": p["concat_seq"], "pdu": p["pdu"], "received_at": iso(p["received_at"])}
                         for p in row["parts"]]

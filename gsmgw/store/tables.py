@@ -386,3 +386,38 @@ smpp_deliveries = Table(
 )
 Index("ix_smpp_deliveries_due", smpp_deliveries.c.system_id, smpp_deliveries.c.state,
       smpp_deliveries.c.next_attempt_at)
+
+# --- inbound rules (issue 19) ----------------------------------------------------------
+
+# Tags inbound rules put on a message, comma-separated ("billing,vip"); NULL = none.
+inbound_messages.append_column(Column("tags", String(500)))
+
+# What a rule did with an inbound message: one row per (message, rule, action), so an
+# event replayed after a crash does not tag, forward or reply twice; a command's exit
+# status and (capped) output are recorded here too.
+rule_runs = Table(
+    "rule_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("inbound_id", String(32), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # apply / reply / command
+    Column("status", String(16), nullable=False),  # done / skipped / refused / exit:N / timeout / error
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("inbound_id", "rule", "action", name="uq_rule_runs"),
+)
+
+# Auto-replies sent per (rule, sender): the rate limit's window lives in the store, so
+# two gateways (or a gateway and a bot) answering each other stop after reply_limit.
+rule_replies = Table(
+    "rule_replies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("inbound_id", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("inbound_id", "rule", name="uq_rule_replies"),
+)
+Index("ix_rule_replies_window", rule_replies.c.rule, rule_replies.c.sender, rule_replies.c.created_at)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from gsmgw.config import WebhooksConfig
+from gsmgw.config import RuleConfig, WebhooksConfig
 from gsmgw.domain import event_family
 from gsmgw.isotime import iso_or_value
 from gsmgw.urls import host_allowed
@@ -33,11 +33,25 @@ def event_matches(patterns: Iterable[str], event_type: str) -> bool:
 def targets(cfg: WebhooksConfig, event: Any, message: Any) -> list[str]:
     """Receiver URLs of one event: the admin's subscriptions, plus the message's own
     ``callback_url`` for its message events if its host is (still) allowed."""
+    if event.type.startswith("rule."):
+        return []  # hand-offs of inbound rules to doors, not for subscriptions (rule_targets)
     urls = [s.url for s in cfg.subscription if event_matches(s.events, event.type)]
     cb = getattr(message, "callback_url", None) if message is not None else None
     if cb and event_family(event.type) == "sms" and host_allowed(cb, cfg.allowed_hosts):
         urls.append(cb)
     return urls
+
+
+def rule_targets(rules: Iterable[RuleConfig], event: Any) -> list[str]:
+    """The receiver of a ``rule.webhook`` event (issue 19): the URL it names, if a
+    ``[[rules]]`` entry still has it (targets stay the admin's)."""
+    if event.type != "rule.webhook":
+        return []
+    try:
+        url = json.loads(event.payload or "{}").get("url")
+    except (ValueError, AttributeError):
+        return []
+    return [url] if isinstance(url, str) and url in {r.webhook for r in rules if r.webhook} else []
 
 
 def render_event(event: Any, message: Any) -> str:

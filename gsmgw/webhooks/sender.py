@@ -82,7 +82,8 @@ class WebhookSender:
             self._wake.clear()
 
     def _targets(self, event: Any, message: Any) -> list[str]:
-        return payload.targets(self.cfg.webhooks, event, message)
+        cfg = self.cfg
+        return payload.targets(cfg.webhooks, event, message) + payload.rule_targets(cfg.rules, event)
 
     async def run_once(self) -> int:
         """Fan out new events, then attempt due deliveries; returns the attempts made."""
