@@ -224,6 +224,7 @@ class MailListener:
         self.intake = intake
         self.server: asyncio.Server | None = None
         self.bound: list[tuple[str, int]] = []
+        self._conns: list[SMTP] = []
         # Per envelope (aiosmtpd makes one per transaction): its caller and numbers.
         self.callers: dict[int, Caller] = {}
         self.numbers: dict[int, list[str]] = {}
@@ -261,8 +262,11 @@ class MailListener:
         loop = asyncio.get_running_loop()
 
         def factory() -> SMTP:
-            return SMTP(handler, data_size_limit=c.max_size, hostname=c.domain, tls_context=tls,
-                        auth_require_tls=auth_require_tls, ident="gsmgw", timeout=120, loop=loop)
+            proto = SMTP(handler, data_size_limit=c.max_size, hostname=c.domain, tls_context=tls,
+                         auth_require_tls=auth_require_tls, ident="gsmgw", timeout=120, loop=loop)
+            self._conns = [p for p in self._conns if p.transport is None or not p.transport.is_closing()]
+            self._conns.append(proto)
+            return proto
 
         self.server = await loop.create_server(factory, c.host, c.port)
         self.bound = [s.getsockname()[:2] for s in self.server.sockets]
@@ -271,8 +275,10 @@ class MailListener:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-            if hasattr(self.server, "close_clients"):
-                self.server.close_clients()
+            for proto in self._conns:  # open sessions end too (no Server.close_clients() before 3.13)
+                if proto.transport is not None:
+                    proto.transport.close()
+            self._conns.clear()
             await self.server.wait_closed()
             self.server = None
 
