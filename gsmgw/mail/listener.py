@@ -56,6 +56,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def auth_needs_tls(host: str, allow_plain_auth: bool) -> bool:
+    """AUTH (an API key in the clear) only over TLS, unless the listener is on loopback
+    (nothing leaves the machine) or the admin said otherwise."""
+    return not (is_loopback(host) or allow_plain_auth)
+
+
 def sender_allowed(patterns: tuple[str, ...], address: str) -> bool:
     """``alerts@example.com`` exactly, or ``*@example.com`` for a whole domain (case-insensitive)."""
     a = address.strip().casefold()
@@ -119,11 +125,11 @@ class _Handler:
         try:
             key = secret.decode("ascii")
         except UnicodeDecodeError:
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         caller = await self.door.intake.authenticate(key)
         if caller is None or not caller.may("send"):
-            return AuthResult(success=False, message="535 5.7.8 authentication failed: not a valid API key "
-                              "with the send scope")
+            return AuthResult(success=False, handled=False,
+                              message="535 5.7.8 authentication failed: not a valid API key with the send scope")
         return AuthResult(success=True, auth_data=caller)
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -135,10 +141,11 @@ class _Handler:
             try:
                 blob = base64.b64decode(args[1].encode(), validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(success=False, message="501 5.5.2 cannot decode base64")
+                return AuthResult(success=False, handled=False, message="501 5.5.2 cannot decode base64")
         fields = blob.split(b"\x00")
         if len(fields) != 3:
-            return AuthResult(success=False, message="501 5.5.2 expected authzid NUL user NUL password")
+            return AuthResult(success=False, handled=False,
+                              message="501 5.5.2 expected authzid NUL user NUL password")
         return await self._check_key(fields[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -258,7 +265,7 @@ class MailListener:
         c = self.cfg
         handler = _Handler(self)
         tls = self._tls_context()
-        auth_require_tls = not (is_loopback(c.host) or c.allow_plain_auth)
+        auth_require_tls = auth_needs_tls(c.host, c.allow_plain_auth)
         loop = asyncio.get_running_loop()
 
         def factory() -> SMTP:
@@ -320,4 +327,4 @@ class MailListener:
         return f"250 2.0.0 queued as batch {res.batch_id} ({len(res.messages)} message(s))"
 
 
-__all__ = ["MailListener", "is_loopback", "mail_text", "sender_allowed"]
+__all__ = ["MailListener", "auth_needs_tls", "is_loopback", "mail_text", "sender_allowed"]
