@@ -103,3 +103,25 @@ async def test_a_permanent_refusal_is_skipped_and_the_next_mail_still_goes(
             fake.modems[0].modem.inject_sms("+15550005555", "after it")
             [mail] = await mail_server.wait_for(1)
             assert mail.rcpt_tos == ["ops@example.com"] and "after it" in mail.body
+
+
+async def test_a_failed_delivery_is_mailed_to_forwards_that_include_failures(
+        tmp_path: Path, mail_server: MailServer) -> None:
+    # The network reports 0x41 (permanent error: incompatible destination) for this number.
+    async with FakeModemPool(count=1, directory=tmp_path / "ports", report_delay_s=0.01,
+                             delivery_rule=lambda number: 0x41 if number.endswith("0999") else 0) as fake:
+        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems])
+        cfg = dataclasses.replace(cfg, email=_email(
+            mail_server.port, EmailForward(to=("ops@example.com",)),
+            EmailForward(to=("failures@example.com",), include_failures=True)))
+        async with running_gateway(cfg) as (gw, c):
+            await gw.pool.slots["sim1"].driver.wait_ready(10)
+            status, sent = await c.request("POST", "/api/v1/messages",
+                                           json={"to": "+15550000999", "text": "your code is 1234"})
+            assert status == 202, sent
+            await c.wait_state(sent["id"], {"failed"})
+            [mail] = await mail_server.wait_for(1)
+            assert mail.rcpt_tos == ["failures@example.com"]  # not the forward without include_failures
+            assert mail.message["Subject"].startswith("SMS to +15550000999 failed")
+            assert "your code is 1234" in mail.body and "SIM:        sim1" in mail.body
+            assert sent["id"] in mail.body and mail.message["X-Gsmgw-Event"] == "sms:failed"

@@ -13,6 +13,7 @@ from typing import Any
 
 from gsmgw.config import EmailConfig, RuleConfig, SmtpOutConfig, WebhooksConfig
 from gsmgw.emulator import FakeModemPool
+from gsmgw.store import OutboxEvent
 from tests.helpers import Client, make_config, running_gateway
 from tests.inbound.conftest import SECRET, Receiver
 from tests.inbound.helpers import wait_until
@@ -123,3 +124,30 @@ async def test_order_stop_tags_and_forwards_by_email_webhook_and_mqtt(tmp_path: 
     finally:
         await mail.down()
         await hook.stop()
+
+
+async def test_a_replayed_event_does_not_reply_tag_or_forward_twice_and_reload_adds_rules(tmp_path: Path) -> None:
+    async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+        cfg = make_config(tmp_path, [str(m.path) for m in fake.modems])
+        async with running_gateway(cfg) as (gw, c):
+            assert gw.rules is None  # no [[rules]]: nothing runs
+            await gw.pool.slots["sim1"].driver.wait_ready(10)
+            rule = RuleConfig(name="ack", keyword="ping", tag=("ping",), reply="pong {rest}", email=("a@example.com",))
+            await gw.reload(dataclasses.replace(cfg, rules=(rule,)))  # what SIGHUP does
+            assert gw.rules is not None
+            gw.rules.consumer.poll_interval_s = 0.02
+            fake.modems[0].modem.inject_sms("+15550001111", "PING 7")
+
+            async def replied() -> bool:
+                return bool(await gw.store.call(gw.store.messages.list_messages, limit=10))
+
+            await wait_until(replied, what="the auto-reply")
+            [ev] = [e for e in await gw.store.call(gw.store.events.list_events, type_="sms:received")]
+            replay = OutboxEvent(id=ev["id"], type=ev["type"], message_id=ev["message_id"], modem_id=ev["modem_id"],
+                                 payload=ev["payload"], created_at=ev["created_at"])
+            await gw.rules.handle(replay)  # as after a crash before the cursor moved
+            [reply] = await gw.store.call(gw.store.messages.list_messages, limit=10)
+            assert reply["text"] == "pong 7" and reply["to_number"] == "+15550001111"
+            assert len(await gw.store.call(gw.store.events.list_events, type_="rule.email")) == 1
+            [item] = await _inbox(c)
+            assert item["tags"] == ["ping"]
