@@ -31,6 +31,7 @@ import ipaddress
 import logging
 import re
 import ssl
+import weakref
 from collections.abc import Callable
 from email.parser import BytesParser
 from pathlib import Path
@@ -178,7 +179,7 @@ class _Handler:
                 return f"451 4.7.1 rate limited: try again in {wait_s:.0f} s"
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
-            self.door.callers[id(envelope)] = caller
+            self.door.callers[envelope] = caller
             return "250 2.1.0 OK"
         except Exception:
             log.exception("mail listener: MAIL failed")
@@ -199,14 +200,14 @@ class _Handler:
                 return f"553 5.1.3 {local[:40]!r} is not a phone number: {' '.join(str(exc.message).split())[:200]}"
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
-            self.door.numbers.setdefault(id(envelope), []).append(number)
+            self.door.numbers.setdefault(envelope, []).append(number)
             return "250 2.1.5 OK"
         except Exception:
             log.exception("mail listener: RCPT failed")
             return "451 4.3.0 temporary failure, try again later"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        key = id(envelope)
+        key = envelope
         try:
             return await self.door.submit(envelope, self.door.callers.get(key),
                                           list(dict.fromkeys(self.door.numbers.get(key, []))))
@@ -218,8 +219,8 @@ class _Handler:
             self.door.numbers.pop(key, None)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.door.callers.pop(id(envelope), None)
-        self.door.numbers.pop(id(envelope), None)
+        self.door.callers.pop(envelope, None)
+        self.door.numbers.pop(envelope, None)
         return "250 OK"
 
 
@@ -232,9 +233,10 @@ class MailListener:
         self.server: asyncio.Server | None = None
         self.bound: list[tuple[str, int]] = []
         self._conns: list[SMTP] = []
-        # Per envelope (aiosmtpd makes one per transaction): its caller and numbers.
-        self.callers: dict[int, Caller] = {}
-        self.numbers: dict[int, list[str]] = {}
+        # Per envelope (aiosmtpd makes one per transaction): its caller and numbers; weak,
+        # so a client that hangs up mid-transaction leaves nothing behind.
+        self.callers: weakref.WeakKeyDictionary[Envelope, Caller] = weakref.WeakKeyDictionary()
+        self.numbers: weakref.WeakKeyDictionary[Envelope, list[str]] = weakref.WeakKeyDictionary()
         self.accepted_total = 0
         self.refused_total = 0
 
@@ -295,7 +297,12 @@ class MailListener:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        text = mail_text(raw, self.cfg.subject)
+        try:
+            text = mail_text(raw, self.cfg.subject)
+        except Exception as exc:  # a mail the parser cannot take apart: the sender must fix it
+            log.info("mail from %s unreadable: %s", envelope.mail_from, exc)
+            self.refused_total += 1
+            return "550 5.6.0 cannot read the mail's text part"
         if text is None:
             self.refused_total += 1
             return "550 5.6.0 no text/plain part: send the SMS text as plain text"

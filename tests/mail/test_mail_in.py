@@ -181,3 +181,36 @@ def test_mail_text_plain_part_of_multipart_and_charsets() -> None:
     m.add_alternative("<b>html</b>", subtype="html")
     assert mail_text(bytes(m), "ignore") == "Température: 41 °C\nfin"
     assert mail_text(bytes(m), "prepend") == "Alert injected\nTempérature: 41 °C\nfin"
+
+
+async def test_hostile_mail_gets_a_clear_reply_and_the_listener_stays_up(tmp_path: Path) -> None:
+    key_file = tmp_path / "mail.key"
+    cfg = _config(tmp_path, [], key_file)
+    async with running_gateway(cfg) as (gw, _c):
+        await _gateway_key(gw, key_file)
+        port = gw.mail_listener.bound[0][1]
+        rcpt = f"+15550001234@{DOMAIN}"
+
+        def raw(data: bytes) -> Any:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                return client.sendmail("monitor@corp.test", [rcpt], data)
+
+        # Broken MIME, a bogus charset, NULs and invalid UTF-8: refused or sent, never a 5xx traceback.
+        for data in (b"Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n",
+                     b"Content-Type: text/plain; charset=nonsense-42\r\n\r\nhello \xff\xfe\r\n",
+                     b"Subject: \x00\x01\r\n\r\n\x00 text with NUL\r\n"):
+            try:
+                await asyncio.to_thread(raw, data)
+            except smtplib.SMTPDataError as exc:
+                assert exc.smtp_code in (550, 552) and b"Traceback" not in exc.smtp_error, exc
+        # A client that hangs up in the middle of a transaction.
+        def hang_up() -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.ehlo("x")
+                client.mail("monitor@corp.test")
+                client.rcpt(rcpt)
+
+        await asyncio.to_thread(hang_up)
+        assert await send(port, _mail(rcpt, "still here")) == {}
+        rows = await gw.store.call(gw.store.messages.list_messages, limit=10)
+        assert "still here" in {r["text"] for r in rows}
