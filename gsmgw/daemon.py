@@ -224,6 +224,13 @@ class Gateway:
     async def _start_mail_and_rules(self, *, listener: bool = True) -> None:
         """Start what the config asks for and is not running yet (at start and on reload)."""
         cfg = self.cfg
+        wants_mail = bool(cfg.email.smtp.host or any(r.email for r in cfg.rules) or cfg.email.listener.enabled)
+        if wants_mail:
+            try:
+                import gsmgw.mail  # noqa: F401  (aiosmtpd, aiosmtplib: the optional "email" extra)
+            except ModuleNotFoundError as exc:
+                raise ConfigError(f"{cfg.source}: [email] needs the e-mail extra: pip install "
+                                  f"'gsmgw[email]' ({exc})") from None
         if cfg.rules and self.rules is None:
             from gsmgw.rules import RulesRunner
 

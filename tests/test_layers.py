@@ -28,6 +28,9 @@ OWNED = {
     "serial": ("gsmgw.transport",),
     "serial_asyncio_fast": ("gsmgw.transport",),
     "aiohttp.web": ("gsmgw.api", "gsmgw.console"),
+    # The e-mail door's optional extra (issue 19).
+    "aiosmtpd": ("gsmgw.mail",),
+    "aiosmtplib": ("gsmgw.mail",),
 }
 
 # Pure layers: what of gsmgw they may import besides themselves.

@@ -39,7 +39,7 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from gsmgw.config import Config, EmailListenerConfig
-from gsmgw.errors import AdmissionError, ConflictError, ValidationError
+from gsmgw.errors import AdmissionError, ConfigError, ConflictError, ValidationError
 from gsmgw.intake import Caller, IntakeService, SendRequest
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,11 @@ class MailListener:
         if not c.tls_cert_file:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(c.tls_cert_file, c.tls_key_file)
+        try:
+            ctx.load_cert_chain(c.tls_cert_file, c.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"email.listener.tls_cert_file / tls_key_file: cannot load "
+                              f"{c.tls_cert_file}, {c.tls_key_file}: {exc}") from None
         return ctx
 
     async def start(self) -> None:
