@@ -56,6 +56,7 @@ async def list_inbox(request: web.Request) -> web.Response:
     rows = await svc.store.call(
         svc.store.inbound.list_inbound, sender=sender, modem_id=q.sim, since=since, complete=complete,
         before_id=q.cursor, limit=q.limit, reply_to_key=request.app[INTAKE].owner_filter(caller),
+        **({"tag": q.tag} if q.tag is not None else {}),
     )
     items = [inbound_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": items[-1]["id"] if len(items) == q.limit else None})

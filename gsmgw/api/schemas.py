@@ -325,9 +325,13 @@ class InboxQuery(Query):
         default=None, alias="from", description="sender")
     sim: StrictStr | None = None
     cursor: Cursor = None
+    # Messages an inbound rule tagged so (issue 19).
+    tag: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")] | None = Field(
+        default=None, description="only messages inbound rules tagged so")
 
     ERRORS: ClassVar[dict[str, Err]] = {
         "limit": _LIMIT_500_ERR,
+        "tag": Err("invalid_query", "tag must be 1-40 of A-Z a-z 0-9 _ . : -"),
         "complete": Err("invalid_query", "complete must be true or false"),
         "from": Err("invalid_query", f"from must be 1-{MAX_NUMBER_CHARS} printable characters"),
     }

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
@@ -301,10 +301,15 @@ class InboundRepo:
         before_id: str | None = None,
         limit: int = 50,
         reply_to_key: str | None = None,
+        tag: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first; ``reply_to_key`` keeps only replies to that API key's messages."""
+        """Newest first; ``reply_to_key`` keeps only replies to that API key's messages;
+        ``tag`` only messages an inbound rule tagged so."""
         im = t.inbound_messages
         q = select(im).order_by(im.c.id.desc()).limit(limit)
+        if tag:
+            esc = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where((literal(",") + im.c.tags + literal(",")).like(f"%,{esc},%", escape="\\"))
         if reply_to_key is not None:
             q = q.where(im.c.in_reply_to.in_(
                 select(t.messages.c.id).where(t.messages.c.api_key_id == reply_to_key)))

@@ -110,7 +110,7 @@ def test_the_document_is_rendered_from_the_models() -> None:
     assert send["properties"]["to"]["oneOf"][1]["maxItems"] == 1000
     assert doc["components"]["schemas"]["Recipient"]["required"] == ["to"]
     params = doc["paths"]["/api/v1/inbox"]["get"]["parameters"]
-    assert [p["name"] for p in params] == ["limit", "complete", "since", "from", "sim", "cursor"]
+    assert [p["name"] for p in params] == ["limit", "complete", "since", "from", "sim", "cursor", "tag"]
     assert params[0]["schema"] == {"default": 50, "maximum": 500, "minimum": 1, "type": "integer"}
 
 

@@ -103,6 +103,10 @@ async def test_order_stop_tags_and_forwards_by_email_webhook_and_mqtt(tmp_path: 
                 assert by_from["+447700900004"]["tags"] == []
                 status, one = await c.request("GET", f"/api/v1/inbox/{by_from['+447700900001']['id']}")
                 assert status == 200 and one["tags"] == ["info"]
+                status, vip = await c.request("GET", "/api/v1/inbox?tag=vip")
+                assert status == 200 and [i["from"] for i in vip["items"]] == ["+447700900002"]
+                status, bad = await c.request("GET", "/api/v1/inbox?tag=no%20spaces")
+                assert status == 422 and bad["error"]["code"] == "invalid_query", bad  # as the other query errors
                 stop_id = by_from["+447700900004"]["id"]
                 assert await gw.store.call(gw.store.rules.list_runs, inbound_id=stop_id) == []
 

@@ -45,3 +45,13 @@ def test_reply_window_per_rule_and_sender(store: Any) -> None:
     store.rules.record_run("m3", "r", "reply", "sent", "x")  # overwritten, one row
     assert store.rules.run_status("m3", "r", "reply") == "sent"
     assert len(store.rules.list_runs(inbound_id="m3")) == 1
+
+
+def test_inbox_filter_by_tag_is_exact(store: Any) -> None:
+    a, b, c = _inbound(store, text="a"), _inbound(store, text="b"), _inbound(store, text="c")
+    store.rules.apply_rule(a, "r", tags=["a_b", "vip"])
+    store.rules.apply_rule(b, "r", tags=["axb"])
+    store.rules.apply_rule(c, "r", tags=["vip2"])
+    assert [r["id"] for r in store.inbound.list_inbound(tag="a_b")] == [a]  # "_" is not a wildcard
+    assert [r["id"] for r in store.inbound.list_inbound(tag="vip")] == [a]  # whole tags only
+    assert store.inbound.list_inbound(tag="ax") == []
