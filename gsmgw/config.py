@@ -108,6 +108,22 @@ class ModemConfig:
     ack_cmt: bool = False
     # Use an explicit SMSC number instead of the SIM's (+CSCA); empty = SIM's.
     smsc: str = ""
+    # --- SIM care (issue 20; README "SIM care"): pacing, calendar caps, warm-up, cost ---
+    # A random pause between sends of messages that are not exempt (seconds; 0 = off):
+    # "uniform" draws evenly from [pace_min_s, pace_max_s], "jitter" clusters around the middle.
+    pace_min_s: float = 0.0
+    pace_max_s: float = 0.0
+    pace_mode: Literal["uniform", "jitter"] = "uniform"
+    # Calendar caps in [sim_care] timezone, counted in parts (month) or distinct numbers; 0 = none.
+    max_per_month: int = 0
+    max_recipients_per_day: int = 0
+    max_recipients_per_month: int = 0
+    # Warm-up of a new SIM: warmup_start_per_day parts on its first day, rising linearly to
+    # max_per_day over warmup_days days (counted from the first day the store saw it send).
+    warmup_start_per_day: int = 0
+    warmup_days: int = 0
+    # What one part sent from this SIM costs, in millionths of [cost] currency; 0 = not set.
+    cost_per_part_micros: int = 0
 
     @property
     def name(self) -> str:
@@ -436,6 +452,42 @@ class RuleConfig:
     stop: bool = False
 
 
+# --- SIM care (issue 20): pacing exemptions, the calendar, recipient quiet hours, cost ---
+
+
+@dataclass(frozen=True, slots=True)
+class SimCareConfig:
+    # Day and month boundaries of the calendar caps (and the warm-up day) in this zone.
+    timezone: str = "UTC"
+    # Messages with at least this priority ("high" = 5, "otp" = 9) skip the pacing delay.
+    exempt_priority: int = 5
+    # Messages marked transactional skip the pacing delay too.
+    exempt_transactional: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHoursConfig:
+    # Non-transactional messages are sent only in this window of the recipient's local
+    # time ("08:00-21:00"; the strictest of a country's zones); empty = any time.
+    recipient_window: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CostRate:
+    """A price per part for numbers starting with ``prefix`` (the longest prefix wins;
+    with ``modem`` set, only for that SIM, and it beats a rate for any SIM)."""
+
+    prefix: str
+    part_micros: int
+    modem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CostConfig:
+    currency: str = ""
+    rate: tuple[CostRate, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -449,6 +501,9 @@ class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
+    sim_care: SimCareConfig = field(default_factory=SimCareConfig)
+    quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     modem: tuple[ModemConfig, ...] = ()
     # E-mail in and out, inbound rules (issue 19).
     email: EmailConfig = field(default_factory=EmailConfig)
@@ -678,10 +733,46 @@ def _check(cfg: Config, source: str) -> None:
     _check_smpp(cfg.smpp, source)
     _check_email(cfg.email, source)
     _check_rules(cfg.rules, source)
+    _check_sim_care(cfg, source)
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:
         raise ConfigError(f"{source}: inbound.balance_regex: not a regular expression: {exc}") from None
+
+
+def _check_sim_care(cfg: Config, source: str) -> None:
+    """[sim_care], [quiet_hours], [cost] and the SIM care keys of each [[modem]]."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(cfg.sim_care.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{source}: sim_care.timezone: unknown time zone {cfg.sim_care.timezone!r} "
+                          "(an IANA name such as \"Europe/Berlin\")") from None
+    w = cfg.quiet_hours.recipient_window
+    if w and not _QUIET_RE.fullmatch(w):
+        raise ConfigError(f"{source}: quiet_hours.recipient_window: expected \"HH:MM-HH:MM\", got {w!r}")
+    if w and w[:5] == w[6:]:
+        raise ConfigError(f"{source}: quiet_hours.recipient_window: the window is empty ({w!r})")
+    ids = {m.id for m in cfg.modem}
+    for i, r in enumerate(cfg.cost.rate):
+        key = f"cost.rate[{i}]"
+        if not re.fullmatch(r"\+[0-9]{0,15}", r.prefix):
+            raise ConfigError(f"{source}: {key}.prefix: expected \"+\" and digits, got {r.prefix!r}")
+        if r.modem and r.modem not in ids:
+            raise ConfigError(f"{source}: {key}.modem: no [[modem]] has id {r.modem!r}")
+    for i, m in enumerate(cfg.modem):
+        key = f"modem[{i}]"
+        if m.pace_max_s < m.pace_min_s:
+            raise ConfigError(f"{source}: {key}.pace_max_s: must be at least pace_min_s ({m.pace_min_s:g}), "
+                              f"got {m.pace_max_s:g}")
+        if bool(m.warmup_days) != bool(m.warmup_start_per_day):
+            raise ConfigError(f"{source}: {key}.warmup_days / warmup_start_per_day: give both or neither")
+        if m.warmup_days and not m.max_per_day:
+            raise ConfigError(f"{source}: {key}.warmup_days: the ramp rises to max_per_day, which is not set")
+        if m.warmup_days and m.warmup_start_per_day > m.max_per_day:
+            raise ConfigError(f"{source}: {key}.warmup_start_per_day: must not exceed max_per_day "
+                              f"({m.max_per_day}), got {m.warmup_start_per_day}")
 
 
 def _check_smpp(c: SmppConfig, source: str) -> None:

@@ -25,11 +25,12 @@ from gsmgw.backoff import backoff_s
 from gsmgw.config import Config
 from gsmgw.domain import MessageState, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.errors import CodecError, ModemError
+from gsmgw.pool import pacing
 from gsmgw.pool.limits import quiet_wait_s
 from gsmgw.pool.retry import ErrorClass, classify_cms
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import encode_submit
-from gsmgw.store import ClaimedMessage, PartResult, Store, utcnow
+from gsmgw.store import CareRecord, ClaimCare, ClaimedMessage, PartResult, Store, utcnow
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
@@ -77,10 +78,11 @@ class SendPipeline:
     """The workers' shared logic; :meth:`run` is one modem's send loop."""
 
     def __init__(self, config: Callable[[], Config], store: Store, *, clock: Callable[[], float],
-                 notify_work: Callable[[], None]) -> None:
+                 notify_work: Callable[[], None], wall: Callable[[], dt.datetime] | None = None) -> None:
         self._config = config  # read afresh: a reload changes dispatch settings and lease_s
         self.store = store
         self._clock = clock
+        self._wall = wall or utcnow  # SIM care's calendar and quiet hours
         self._notify_work = notify_work
         self.stopping = False  # no new claims; set by Pool.stop()
         self.sent_total = 0
@@ -160,10 +162,12 @@ class SendPipeline:
         return prepared, 0.0
 
     async def _claim(self, slot: ModemSlot, *, mark_sending: bool = False) -> ClaimedMessage | None:
+        care = self._claim_care(slot)
         try:
             return await self.store.call(
                 self.store.claims.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group,
                 mark_sending=mark_sending,
+                **({} if care is None else {"care": care, "now": self._wall()}),
             )
         except Exception:
             log.exception("claim failed for modem %s", slot.id)
@@ -200,8 +204,9 @@ class SendPipeline:
     async def _prepare_ahead(self, slot: ModemSlot, parts_now: int) -> Prepared | None:
         """Claim and encode the next message while this one is on the air."""
         if (self.stopping or parts_now >= _PREPARE_AHEAD_MAX_PARTS
-                or slot.limiter.wait_s(self._clock(), parts_now + 1) != 0):
-            return None
+                or slot.limiter.wait_s(self._clock(), parts_now + 1) != 0
+                or pacing.CarePolicy.of(slot.cfg, self.cfg).active):
+            return None  # (SIM care counts a send at its settle: one claim at a time)
         claim = await self._claim(slot)
         if claim is None:
             return None
@@ -254,7 +259,7 @@ class SendPipeline:
         if used:
             slot.limiter.record(self._clock(), used)
         self._note_health(slot, outcomes)
-        return await self._settle(slot, claim, settlement, nxt)
+        return await self._settle(slot, claim, settlement, nxt, care=self._care_record(slot, claim))
 
     def _refusal(self, slot: ModemSlot, claim: ClaimedMessage) -> Settlement | None:
         """Why a held message may not go now, as its settlement; ``None`` if it may."""
@@ -275,7 +280,7 @@ class SendPipeline:
     # --- settle -----------------------------------------------------------------------
 
     async def _settle(self, slot: ModemSlot, claim: ClaimedMessage, settlement: Settlement,
-                      nxt: Prepared | None = None) -> Prepared | None:
+                      nxt: Prepared | None = None, care: CareRecord | None = None) -> Prepared | None:
         """Commit how ``claim`` ended (and mark ``nxt`` sending in the same commit
         when it may go at once); returns ``nxt`` if it is still held."""
         then_mark = None
@@ -289,7 +294,7 @@ class SendPipeline:
         final = await self.store.call(
             self.store.claims.settle_claim, claim.id, settlement.results, retry_at=settlement.retry_at,
             report_window_s=self.cfg.dispatch.status_report_window_s, then_mark=then_mark,
-            uncount_attempt=settlement.handed_back,
+            uncount_attempt=settlement.handed_back, **({} if care is None else {"care": care}),
         )
         if final in (MessageState.SENT, MessageState.DELIVERED):
             self.sent_total += 1
@@ -362,6 +367,41 @@ class SendPipeline:
                         slot.id, rest_s, slot.consecutive_failures, slot.last_error)
         elif outcomes and all(o.ok for o in outcomes):
             slot.consecutive_failures = 0
+
+    # --- SIM care (issue 20): pacing, calendar caps, recipient quiet hours, cost ------------
+
+    def _claim_care(self, slot: ModemSlot) -> ClaimCare | None:
+        """What the claim must respect for this SIM; ``None`` when SIM care is off
+        (then the claim is exactly what it was without it)."""
+        cfg = self.cfg
+        policy = pacing.CarePolicy.of(slot.cfg, cfg)
+        window = pacing.window_rule(cfg)
+        if not policy.active and window is None:
+            return None
+        now = self._wall()
+        month, first, last = pacing.month_keys(now, policy.timezone)
+        return ClaimCare(
+            day=pacing.day_key(now, policy.timezone), month=month, month_first_day=first, month_last_day=last,
+            gate=(lambda usage: pacing.gate(policy, usage, now)) if policy.active else None,
+            exempt_priority=cfg.sim_care.exempt_priority, exempt_transactional=cfg.sim_care.exempt_transactional,
+            window=window,
+        )
+
+    def _care_record(self, slot: ModemSlot, claim: ClaimedMessage) -> CareRecord | None:
+        """What this send adds to the SIM's counters and the message's cost."""
+        cfg = self.cfg
+        policy = pacing.CarePolicy.of(slot.cfg, cfg)
+        cost = pacing.part_cost_micros(cfg, slot.cfg, claim.to_number)
+        if not policy.active and cost is None:
+            return None
+        now = self._wall()
+        month, _first, _last = pacing.month_keys(now, policy.timezone)
+        delay_s = pacing.draw_delay_s(policy)
+        return CareRecord(
+            modem_id=slot.id, number=claim.to_number, day=pacing.day_key(now, policy.timezone), month=month,
+            next_send_at=now + dt.timedelta(seconds=delay_s) if delay_s > 0 else None, at=now,
+            cost_per_part_micros=cost, count=policy.active,
+        )
 
     # --- handing claims back -------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,9 @@ msglog = logging.getLogger("gsmgw.messages")
 # modem's driver, after its in-flight send.
 LIVE_MODEM_FIELDS = frozenset({
     "enabled", "group", "quiet_hours", "max_per_minute", "max_per_hour", "max_per_day", "smsc",
+    # SIM care (issue 20): read afresh at every claim.
+    "pace_min_s", "pace_max_s", "pace_mode", "max_per_month", "max_recipients_per_day",
+    "max_recipients_per_month", "warmup_start_per_day", "warmup_days", "cost_per_part_micros",
 })
 
 
@@ -55,13 +59,16 @@ class Pool:
         *,
         driver_factory: DriverFactory = default_driver_factory,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], dt.datetime] | None = None,
     ) -> None:
+        """``wall`` is the UTC clock of SIM care's calendar and quiet hours (tests inject one)."""
         self.cfg = cfg
         self.store = store
         self._driver_factory = driver_factory
         self._clock = clock
         self.slots: dict[str, ModemSlot] = {}
-        self.pipeline = SendPipeline(lambda: self.cfg, store, clock=clock, notify_work=self.notify_work)
+        self.pipeline = SendPipeline(lambda: self.cfg, store, clock=clock, notify_work=self.notify_work,
+                                     wall=wall)
         self.inbound = InboundProcessor(self)
         self.reports = StatusReports(lambda: self.cfg, store, read=self.inbound.read_announced)
         self._maintenance: asyncio.Task[None] | None = None

@@ -6,6 +6,10 @@ the values they take and return are in ``gsmgw.store.records``.
 
 from gsmgw.store.records import (
     ApiKey,
+    CareGate,
+    CareRecord,
+    CareUsage,
+    ClaimCare,
     ClaimedMessage,
     ClassifyFn,
     EnqueueResult,
@@ -26,6 +30,10 @@ from gsmgw.store.repo import Store
 
 __all__ = [
     "ApiKey",
+    "CareGate",
+    "CareRecord",
+    "CareUsage",
+    "ClaimCare",
     "ClaimedMessage",
     "ClassifyFn",
     "EnqueueResult",

@@ -18,8 +18,9 @@ from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
-from gsmgw.store.records import ClaimedMessage, PartResult, utcnow
+from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
 from gsmgw.store.reports import ReportsRepo, lock_message
+from gsmgw.store.simcare import care_terms, defer_in, record_in
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ClaimsRepo:
         now: dt.datetime | None = None,
         avoid_grace_s: float = 10.0,
         mark_sending: bool = False,
+        care: ClaimCare | None = None,
     ) -> ClaimedMessage | None:
         """Take the most urgent queued message this modem may send, under a lease.
 
@@ -49,12 +51,19 @@ class ClaimsRepo:
         A message whose last attempt failed transiently on this SIM is left to the
         other SIMs for ``avoid_grace_s`` after it became due again; then this SIM
         may retry it too (it may be the only one).
+
+        ``care`` (SIM care, issue 20) adds the SIM's pacing and calendar caps as
+        extra terms of the same query, and defers a message whose recipient is in
+        quiet hours instead of claiming it (see :meth:`_care_block`).
         """
         now = now or utcnow()
         m = t.messages
         grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
         with self.db.tx() as conn:
-            for _attempt in range(5):
+            extra = self._care_block(conn, modem_id, care)
+            if extra is None:
+                return None
+            for _attempt in range(5 if care is None or care.window is None else 50):
                 q = (
                     select(m.c.id)
                     .where(
@@ -82,6 +91,7 @@ class ClaimsRepo:
                             m.c.preferred_sim == modem_id,
                             m.c.prefer_until <= now,
                         ),
+                        *extra,
                     )
                     .order_by(m.c.priority.desc(), m.c.created_at)
                     .limit(1)
@@ -90,6 +100,8 @@ class ClaimsRepo:
                 msg_id = conn.execute(q).scalar()
                 if msg_id is None:
                     return None
+                if care is not None and care.window is not None and self._deferred(conn, msg_id, care, now):
+                    continue
                 res = conn.execute(
                     update(m)
                     .where(m.c.id == msg_id, m.c.state == MessageState.QUEUED)
@@ -148,6 +160,27 @@ class ClaimsRepo:
                 )
         return None
 
+    # --- SIM care (issue 20) ------------------------------------------------------------
+
+    def _care_block(self, conn: Connection, modem_id: str, care: ClaimCare | None) -> list[Any] | None:
+        """The claim's extra terms for this SIM's pacing and caps; ``None``: nothing may go."""
+        if care is None:
+            return []
+        return care_terms(conn, modem_id, care, lock=not self.db.is_sqlite)
+
+    def _deferred(self, conn: Connection, msg_id: str, care: ClaimCare, now: dt.datetime) -> bool:
+        """Recipient-local quiet hours: a non-transactional message whose recipient's
+        window is closed is left queued until it opens (``wait_reason`` says why)."""
+        m = t.messages
+        row = conn.execute(select(m.c.to_number, m.c.transactional).where(m.c.id == msg_id)).first()
+        if row is None or row.transactional or care.window is None:
+            return False
+        opens = care.window(row.to_number, now)
+        if opens is None:
+            return False
+        defer_in(conn, msg_id, opens, "recipient_quiet_hours")
+        return True
+
     @batchable
     def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str) -> None:
         """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
@@ -169,6 +202,7 @@ class ClaimsRepo:
         report_window_s: float = 3 * 86400.0,
         then_mark: tuple[str, Sequence[int], str] | None = None,
         uncount_attempt: bool = False,
+        care: CareRecord | None = None,
     ) -> MessageState:
         """Record what a send achieved and close the claim, in one transaction.
 
@@ -181,8 +215,12 @@ class ClaimsRepo:
         ``then_mark`` = (message id, seqs, modem) marks the modem's next message
         ``sending`` in the same commit (the pipelined send loop); ``uncount_attempt``
         gives back the attempt of a claim that was released unwritten.
+        ``care`` adds the parts sent to the SIM's counters and cost (SIM care).
         """
         with self.db.tx() as conn:
+            if care is not None:
+                sent = sum(1 for r in results if r.state is MessageState.SENT)
+                record_in(conn, care, sent, message_id)
             return self.settle_in(conn, message_id, results, retry_at=retry_at,
                                    report_window_s=report_window_s, then_mark=then_mark,
                                    uncount_attempt=uncount_attempt)

@@ -250,3 +250,62 @@ __all__ = [
     "new_id",
     "utcnow",
 ]
+
+
+# --- SIM care (issue 20): what the claim reads and the settle writes ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CareUsage:
+    """One SIM's counters in the store for the current local day and month."""
+
+    first_seen_at: dt.datetime | None = None
+    next_send_at: dt.datetime | None = None
+    day_parts: int = 0
+    month_parts: int = 0
+    day_recipients: int = 0
+    month_recipients: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CareGate:
+    """What the counters allow the SIM to claim now (gsmgw.pool.pacing.gate)."""
+
+    pace_ok: bool = True  # False: only exempt messages (priority / transactional)
+    max_parts: int = 1 << 30  # 0: nothing at all
+    new_recipients_ok: bool = True  # False: only numbers already contacted since known_since
+    known_since: str = ""  # "day" or "month"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCare:
+    """SIM care in the claim (plain values and the pool's pure rules).
+
+    ``gate`` decides from the SIM's counters (``None``: no caps, no pacing);
+    ``window`` says when a non-transactional message to a number may go
+    (``None`` = now), else ``None`` for no recipient quiet hours.
+    """
+
+    day: str
+    month_first_day: str
+    month_last_day: str
+    month: str
+    gate: Callable[[CareUsage], CareGate] | None = None
+    exempt_priority: int = 5
+    exempt_transactional: bool = True
+    window: Callable[[str, dt.datetime], dt.datetime | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CareRecord:
+    """What a send adds to its SIM's counters, given at settle."""
+
+    modem_id: str
+    number: str
+    day: str
+    month: str
+    next_send_at: dt.datetime | None
+    at: dt.datetime
+    cost_per_part_micros: int | None = None
+    # False: only the cost is recorded (SIM care off for this SIM, cost on).
+    count: bool = True

@@ -421,3 +421,42 @@ rule_replies = Table(
     UniqueConstraint("inbound_id", "rule", name="uq_rule_replies"),
 )
 Index("ix_rule_replies_window", rule_replies.c.rule, rule_replies.c.sender, rule_replies.c.created_at)
+
+
+# --- SIM care (issue 20): pacing, calendar caps, warm-up, recipient quiet hours --------
+
+# One row per SIM (by modem id) that sent with SIM care on: when the store first saw
+# it (the warm-up's day 0) and when its next paced (non-exempt) send may be claimed.
+sim_care = Table(
+    "sim_care",
+    metadata,
+    Column("modem_id", String(64), primary_key=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("next_send_at", UTCDateTime),
+    Column("last_send_at", UTCDateTime),
+)
+
+# Parts sent per SIM and local calendar period ("2026-11-28" or "2026-11").
+sim_usage = Table(
+    "sim_usage",
+    metadata,
+    Column("modem_id", String(64), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("parts", Integer, nullable=False, default=0),
+)
+
+# First contact of a number by a SIM on a local day: distinct recipients per day and
+# month are counted here, and "already contacted" is a primary-key probe.
+sim_contacts = Table(
+    "sim_contacts",
+    metadata,
+    Column("modem_id", String(64), primary_key=True),
+    Column("number", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),
+)
+Index("ix_sim_contacts_day", sim_contacts.c.modem_id, sim_contacts.c.day)
+
+# Why a queued message waits past its send_at ("recipient_quiet_hours"); migration 0009.
+messages.append_column(Column("wait_reason", String(40)))
+# Cost and sent figures per day without walking the whole table.
+Index("ix_messages_sent_at", messages.c.sent_at)
