@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmgw import __version__
+from gsmgw.commands.simcare import care_lines, cost_lines  # SIM care lines of `gsmgw status` (issue 20)
 from gsmgw.config import Config, ConfigError, load, store_url_problem
 from gsmgw.logs import setup_logging
 
@@ -375,6 +376,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {'':<12} why: {why}")
         if m.get("last_error") and m.get("last_error") != why:
             print(f"  {'':<12} last error: {m['last_error']}")
+        for line in care_lines(m, reply.get("cost")):  # SIM care (issue 20)
+            print(line)
+    for line in cost_lines(reply.get("cost")):
+        print(line)
     return 0
 
 

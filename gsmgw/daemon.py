@@ -152,6 +152,7 @@ class Gateway:
             host=self.host,
             intake=self.intake,
             readiness=self.readiness_now,
+            sim_care=self.pool.care_status,  # SIM care and cost in the status API (issue 20)
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)

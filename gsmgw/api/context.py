@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +34,8 @@ class Services:
     # The gateway's readiness now (store and modems; gsmgw.health). When None, the
     # modems alone are judged (an app built without a gateway, in tests).
     readiness: Callable[[], Readiness] | None = None
+    # SIM care per modem and cost sums (Pool.care_status; issue 20); None = not shown.
+    sim_care: Callable[[], Awaitable[dict[str, Any]]] | None = None
     _tracker: ReadinessTracker = dataclasses.field(default_factory=lambda: ReadinessTracker(time.monotonic()))
 
     def current_readiness(self) -> Readiness:

@@ -158,9 +158,23 @@ async def get_batch(request: web.Request) -> web.Response:
 # --- modems and status ----------------------------------------------------------------
 
 
+async def _sim_care(svc: Services, modems: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Adds each local modem's SIM care figures (``care``) and returns the whole (issue 20)."""
+    if svc.sim_care is None:
+        return None
+    care = await svc.sim_care()
+    for m in modems:
+        if not m.get("remote"):
+            m["care"] = care["modems"].get(m["id"])
+    return care
+
+
 async def get_modems(request: web.Request) -> web.Response:
     require_scope(request, "read")
-    return web.json_response({"items": await all_modems(request.app[SERVICES])})
+    svc = request.app[SERVICES]
+    modems = await all_modems(svc)
+    await _sim_care(svc, modems)
+    return web.json_response(jsonable({"items": modems}))
 
 
 async def patch_modem(request: web.Request) -> web.Response:
@@ -177,8 +191,9 @@ async def get_status(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     counts = await svc.store.call(svc.store.messages.counts_by_state)
     modems = await all_modems(svc)
+    care = await _sim_care(svc, modems)
     uptime_s = time.time() - svc.started_at
-    return web.json_response(
+    return web.json_response(jsonable(
         {
             "readiness": svc.current_readiness().to_dict(),
             "version": __version__,
@@ -188,13 +203,14 @@ async def get_status(request: web.Request) -> web.Response:
             "sent_since_start": svc.sent_total(),
             "modems": [
                 {k: m.get(k) for k in ("id", "host", "state", "state_reason", "enabled", "busy", "operator",
-                                       "signal_csq", "sent_parts", "failed_parts", "last_error")}
+                                       "signal_csq", "sent_parts", "failed_parts", "last_error", "care")}
                 for m in modems
             ],
             "host": svc.host,
             "modems_ready": sum(1 for m in modems if m["state"] == "ready" and m["enabled"]),
+            "cost": care["cost"] if care else None,
         }
-    )
+    ))
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -29,6 +29,13 @@ def _error(code: Any, text: Any) -> dict[str, Any] | None:
     return {"code": code, "message": text} if code else None
 
 
+def _waiting(row: dict[str, Any]) -> dict[str, Any] | None:
+    reason, until = row.get("wait_reason"), row.get("send_at")
+    if row.get("state") != "queued" or not reason or until is None or until <= dt.datetime.now(dt.UTC):
+        return None
+    return {"reason": reason, "until": iso(until)}
+
+
 def message_view(row: dict[str, Any]) -> dict[str, Any]:
     out = {
         "id": row["id"],
@@ -52,6 +59,9 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
         "sent_at": iso(row["sent_at"]),
         "delivered_at": iso(row["delivered_at"]),
         "error": _error(row.get("error_code"), row.get("error_text")),
+        # SIM care (issue 20): why a queued message is held past its send time, and its cost.
+        "waiting": _waiting(row),
+        "cost_micros": row.get("cost_micros"),
     }
     if "parts" in row:
         out["parts"] = [

@@ -106,6 +106,20 @@ def month_keys(now: dt.datetime, tz: str) -> tuple[str, str, str]:
     return month, f"{month}-01", f"{month}-31"  # day keys compare as strings
 
 
+def period_bounds(now: dt.datetime, tz: str) -> tuple[tuple[dt.datetime, dt.datetime], tuple[dt.datetime, dt.datetime]]:
+    """The local day and the local month of ``now`` as [start, end) instants in UTC."""
+    z = _zone(tz)
+    local = now.astimezone(z)
+    day0 = dt.datetime.combine(local.date(), dt.time(), tzinfo=z)
+    day1 = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=z)
+    m0 = local.date().replace(day=1)
+    m1 = (m0 + dt.timedelta(days=32)).replace(day=1)
+    month0 = dt.datetime.combine(m0, dt.time(), tzinfo=z)
+    month1 = dt.datetime.combine(m1, dt.time(), tzinfo=z)
+    return ((day0.astimezone(dt.UTC), day1.astimezone(dt.UTC)),
+            (month0.astimezone(dt.UTC), month1.astimezone(dt.UTC)))
+
+
 def warmup_day(policy: CarePolicy, first_seen: dt.datetime | None, now: dt.datetime) -> int:
     """0 on the SIM's first local day, 1 on the next, ..."""
     if first_seen is None:
@@ -273,6 +287,6 @@ def part_cost_micros(cfg: Config, modem: ModemConfig, number: str) -> int | None
 
 
 __all__ = [
-    "CarePolicy", "day_cap", "day_key", "draw_delay_s", "gate", "month_keys", "part_cost_micros",
+    "CarePolicy", "day_cap", "day_key", "draw_delay_s", "gate", "month_keys", "part_cost_micros", "period_bounds",
     "recipient_open_at", "recipient_zones", "status", "warmup_day", "window_minutes", "window_rule",
 ]

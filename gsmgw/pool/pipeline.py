@@ -370,6 +370,9 @@ class SendPipeline:
 
     # --- SIM care (issue 20): pacing, calendar caps, recipient quiet hours, cost ------------
 
+    def wall(self) -> dt.datetime:
+        return self._wall()
+
     def _claim_care(self, slot: ModemSlot) -> ClaimCare | None:
         """What the claim must respect for this SIM; ``None`` when SIM care is off
         (then the claim is exactly what it was without it)."""
@@ -378,6 +381,11 @@ class SendPipeline:
         window = pacing.window_rule(cfg)
         if not policy.active and window is None:
             return None
+        return self.care_for(policy, window)
+
+    def care_for(self, policy: pacing.CarePolicy,
+                 window: Callable[[str, dt.datetime], dt.datetime | None] | None = None) -> ClaimCare:
+        cfg = self.cfg
         now = self._wall()
         month, first, last = pacing.month_keys(now, policy.timezone)
         return ClaimCare(

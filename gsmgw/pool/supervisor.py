@@ -28,6 +28,7 @@ from gsmgw.modem import (
     StatusReportReceived,
 )
 from gsmgw.modem.identify import identify_port
+from gsmgw.pool import pacing
 from gsmgw.pool.discovery import HotplugWatcher, candidate_ports, identity_matches
 from gsmgw.pool.driver import Driver, DriverFactory, NoPortYet, default_driver_factory
 from gsmgw.pool.inbound import InboundProcessor
@@ -241,6 +242,30 @@ class Pool:
                 }
             )
         return out
+
+    async def care_status(self) -> dict[str, Any]:
+        """SIM care for the status API: per modem its caps (used/left), next paced send,
+        warm-up day and cost today and this month; and cost sums per SIM and API key."""
+        now = self.pipeline.wall()
+        tz = self.cfg.sim_care.timezone
+        policies = {sid: pacing.CarePolicy.of(slot.cfg, self.cfg) for sid, slot in self.slots.items()}
+        active = [sid for sid, p in policies.items() if p.active]
+        cares = {sid: self.pipeline.care_for(policies[sid]) for sid in active}
+        usage = await self.store.call(self.store.simcare.usage, active, cares) if active else {}
+        (d0, d1), (m0, m1) = pacing.period_bounds(now, tz)
+        cost_on = bool(self.cfg.cost.rate) or any(s.cfg.cost_per_part_micros for s in self.slots.values())
+        today = month = None
+        if cost_on:
+            today, month = await self.store.call(
+                self.store.simcare.cost_by_day, [(pacing.day_key(now, tz), d0, d1), (pacing.month_keys(now, tz)[0], m0, m1)])
+        modems: dict[str, Any] = {}
+        for sid in self.slots:
+            view: dict[str, Any] = pacing.status(policies[sid], usage[sid], now) if sid in usage else {}
+            if today is not None and month is not None:
+                view["cost"] = {"today_micros": today["by_sim"].get(sid, 0), "month_micros": month["by_sim"].get(sid, 0)}
+            modems[sid] = view or None
+        cost = ({"currency": self.cfg.cost.currency, "today": today, "month": month} if cost_on else None)
+        return {"modems": modems, "cost": cost, "timezone": tz}
 
     # --- driver events ------------------------------------------------------------
 
