@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmgw import __version__
-from gsmgw.commands.simcare import care_lines, cost_lines  # SIM care lines of `gsmgw status` (issue 20)
+from gsmgw.commands.simcare import care_lines, cost_lines  # SIM care in `gsmgw status`
 from gsmgw.config import Config, ConfigError, load, store_url_problem
 from gsmgw.logs import setup_logging
 
