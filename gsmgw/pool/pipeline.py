@@ -82,7 +82,8 @@ class SendPipeline:
         self._config = config  # read afresh: a reload changes dispatch settings and lease_s
         self.store = store
         self._clock = clock
-        self._wall = wall or utcnow  # SIM care's calendar and quiet hours
+        # SIM care's calendar and quiet hours read this UTC clock (a test may set its own).
+        self.wall_clock: Callable[[], dt.datetime] = wall or utcnow
         self._notify_work = notify_work
         self.stopping = False  # no new claims; set by Pool.stop()
         self.sent_total = 0
@@ -167,7 +168,7 @@ class SendPipeline:
             return await self.store.call(
                 self.store.claims.claim_next, slot.id, lease_s=self.cfg.store.lease_s, group=slot.cfg.group,
                 mark_sending=mark_sending,
-                **({} if care is None else {"care": care, "now": self._wall()}),
+                **({} if care is None else {"care": care, "now": self.wall_clock()}),
             )
         except Exception:
             log.exception("claim failed for modem %s", slot.id)
@@ -371,7 +372,7 @@ class SendPipeline:
     # --- SIM care (issue 20): pacing, calendar caps, recipient quiet hours, cost ------------
 
     def wall(self) -> dt.datetime:
-        return self._wall()
+        return self.wall_clock()
 
     def _claim_care(self, slot: ModemSlot) -> ClaimCare | None:
         """What the claim must respect for this SIM; ``None`` when SIM care is off
@@ -386,7 +387,7 @@ class SendPipeline:
     def care_for(self, policy: pacing.CarePolicy,
                  window: Callable[[str, dt.datetime], dt.datetime | None] | None = None) -> ClaimCare:
         cfg = self.cfg
-        now = self._wall()
+        now = self.wall_clock()
         month, first, last = pacing.month_keys(now, policy.timezone)
         return ClaimCare(
             day=pacing.day_key(now, policy.timezone), month=month, month_first_day=first, month_last_day=last,
@@ -402,7 +403,7 @@ class SendPipeline:
         cost = pacing.part_cost_micros(cfg, slot.cfg, claim.to_number)
         if not policy.active and cost is None:
             return None
-        now = self._wall()
+        now = self.wall_clock()
         month, _first, _last = pacing.month_keys(now, policy.timezone)
         delay_s = pacing.draw_delay_s(policy)
         return CareRecord(
