@@ -60,8 +60,8 @@ class ClaimsRepo:
         m = t.messages
         grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
         with self.db.tx() as conn:
-            extra = self._care_block(conn, modem_id, care)
-            if extra is None:
+            alternatives = self._care_block(conn, modem_id, care)
+            if alternatives is None:
                 return None
             for _attempt in range(5 if care is None or care.window is None else 50):
                 q = (
@@ -91,13 +91,16 @@ class ClaimsRepo:
                             m.c.preferred_sim == modem_id,
                             m.c.prefer_until <= now,
                         ),
-                        *extra,
                     )
                     .order_by(m.c.priority.desc(), m.c.created_at)
                     .limit(1)
                     .with_for_update(skip_locked=True)
                 )
-                msg_id = conn.execute(q).scalar()
+                msg_id = None
+                for terms in alternatives:  # [[]] without SIM care: the query as it is
+                    msg_id = conn.execute(q.where(*terms) if terms else q).scalar()
+                    if msg_id is not None:
+                        break
                 if msg_id is None:
                     return None
                 if care is not None and care.window is not None and self._deferred(conn, msg_id, care, now):
@@ -162,10 +165,11 @@ class ClaimsRepo:
 
     # --- SIM care (issue 20) ------------------------------------------------------------
 
-    def _care_block(self, conn: Connection, modem_id: str, care: ClaimCare | None) -> list[Any] | None:
-        """The claim's extra terms for this SIM's pacing and caps; ``None``: nothing may go."""
+    def _care_block(self, conn: Connection, modem_id: str, care: ClaimCare | None) -> list[list[Any]] | None:
+        """The claim's extra terms for this SIM's pacing and caps, as alternatives
+        tried in order (see simcare.care_terms); ``None``: nothing may go."""
         if care is None:
-            return []
+            return [[]]
         return care_terms(conn, modem_id, care, lock=not self.db.is_sqlite)
 
     def _deferred(self, conn: Connection, msg_id: str, care: ClaimCare, now: dt.datetime) -> bool:

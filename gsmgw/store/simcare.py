@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, true, update
 
 from gsmgw.store import tables as t
 from gsmgw.store.executor import Executor, batchable
@@ -48,23 +48,25 @@ def usage_in(conn: Connection, modem_id: str, care: ClaimCare, *, lock: bool) ->
     )
 
 
-def care_terms(conn: Connection, modem_id: str, care: ClaimCare, *, lock: bool) -> list[ColumnElement[bool]] | None:
-    """Extra WHERE terms of the claim for this SIM's care, or ``None`` when the SIM
-    may claim nothing now. Pacing admits only exempt messages (a priority range
-    on the claim index, or the transactional flag); the caps bound the parts; a
-    reached distinct-recipient cap admits only numbers already contacted."""
+Terms = list[ColumnElement[bool]]
+
+
+def care_terms(conn: Connection, modem_id: str, care: ClaimCare, *, lock: bool) -> list[Terms] | None:
+    """The claim's extra WHERE terms for this SIM's care, as alternatives tried in
+    order (the first that finds a message wins), or ``None`` when the SIM may claim
+    nothing now. Unpaced: one alternative. Paced: only exempt messages, first by
+    priority (a range on ix_messages_claim, so the claim order holds: any of them
+    outranks a lower-priority transactional one), then transactional ones (the
+    partial index ix_messages_claim_tx); never a walk through the paced bulk.
+    The caps bound the parts; a reached distinct-recipient cap admits only numbers
+    already contacted (a primary-key probe of sim_contacts)."""
     if care.gate is None:
-        return []
+        return [[]]
     g = care.gate(usage_in(conn, modem_id, care, lock=lock))
     if g.max_parts <= 0:
         return None
     m, c = t.messages, t.sim_contacts
-    terms: list[ColumnElement[bool]] = []
-    if not g.pace_ok:
-        exempt: ColumnElement[bool] = m.c.priority >= care.exempt_priority
-        if care.exempt_transactional:
-            exempt = or_(exempt, m.c.transactional == true())
-        terms.append(exempt)
+    terms: Terms = []
     if g.max_parts < (1 << 30):
         terms.append(m.c.parts_total <= g.max_parts)
     if not g.new_recipients_ok:
@@ -72,7 +74,12 @@ def care_terms(conn: Connection, modem_id: str, care: ClaimCare, *, lock: bool) 
         hi = care.day if g.known_since == "day" else care.month_last_day
         terms.append(exists().where(c.c.modem_id == modem_id, c.c.number == m.c.to_number,
                                     c.c.day >= lo, c.c.day <= hi))
-    return terms
+    if g.pace_ok:
+        return [terms]
+    alternatives = [[*terms, m.c.priority >= care.exempt_priority]]
+    if care.exempt_transactional:
+        alternatives.append([*terms, m.c.transactional == true()])
+    return alternatives
 
 
 def _add_parts(conn: Connection, modem_id: str, period: str, n: int) -> None:

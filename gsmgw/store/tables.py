@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 
 NAMING = {
@@ -460,3 +461,7 @@ Index("ix_sim_contacts_day", sim_contacts.c.modem_id, sim_contacts.c.day)
 messages.append_column(Column("wait_reason", String(40)))
 # Cost and sent figures per day without walking the whole table.
 Index("ix_messages_sent_at", messages.c.sent_at)
+# A paced SIM may still take transactional messages: their own claim order, in a
+# partial index (only transactional rows: no cost for the rest of the queue).
+Index("ix_messages_claim_tx", messages.c.state, messages.c.priority.desc(), messages.c.created_at,
+      sqlite_where=messages.c.transactional == true(), postgresql_where=messages.c.transactional == true())

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsmgw.config import ConfigError, CostConfig, CostRate, ModemConfig, QuietHoursConfig, SimCareConfig, from_dict
+from gsmgw.config import (
+    ConfigError,
+    CostConfig,
+    CostRate,
+    ModemConfig,
+    QuietHoursConfig,
+    SimCareConfig,
+    from_dict,
+)
 from gsmgw.pool import pacing
 from gsmgw.pool.pacing import CarePolicy
 from gsmgw.store import CareUsage

@@ -6,6 +6,7 @@ recipient quiet hours defer without claiming, and the claim stays on its index."
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import tempfile
 from collections import defaultdict
@@ -167,7 +168,7 @@ def test_no_cap_is_exceeded_for_any_arrival_pattern(start: tuple[str, dt.datetim
     if rcpt_month:
         assert all(len(v) <= rcpt_month for v in month_numbers.values()), month_numbers
     # Pacing: a non-exempt send never comes before the delay drawn after the previous send.
-    for prev, cur in zip(sends, sends[1:], strict=False):
+    for prev, cur in itertools.pairwise(sends):
         assert lo <= prev[4] <= hi or hi == 0
         if not cur[3] and hi:
             assert cur[0] >= prev[0] + dt.timedelta(seconds=prev[4]), (prev, cur)
@@ -269,8 +270,8 @@ def test_quiet_hours_defer_a_bulk_message_without_claiming_it(store: Store) -> N
 # --- the claim stays on its index with caps on ---------------------------------------------------
 
 
-def claim_plan(store: Store, modem: str, care: ClaimCare | None, now: dt.datetime) -> list[str]:
-    """EXPLAIN QUERY PLAN of the claim's SELECT as claim_next really sends it."""
+def claim_plans(store: Store, modem: str, care: ClaimCare | None, now: dt.datetime) -> list[list[str]]:
+    """EXPLAIN QUERY PLAN of each claim SELECT claim_next really sends."""
     seen: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
@@ -283,14 +284,13 @@ def claim_plan(store: Store, modem: str, care: ClaimCare | None, now: dt.datetim
     finally:
         event.remove(store.engine, "before_cursor_execute", grab)
     assert seen, "the claim query was not seen"
-    sql, params = seen[0]
     with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
-    return [r[-1] for r in rows]
+        return [[r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()]
+                for sql, params in seen]
 
 
-def assert_on_claim_index(plan: list[str]) -> None:
-    assert any("ix_messages_claim" in line for line in plan), plan
+def assert_on_claim_index(plan: list[str], index: str = "ix_messages_claim ") -> None:
+    assert any(index in line for line in plan), plan
     assert not any("TEMP B-TREE" in line for line in plan), plan  # walked in order, never sorted
     assert not any(line.startswith("SCAN messages") and "INDEX" not in line for line in plan), plan
 
@@ -306,11 +306,18 @@ def test_claim_stays_on_its_index_with_caps_on(tmp_path: Path) -> None:
             enqueue(store, f"+49151{i:08d}", at=t, priority=i % 3)
         with store.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
-        assert_on_claim_index(claim_plan(store, "sim1", None, t))
-        send(store, "sim1", policy, t, delay_s=60)  # now paced, distinct-day cap reached
-        plan = claim_plan(store, "sim1", care_of(policy, t + dt.timedelta(seconds=1)), t + dt.timedelta(seconds=1))
+        [plan] = claim_plans(store, "sim1", None, t)
         assert_on_claim_index(plan)
+        assert_on_claim_index(claim_plans(store, "sim2", care_of(policy, t), t)[0])  # caps on, not paced
+        send(store, "sim1", policy, t, delay_s=60)  # now paced, distinct-day cap reached
+        later = t + dt.timedelta(seconds=1)
+        # Paced, nothing exempt queued: two probes, each a seek on its own index, never
+        # a walk through the 300 paced bulk messages.
+        by_priority, transactional = claim_plans(store, "sim1", care_of(policy, later), later)
+        assert_on_claim_index(by_priority)
+        assert any("priority" in line and "ix_messages_claim " in line for line in by_priority), by_priority
+        assert_on_claim_index(transactional, "ix_messages_claim_tx")
         # The "already contacted" probe is a primary-key lookup, not a scan.
-        assert any("sim_contacts" in line and ("PRIMARY KEY" in line or "INDEX" in line) for line in plan), plan
+        assert any("sim_contacts" in line and "INDEX" in line for line in by_priority), by_priority
     finally:
         store.close()

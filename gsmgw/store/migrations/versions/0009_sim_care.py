@@ -1,4 +1,5 @@
-"""SIM care: sim_care, sim_usage, sim_contacts, messages.wait_reason, ix_messages_sent_at
+"""SIM care: sim_care, sim_usage, sim_contacts, messages.wait_reason, ix_messages_sent_at,
+ix_messages_claim_tx
 
 Per-SIM pacing and warm-up state, parts per local day and month, first contacts per
 (SIM, number, day) for distinct-recipient caps, and why a queued message waits
@@ -43,9 +44,12 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("wait_reason", sa.String(length=40), nullable=True))
     op.create_index("ix_messages_sent_at", "messages", ["sent_at"])
+    op.create_index("ix_messages_claim_tx", "messages", ["state", sa.text("priority DESC"), "created_at"],
+                    sqlite_where=sa.text("transactional = 1"), postgresql_where=sa.text("transactional = true"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_claim_tx", table_name="messages")
     op.drop_index("ix_messages_sent_at", table_name="messages")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("wait_reason")
