@@ -14,8 +14,11 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from gsmgw.config import QuietHoursConfig, SimCareConfig
 from gsmgw.emulator import FakeModemPool
+from tests.console.conftest import Browserish
 from tests.helpers import Client, make_config, running_gateway
 
 NY = zoneinfo.ZoneInfo("America/New_York")
@@ -55,6 +58,12 @@ async def test_night_message_waits_for_the_recipients_morning_and_then_goes(tmp_
             assert msg["state"] == "queued"
             assert msg["waiting"] == {"reason": "recipient_quiet_hours",
                                       "until": opens.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")}
+            # The console's message page says so too.
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+                ui = Browserish(gw.base_url, session)
+                assert (await ui.login(c.key)).status == 303
+                page = await ui.get(f"/ui/messages/{bulk['id']}")
+            assert page.status == 200 and 'id="waiting"' in page.text and "quiet hours" in page.text
             # A transactional message to the same city is not held by the window.
             status, otp = await c.request("POST", "/api/v1/messages", json={
                 "to": "+12125551235", "text": "Your code is 123456", "transactional": True})
