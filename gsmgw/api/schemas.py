@@ -209,7 +209,9 @@ class SendRequest(Model):
     flash: StrictBool = False
     # None (absent) = the [dispatch] default; an explicit null is refused, as before.
     delivery_report: StrictBool = None  # type: ignore[assignment]
-    transactional: StrictBool = Field(default=False, description="also to numbers that opted out (STOP)")
+    transactional: StrictBool = Field(default=False, description=(
+        "a receipt, code or alert, not marketing: also to numbers that opted out (STOP), and not held by "
+        "recipient quiet hours or SIM pacing"))
     resend_unknown: StrictBool = None  # type: ignore[assignment]
     callback_url: StrictStr | None = Field(default=None,
                                            description="per-message webhook; host in webhooks.allowed_hosts")

@@ -321,3 +321,24 @@ def test_claim_stays_on_its_index_with_caps_on(tmp_path: Path) -> None:
         assert any("sim_contacts" in line and "INDEX" in line for line in by_priority), by_priority
     finally:
         store.close()
+
+
+def test_counters_hold_across_hosts(store_url: str) -> None:
+    """Two gateways on one store (a SIM moved to another host): the second sees the
+    first one's pause and counts."""
+    a, b = Store(store_url, host="host-a"), Store(store_url, host="host-b")
+    a.migrate()
+    try:
+        policy = CarePolicy(pace_min_s=600, pace_max_s=600, per_month=2)
+        t = dt.datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
+        for i in range(3):
+            enqueue(a, f"+4915100000{i:03d}", at=t)
+        assert send(a, "sim1", policy, t, delay_s=600) is not None
+        assert send(b, "sim1", policy, t + dt.timedelta(seconds=60), delay_s=600) is None  # paced by host a
+        assert send(b, "sim1", policy, t + dt.timedelta(seconds=601), delay_s=600) is not None
+        assert send(a, "sim1", policy, t + dt.timedelta(seconds=1300), delay_s=600) is None  # month cap: 2 of 2
+        usage = b.simcare.usage(["sim1"], {"sim1": care_of(policy, t)})["sim1"]
+        assert usage.month_parts == 2 and usage.month_recipients == 2
+    finally:
+        a.close()
+        b.close()
