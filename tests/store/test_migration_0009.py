@@ -23,7 +23,7 @@ def test_0009_up_and_down(store_url: str) -> None:
         cfg = alembic_config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0008")
+            command.downgrade(cfg, "0011")
         insp = inspect(engine)
         assert not {"sim_care", "sim_usage", "sim_contacts"} & set(insp.get_table_names())
         assert "wait_reason" not in {c["name"] for c in insp.get_columns("messages")}
