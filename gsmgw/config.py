@@ -488,6 +488,71 @@ class CostConfig:
     rate: tuple[CostRate, ...] = ()
 
 
+# --- [mqtt] (issue 19: MQTT and Home Assistant) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The MQTT door (``gsmgw.mqtt``): retained state, outbox events, commands and
+    Home Assistant discovery. Off while ``url`` is empty."""
+
+    # mqtt://HOST[:1883] or mqtts://HOST[:8883] (TLS); empty = off.
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    # A file holding the password (first line); wins over password.
+    password_file: str = ""
+    # CA certificates for mqtts:// (PEM); empty = the system's.
+    tls_ca_file: str = ""
+    # Empty = "gsmgw-<host id>".
+    client_id: str = ""
+    # Every topic of this gateway is under it: state, events, commands, availability.
+    base_topic: str = "gsmgw"
+    keepalive_s: int = 60
+    # Accept send/cancel/ussd commands under base_topic (off by default).
+    commands: bool = False
+    # A file holding the API key commands run as (its scopes and limits apply).
+    api_key_file: str = ""
+    # Home Assistant MQTT discovery.
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    # Recipients of Home Assistant's notify entity (admin-chosen; none = no notify entity).
+    notify_to: tuple[str, ...] = ()
+    # How often the retained state is refreshed (seconds).
+    state_interval_s: float = 30.0
+    # Reconnect backoff after the broker is lost.
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    # How long one publish waits for the broker's PUBACK.
+    publish_timeout_s: float = 10.0
+
+
+_MQTT_TOPIC_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+def _check_mqtt(c: MqttConfig, source: str) -> None:
+    if c.url and not re.fullmatch(r"mqtts?://[^/:\s]+(:[0-9]{1,5})?/?", c.url):
+        raise ConfigError(f"{source}: mqtt.url: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {c.url!r}")
+    for key in ("base_topic", "discovery_prefix"):
+        if not _MQTT_TOPIC_RE.fullmatch(getattr(c, key)):
+            raise ConfigError(f"{source}: mqtt.{key}: expected topic levels of A-Z a-z 0-9 _ . - "
+                              f"(no wildcards, no leading or trailing /), got {getattr(c, key)!r}")
+    if c.client_id and (len(c.client_id) > 64 or not c.client_id.isascii() or not c.client_id.isprintable()):
+        raise ConfigError(f"{source}: mqtt.client_id: expected 1-64 printable ASCII characters")
+    if c.tls_ca_file and not c.url.startswith("mqtts://"):
+        raise ConfigError(f"{source}: mqtt.tls_ca_file: only used with an mqtts:// url")
+    if c.commands and c.url and not c.api_key_file:
+        raise ConfigError(f"{source}: mqtt.api_key_file: commands = true needs the API key they run as")
+    if not 5 <= c.keepalive_s <= 3600:
+        raise ConfigError(f"{source}: mqtt.keepalive_s: expected 5..3600, got {c.keepalive_s}")
+    for key in ("state_interval_s", "reconnect_initial_s", "reconnect_max_s", "publish_timeout_s"):
+        if not getattr(c, key) > 0:
+            raise ConfigError(f"{source}: mqtt.{key}: must be positive")
+    for i, n in enumerate(c.notify_to):
+        if not re.fullmatch(r"\+[0-9]{6,15}", n):
+            raise ConfigError(f"{source}: mqtt.notify_to[{i}]: expected an E.164 number (+ and digits), got {n!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -504,6 +569,7 @@ class Config:
     sim_care: SimCareConfig = field(default_factory=SimCareConfig)
     quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     modem: tuple[ModemConfig, ...] = ()
     # E-mail in and out, inbound rules (issue 19).
     email: EmailConfig = field(default_factory=EmailConfig)
@@ -734,6 +800,7 @@ def _check(cfg: Config, source: str) -> None:
     _check_email(cfg.email, source)
     _check_rules(cfg.rules, source)
     _check_sim_care(cfg, source)
+    _check_mqtt(cfg.mqtt, source)
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:
