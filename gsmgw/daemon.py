@@ -100,6 +100,7 @@ class Gateway:
         self.mail_forwarder: Any = None
         self.mail_listener: Any = None
         self.rules: Any = None
+        self.mqtt: Any = None  # gsmgw.mqtt.MqttDoor when [mqtt] url is set (issue 19)
         self.bound: list[tuple[str, int]] = []
         self.started_at = time.time()
 
@@ -180,6 +181,8 @@ class Gateway:
                 await self._start_smpp()
             except OSError as exc:
                 raise ListenError(*listen_problem(self.cfg.smpp.listen, exc, key="[smpp] listen")) from None
+        if self.cfg.mqtt.url:
+            await self._start_mqtt()
         await self.check_health()
         self._health_task = asyncio.create_task(self._health_loop(), name="gateway-health")
 
@@ -267,6 +270,20 @@ class Gateway:
         self.smpp = SmppServer(lambda: self.cfg.smpp, self.store, IntakePort(self.intake))
         await self.smpp.start()
 
+    async def _start_mqtt(self) -> None:
+        """The MQTT door (issue 19); it connects in the background, so a broker that is
+        down does not stop the gateway from starting and serving."""
+        try:
+            from gsmgw.mqtt import MqttDeps, MqttDoor
+        except ImportError as exc:
+            raise ConfigError(f"{self.cfg.source}: mqtt.url is set but the MQTT client is not installed "
+                              f"({exc.name}): pip install 'gsmgw[mqtt]'") from None
+        inbound = self.pool.inbound
+        self.mqtt = MqttDoor(MqttDeps(
+            config=lambda: self.cfg, store=self.store, intake=self.intake, modems=self.pool.snapshot,
+            ussd=inbound.ussd, balances=lambda: inbound.balances, readiness=self.readiness_now, host=self.host))
+        await self.mqtt.start()
+
     def _mount_console(self, app: Any) -> None:
         """The admin console at /ui/ on the API port (issue 18); a door like the others."""
         from gsmgw.console import ConsoleDeps, mount
@@ -307,6 +324,9 @@ class Gateway:
             await self.smpp.stop()
             self.smpp = None
         await self._stop_mail_and_rules()
+        if self.mqtt is not None:  # likewise; says "offline" on its availability topic
+            await self.mqtt.stop()
+            self.mqtt = None
         if "pool" in self._started:
             await self.pool.stop()
         if "webhooks" in self._started:

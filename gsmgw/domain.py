@@ -68,6 +68,8 @@ class EventType(enum.StrEnum):
     RULE_MQTT = "rule.mqtt"  # {"topic": relative subtopic, "message": {...}}
     RULE_EMAIL = "rule.email"  # {"rule": name, "to": [addresses], "message": {...}}
     RULE_WEBHOOK = "rule.webhook"  # {"rule": name, "url": url, "message": {...}}
+    # A USSD request's reply (API, console, MQTT or the balance check; issue 19).
+    USSD_REPLY = "ussd:reply"
 
     @classmethod
     def for_message(cls, state: MessageState) -> EventType:

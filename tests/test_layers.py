@@ -31,6 +31,8 @@ OWNED = {
     # The e-mail door's optional extra (issue 19).
     "aiosmtpd": ("gsmgw.mail",),
     "aiosmtplib": ("gsmgw.mail",),
+    "aiomqtt": ("gsmgw.mqtt",),
+    "paho": ("gsmgw.mqtt",),
 }
 
 # Pure layers: what of gsmgw they may import besides themselves.

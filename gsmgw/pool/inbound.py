@@ -429,7 +429,11 @@ class InboundProcessor:
     async def ussd(self, modem_id: str, code: str, timeout_s: float | None = None) -> str:
         """Run a USSD request on one modem; KeyError if there is no such modem."""
         slot = self.pool.slots[modem_id]
-        return await slot.driver.ussd(code, timeout_s or self.cfg.ussd_timeout_s)
+        reply = await slot.driver.ussd(code, timeout_s or self.cfg.ussd_timeout_s)
+        # Issue 19: a USSD reply is an outbox event (MQTT publishes it; webhooks may subscribe).
+        await self.store.call(self.store.events.add_event, EventType.USSD_REPLY, modem_id=modem_id,
+                              payload={"sim": modem_id, "code": code, "reply": reply})
+        return reply
 
     async def check_balance(self, slot: ModemSlot) -> dict[str, Any]:
         cfg = self.cfg
