@@ -16,11 +16,17 @@ event entity, and a notify entity when commands are on and ``notify_to`` is set)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gsmgw.mqtt.topics import Topics, slug
 
 ORIGIN_URL = "https://github.com/gsmgw/gsmgw"
+
+
+def entity_object_id(value: str) -> str:
+    """An entity id's object part: lower case letters, digits and ``_``."""
+    return re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_") or "x"
 
 
 def _node(topics: Topics) -> str:
@@ -61,7 +67,7 @@ def _entity(topics: Topics, component: str, key: str, device: dict[str, Any], *,
     payload: dict[str, Any] = {
         "name": name,
         "unique_id": unique_id,
-        "default_entity_id": f"{component}.{unique_id}",
+        "default_entity_id": f"{component}.{entity_object_id(unique_id)}",
         "device": device,
         "availability": [{"topic": topics.availability, "payload_available": "online",
                           "payload_not_available": "offline"}],
