@@ -242,4 +242,8 @@ async def test_home_assistant_birth_message_republishes_discovery_and_state(
         again = await rec.wait(lambda m: m.topic.endswith("/config") and not m.retain, count=5)
         validate({m.topic: m.payload for m in again}, prefix, base)
         await rec.wait(lambda m: m.topic == f"{base}/gateway/state" and not m.retain)
+        for _ in range(100):
+            if gw.mqtt.republished > before:
+                break
+            await asyncio.sleep(0.02)
         assert gw.mqtt.republished == before + 1
