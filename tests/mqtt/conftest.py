@@ -29,7 +29,7 @@ async def broker(tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
     try:
         yield ("127.0.0.1", m.port)
     finally:
-        m.kill()
+        await m.kill()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import contextlib
 import json
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -122,23 +121,24 @@ class Mosquitto:
         self.port = free_port()
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
 
     @staticmethod
     def available() -> bool:
         return bool(shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary, "-c", str(self.conf), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not broker_up("127.0.0.1", self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not start on port {self.port}")
             await asyncio.sleep(0.05)
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    async def kill(self) -> None:
+        """SIGKILL: the broker dies without a word (no clean disconnects)."""
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
-            self.proc.wait(timeout=5)
+            await asyncio.wait_for(self.proc.wait(), timeout=5)
         self.proc = None

@@ -175,7 +175,7 @@ async def test_malformed_commands_get_error_replies_and_queue_nothing(
         cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, commands=True)
         async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as rec:
             await wait_ready(rec, base)
-            for i, (name, payload, code) in enumerate(BAD_COMMANDS):
+            for i, (name, payload, _code) in enumerate(BAD_COMMANDS):
                 props = Properties(PacketTypes.PUBLISH)
                 props.ResponseTopic = f"{base}/replies/{i}"
                 await rec.publish(f"{base}/{name}", payload, properties=props)

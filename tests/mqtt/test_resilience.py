@@ -1,0 +1,168 @@
+"""Inbound SMS exactly once on its topic (also across a gateway restart), a broker that
+restarts, a gateway that starts while the broker is down, rule.mqtt, USSD and notify."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gsmgw.daemon import Gateway
+from gsmgw.emulator import FakeModemPool
+from tests.mqtt.conftest import mqtt_config
+from tests.mqtt.helpers import Mosquitto, free_port, recorder
+from tests.mqtt.test_door import gateway, wait_ready
+
+pytestmark = pytest.mark.mqtt
+
+
+async def test_inbound_sms_arrives_once_also_across_a_gateway_restart(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    base = names["base"]
+    topic = f"{base}/events/sms/received"
+    async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names)
+        async with recorder(*broker, f"{base}/#") as rec:
+            async with gateway(cfg, tmp_path):
+                await wait_ready(rec, base)
+                fake.modems[0].modem.inject_sms("+447700900999", "Front door opened")
+                first = await rec.wait_topic(topic)
+                assert first["type"] == "sms:received"
+                assert (first["data"]["from"], first["data"]["text"]) == ("+447700900999", "Front door opened")
+                last = await rec.wait_topic(f"{base}/inbound/last")
+                assert last["text"] == "Front door opened" and last["event_id"] == first["event_id"]
+                ev = await rec.wait_topic(f"{base}/inbound/event")
+                assert ev["event_type"] == "received"  # what HA's event entity needs
+            # Stopped: an SMS arrives meanwhile and waits on the SIM.
+            fake.modems[0].modem.inject_sms("+447700900998", "While you were away")
+            async with gateway(cfg, tmp_path):
+                await rec.wait(lambda m: m.topic == topic and m.json()["data"]["text"] == "While you were away")
+                await asyncio.sleep(1.0)  # time for any repeat to show
+        got = [m.json() for m in rec.on(topic)]
+        assert [g["data"]["text"] for g in got] == ["Front door opened", "While you were away"]
+        assert len({g["event_id"] for g in got}) == 2
+
+
+async def test_gateway_survives_a_broker_restart_and_loses_no_event(
+        tmp_path: Path, own_broker: Mosquitto, names: dict[str, str]) -> None:
+    base, prefix = names["base"], names["prefix"]
+    await own_broker.start()
+    try:
+        async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+            cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], ("127.0.0.1", own_broker.port), names)
+            async with gateway(cfg, tmp_path) as gw, \
+                    recorder("127.0.0.1", own_broker.port, f"{base}/#", f"{prefix}/#") as rec:
+                await wait_ready(rec, base)
+                connects = gw.mqtt.connects
+                await own_broker.kill()  # retained state is gone with it (no persistence)
+                for _ in range(200):
+                    if not gw.mqtt.status()["connected"]:
+                        break
+                    await asyncio.sleep(0.02)
+                assert gw.mqtt.status()["connected"] is False
+                # An SMS comes while the broker is down: the outbox keeps it.
+                fake.modems[0].modem.inject_sms("+447700900997", "Broker was down")
+                deadline = time.monotonic() + 10
+                while not await gw.store.call(gw.store.inbound.list_inbound):
+                    assert time.monotonic() < deadline, "the SMS was not received"
+                    await asyncio.sleep(0.05)
+                rec.messages.clear()
+                await own_broker.start()  # the same port
+                # The gateway reconnects by itself, says online and re-publishes everything.
+                online = await rec.wait(lambda m: m.topic == f"{base}/status" and m.payload == b"online")
+                assert online
+                await rec.wait(lambda m: m.topic.endswith("/config"), count=6 + 5)
+                await rec.wait_topic(f"{base}/sim/sim1/state")
+                got = await rec.wait(lambda m: m.topic == f"{base}/events/sms/received")
+                assert got[0].json()["data"]["text"] == "Broker was down"
+                assert gw.mqtt.connects == connects + 1
+                await asyncio.sleep(0.5)
+                assert len(rec.on(f"{base}/events/sms/received")) == 1
+    finally:
+        await own_broker.kill()
+
+
+async def test_gateway_starts_and_serves_while_the_broker_is_down(
+        tmp_path: Path, names: dict[str, str]) -> None:
+    cfg = mqtt_config(tmp_path, [], ("127.0.0.1", free_port()), names)
+    gw = Gateway(cfg, host="test-host")
+    started = time.monotonic()
+    await gw.start()
+    try:
+        assert time.monotonic() - started < 5
+        async with aiohttp.ClientSession() as s, s.get(gw.base_url + "/healthz") as r:
+            assert r.status == 200
+        await asyncio.sleep(0.5)  # a few reconnect attempts (backoff 0.1 s .. 0.5 s)
+        st = gw.mqtt.status()
+        assert st["connected"] is False and st["connects"] == 0 and st["last_error"]
+    finally:
+        await gw.stop()
+
+
+async def test_rule_mqtt_events_go_to_their_subtopic_and_unsafe_ones_are_skipped(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    base = names["base"]
+    cfg = mqtt_config(tmp_path, [], broker, names)
+    async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as rec:
+        await rec.wait_topic(f"{base}/gateway/state")
+        message = {"id": "in1", "from": "+447700900999", "text": "ALARM", "sim": "sim1"}
+        for topic in ("../escape", "a/#", "", "alerts/door"):
+            # The rules helper writes these with EventType.RULE_MQTT ("rule.mqtt").
+            await gw.store.call(gw.store.events.add_event, "rule.mqtt",
+                                payload={"topic": topic, "message": message})
+        got = await rec.wait_topic(f"{base}/rules/alerts/door")
+        assert got == message
+        await asyncio.sleep(0.3)
+        rule_topics = {m.topic for m in rec.messages if "/rules" in m.topic or "escape" in m.topic}
+        assert rule_topics == {f"{base}/rules/alerts/door"}
+
+
+async def test_ussd_command_replies_and_the_reply_is_an_event(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    base = names["base"]
+    async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, commands=True)
+        async with gateway(cfg, tmp_path), recorder(*broker, f"{base}/#") as rec:
+            await wait_ready(rec, base)
+            await rec.publish(f"{base}/ussd", json.dumps({"id": "u1", "sim": "sim1", "code": "*100#"}))
+            reply = await rec.wait_topic(f"{base}/ussd/response", lambda j: j["id"] == "u1")
+            assert reply["ok"] is True and reply["text"], reply
+            ev = await rec.wait_topic(f"{base}/events/ussd/reply")
+            assert ev["type"] == "ussd:reply" and ev["data"]["reply"] == reply["text"]
+            assert ev["data"]["sim"] == "sim1" and ev["data"]["code"] == "*100#"
+
+
+async def test_notify_entity_text_goes_to_the_admins_numbers(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    base = names["base"]
+    async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, commands=True,
+                          notify_to=("+447700900123", "+447700900124"))
+        async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as rec:
+            await wait_ready(rec, base)
+            # What Home Assistant's notify.send_message publishes: the message text as is.
+            await rec.publish(f"{base}/notify", "Washing machine done ✓".encode())
+            reply = await rec.wait_topic(f"{base}/notify/response")
+            assert reply["ok"] is True and sorted(m["to"] for m in reply["messages"]) == [
+                "+447700900123", "+447700900124"]
+            for m in reply["messages"]:
+                await rec.wait_topic(f"{base}/events/sms/delivered", lambda j, m=m: j["data"]["message_id"] == m["id"])
+            rows = await gw.store.call(gw.store.messages.list_messages, limit=10)
+            assert {r["text"] for r in rows} == {"Washing machine done ✓"}
+
+
+async def test_reload_keeps_the_door_and_a_config_without_url_starts_none(
+        tmp_path: Path, names: dict[str, str]) -> None:
+    cfg = mqtt_config(tmp_path, [], ("127.0.0.1", free_port()), names)
+    cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, url=""))
+    gw = Gateway(cfg, host="test-host")
+    await gw.start()
+    try:
+        assert gw.mqtt is None
+    finally:
+        await gw.stop()
