@@ -211,9 +211,12 @@ class Gateway:
     def readiness_now(self) -> Readiness:
         """Readiness with the modems as they are now and the store as last checked."""
         views, none_ready_s = self._tracker.update(self.pool.snapshot(), time.monotonic())
-        return evaluate(modems=views, none_ready_s=none_ready_s, grace_s=self.cfg.health.modem_grace_s,
-                        store_problem=self._store_problem,
-                        store_warnings=[self._store_warning] if self._store_warning else [])
+        r = evaluate(modems=views, none_ready_s=none_ready_s, grace_s=self.cfg.health.modem_grace_s,
+                     store_problem=self._store_problem,
+                     store_warnings=[self._store_warning] if self._store_warning else [])
+        if self.mqtt is not None:  # issue 19: a lost broker is "degraded" (SMS still go out)
+            r = self.mqtt.readiness(r)
+        return r
 
     async def _health_loop(self) -> None:
         while True:
@@ -384,6 +387,9 @@ class Gateway:
             new = dataclasses.replace(new, smpp=dataclasses.replace(
                 new.smpp, listen=old_smpp.listen, tls_cert_file=old_smpp.tls_cert_file,
                 tls_key_file=old_smpp.tls_key_file))
+        if new.mqtt != self.cfg.mqtt:  # issue 19: the MQTT connection is set up at start
+            log.warning("config reload: [mqtt] changed in %s; that applies at the next restart", new.source)
+            new = dataclasses.replace(new, mqtt=self.cfg.mqtt)
         changes = await self.pool.apply_config(new)
         self.router = Router(new.dispatch.route)
         if self.api is not None:

@@ -36,6 +36,7 @@ from gsmgw import __version__
 from gsmgw.backoff import backoff_s
 from gsmgw.config import Config, MqttConfig
 from gsmgw.errors import AdmissionError, ConflictError, UnavailableError, ValidationError
+from gsmgw.health import Readiness
 from gsmgw.intake import Caller, IntakeService
 from gsmgw.isotime import iso_or_value
 from gsmgw.mqtt import commands as cmd
@@ -113,6 +114,14 @@ class MqttDoor:
         """For /api/v1/status and health: is the broker connected?"""
         return {"connected": self.connected, "broker": self._broker_label(), "connects": self.connects,
                 "last_error": self.last_error, "events_published": self.published_events}
+
+    def readiness(self, r: Readiness) -> Readiness:
+        """The gateway's readiness with the broker's: not connected (after an attempt
+        failed) is "degraded" with a reason; messages still go out, so never "fail"."""
+        if self.connected or self.last_error is None:
+            return r
+        status = "degraded" if r.status == "ok" else r.status
+        return Readiness(status, (*r.reasons, f"mqtt: not connected to {self._broker_label()}: {self.last_error}"))
 
     def _broker_label(self) -> str:
         u = urlsplit(self.cfg.url)

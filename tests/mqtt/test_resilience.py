@@ -100,6 +100,11 @@ async def test_gateway_starts_and_serves_while_the_broker_is_down(
         await asyncio.sleep(0.5)  # a few reconnect attempts (backoff 0.1 s .. 0.5 s)
         st = gw.mqtt.status()
         assert st["connected"] is False and st["connects"] == 0 and st["last_error"]
+        # /readyz still says ready (SMS go out) and names the broker as the problem.
+        async with aiohttp.ClientSession() as s, s.get(gw.base_url + "/readyz") as r:
+            body = await r.json()
+            assert r.status == 200 and body["readiness"] == "degraded"
+            assert any(x.startswith("mqtt: not connected to mqtt://127.0.0.1:") for x in body["reasons"]), body
     finally:
         await gw.stop()
 
@@ -156,9 +161,17 @@ async def test_notify_entity_text_goes_to_the_admins_numbers(
             assert {r["text"] for r in rows} == {"Washing machine done ✓"}
 
 
-async def test_reload_keeps_the_door_and_a_config_without_url_starts_none(
+async def test_mqtt_changes_wait_for_a_restart_and_no_url_starts_no_door(
         tmp_path: Path, names: dict[str, str]) -> None:
     cfg = mqtt_config(tmp_path, [], ("127.0.0.1", free_port()), names)
+    gw = Gateway(cfg, host="test-host")
+    await gw.start()
+    try:
+        door = gw.mqtt
+        await gw.reload(dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, base_topic="elsewhere")))
+        assert gw.cfg.mqtt.base_topic == names["base"] and gw.mqtt is door
+    finally:
+        await gw.stop()
     cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, url=""))
     gw = Gateway(cfg, host="test-host")
     await gw.start()
