@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 CONSUMER = "mqtt"
 RULE_EVENT = "rule.mqtt"  # the rules helper's EventType.RULE_MQTT (issue 19 contract)
 MAX_COMMANDS_IN_FLIGHT = 8
+# How often the outbox is read for new events (an indexed read of the rows after the cursor).
+POLL_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -89,6 +91,7 @@ class MqttDoor:
         self.last_error: str | None = None
         self.connects = 0
         self.published_events = 0
+        self.event_failures = 0  # publishes of outbox events the broker did not acknowledge
         self._task: asyncio.Task[None] | None = None
         self._state_task: asyncio.Task[None] | None = None
         self._consumer: OutboxConsumer | None = None
@@ -113,7 +116,8 @@ class MqttDoor:
     def status(self) -> dict[str, Any]:
         """For /api/v1/status and health: is the broker connected?"""
         return {"connected": self.connected, "broker": self._broker_label(), "connects": self.connects,
-                "last_error": self.last_error, "events_published": self.published_events}
+                "last_error": self.last_error, "events_published": self.published_events,
+                "event_failures": self.event_failures}
 
     def readiness(self, r: Readiness) -> Readiness:
         """The gateway's readiness with the broker's: not connected (after an attempt
@@ -208,9 +212,9 @@ class MqttDoor:
             await client.subscribe(tp.ha_status, qos=1)
         await self.publish_all()
         self._consumer = OutboxConsumer(
-            CONSUMER, self.deps.store, self._publish_event,
+            CONSUMER, self.deps.store, self._handle_event,
             backoff=capped_backoff(initial_s=c.reconnect_initial_s, max_s=c.reconnect_max_s),
-            poll_interval_s=1.0)
+            poll_interval_s=POLL_INTERVAL_S)
         await self._consumer.start()
         self._state_task = asyncio.create_task(self._state_loop(), name="mqtt-state")
         async for message in client.messages:
@@ -286,11 +290,19 @@ class MqttDoor:
                 sims = await self.publish_state()
                 if self.cfg.discovery and tuple(sorted(str(s["id"]) for s in sims)) != self._sims_published:
                     await self.publish_discovery(sims)  # a SIM came or went
-            except (aiomqtt.MqttError, ConnectionError):
-                return  # the session ends and reconnects
+            except (aiomqtt.MqttError, ConnectionError) as exc:
+                # A slow broker: try again next round (a lost one ends the session anyway).
+                log.debug("mqtt: state publish failed: %s", exc)
             except Exception:
                 log.exception("mqtt: state publish failed")
             await asyncio.sleep(1.0)  # at most one state round a second, however many events
+
+    async def _handle_event(self, ev: OutboxEvent) -> None:
+        try:
+            await self._publish_event(ev)
+        except Exception:
+            self.event_failures += 1
+            raise
 
     async def _publish_event(self, ev: OutboxEvent) -> None:
         """The outbox handler: raises until the broker acknowledged (then the cursor moves)."""

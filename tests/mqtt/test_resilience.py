@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -84,6 +86,56 @@ async def test_gateway_survives_a_broker_restart_and_loses_no_event(
                 await asyncio.sleep(0.5)
                 assert len(rec.on(f"{base}/events/sms/received")) == 1
     finally:
+        await own_broker.kill()
+
+
+async def test_the_cursor_moves_only_after_the_broker_acknowledged(
+        tmp_path: Path, own_broker: Mosquitto, names: dict[str, str]) -> None:
+    """A broker that takes the publish but never answers (SIGSTOP): the event stays
+    unconsumed in the outbox; once the broker answers it arrives, with its one event id."""
+    base = names["base"]
+    await own_broker.start()
+    assert own_broker.proc is not None
+    stopped = False
+    try:
+        async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+            cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], ("127.0.0.1", own_broker.port), names,
+                              publish_timeout_s=0.5)
+            async with gateway(cfg, tmp_path) as gw, \
+                    recorder("127.0.0.1", own_broker.port, f"{base}/events/#") as rec:
+                # Connected, everything published, and the outbox consumer running.
+                deadline = time.monotonic() + 10
+                while await gw.store.call(gw.store.events.cursor, "mqtt") is None:
+                    assert time.monotonic() < deadline, "the door did not connect"
+                    await asyncio.sleep(0.02)
+                os.kill(own_broker.proc.pid, signal.SIGSTOP)
+                stopped = True
+                fake.modems[0].modem.inject_sms("+447700900996", "Unacknowledged")
+                deadline = time.monotonic() + 10
+                while not (rows := await gw.store.call(gw.store.events.list_events, type_="sms:received")):
+                    assert time.monotonic() < deadline, "the SMS was not received"
+                    await asyncio.sleep(0.05)
+                event_id = rows[0]["id"]
+                # Publishes time out (0.5 s each) and are retried; none may move the cursor.
+                failures = gw.mqtt.status()["event_failures"]
+                deadline = time.monotonic() + 15
+                while gw.mqtt.status()["event_failures"] < failures + 3:
+                    assert time.monotonic() < deadline, "no publish attempt failed"
+                    await asyncio.sleep(0.05)
+                print("CHECK", event_id, await gw.store.call(gw.store.events.cursor, "mqtt"), time.monotonic(), gw.mqtt.status())
+                assert await gw.store.call(gw.store.events.cursor, "mqtt") < event_id
+                os.kill(own_broker.proc.pid, signal.SIGCONT)
+                stopped = False
+                got = await rec.wait(lambda m: m.topic == f"{base}/events/sms/received")
+                deadline = time.monotonic() + 10
+                while await gw.store.call(gw.store.events.cursor, "mqtt") < event_id:
+                    assert time.monotonic() < deadline, "the cursor did not move after the broker answered"
+                    await asyncio.sleep(0.05)
+                # At least once: repeats (publishes that timed out, then went through) carry the same id.
+                assert {m.json()["event_id"] for m in got} == {event_id}
+    finally:
+        if stopped and own_broker.proc is not None:
+            os.kill(own_broker.proc.pid, signal.SIGCONT)
         await own_broker.kill()
 
 
