@@ -48,8 +48,8 @@ def names() -> dict[str, str]:
 
 
 def mqtt_config(tmp_path: Path, ports: list[str], host_port: tuple[str, int], names: dict[str, str],
-                **mqtt: Any) -> Config:
-    cfg = make_config(tmp_path, ports)
+                store_url: str | None = None, **mqtt: Any) -> Config:
+    cfg = make_config(tmp_path, ports, store_url=store_url)
     key_file = tmp_path / "mqtt.key"
     fields: dict[str, Any] = {
         "url": f"mqtt://{host_port[0]}:{host_port[1]}", "base_topic": names["base"],

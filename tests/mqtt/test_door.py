@@ -97,10 +97,10 @@ async def test_retained_state_and_discovery_valid_for_home_assistant(
 
 
 async def test_send_command_reaches_delivered_with_response_topic_and_correlation(
-        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str], store_url: str) -> None:
     base = names["base"]
     async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
-        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, commands=True)
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, store_url, commands=True)
         async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as rec:
             await wait_ready(rec, base)
             props = Properties(PacketTypes.PUBLISH)

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.mqtt
 
 
 async def test_inbound_sms_arrives_once_also_across_a_gateway_restart(
-        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str], store_url: str) -> None:
     base = names["base"]
     topic = f"{base}/events/sms/received"
     async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
-        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names)
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, store_url)
         async with recorder(*broker, f"{base}/#") as rec:
             async with gateway(cfg, tmp_path):
                 await wait_ready(rec, base)
