@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import ssl
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 CONSUMER = "mqtt"
 RULE_EVENT = "rule.mqtt"  # the rules helper's EventType.RULE_MQTT (issue 19 contract)
 MAX_COMMANDS_IN_FLIGHT = 8
+# Commands waiting for a slot; more are dropped (logged) so that a flood cannot grow memory.
+MAX_COMMANDS_WAITING = 256
 # How often the outbox is read for new events (an indexed read of the rows after the cursor).
 POLL_INTERVAL_S = 0.5
 
@@ -71,8 +74,18 @@ class MqttDeps:
 
 
 def read_secret(path: str) -> str:
-    """The first line of a secret file (a password, an API key)."""
-    return Path(path).read_text(encoding="utf-8").splitlines()[0].strip() if path else ""
+    """The first line of a secret file (a password, an API key); "" if it is empty."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines() if path else []
+    return lines[0].strip() if lines else ""
+
+
+def consumer_name(base_topic: str) -> str:
+    """The outbox cursor of a base topic: hosts sharing a store and a base topic share it
+    (each event once between them); another base topic gets every event itself."""
+    if base_topic == "gsmgw":
+        return CONSUMER
+    name = f"{CONSUMER}:{base_topic}"
+    return name if len(name) <= 40 else f"{CONSUMER}:" + hashlib.sha256(base_topic.encode()).hexdigest()[:20]
 
 
 def _now_iso() -> str:
@@ -100,6 +113,8 @@ class MqttDoor:
         self._slots = asyncio.Semaphore(MAX_COMMANDS_IN_FLIGHT)
         self._discovered: set[str] = set()
         self._sims_published: tuple[str, ...] = ()
+        self._sim_topics: set[str] = set()
+        self.dropped_commands = 0
         self.republished = 0  # how many times discovery + state went out (connects, HA births)
 
     # --- config --------------------------------------------------------------------
@@ -107,6 +122,10 @@ class MqttDoor:
     @property
     def cfg(self) -> MqttConfig:
         return self.deps.config().mqtt
+
+    @property
+    def consumer_name(self) -> str:
+        return consumer_name(self.cfg.base_topic)
 
     @property
     def topics(self) -> Topics:
@@ -212,7 +231,7 @@ class MqttDoor:
             await client.subscribe(tp.ha_status, qos=1)
         await self.publish_all()
         self._consumer = OutboxConsumer(
-            CONSUMER, self.deps.store, self._handle_event,
+            self.consumer_name, self.deps.store, self._handle_event,
             backoff=capped_backoff(initial_s=c.reconnect_initial_s, max_s=c.reconnect_max_s),
             poll_interval_s=POLL_INTERVAL_S)
         await self._consumer.start()
@@ -276,6 +295,10 @@ class MqttDoor:
                           balance=balances.get(str(m["id"])), updated_at=now) for m in d.modems()]
         for s in sims:
             await self._publish(tp.sim_state(str(s["id"])), _dumps(s), retain=True)
+        topics = {tp.sim_state(str(s["id"])) for s in sims}
+        for gone in sorted(self._sim_topics - topics):  # a SIM removed: its retained state goes
+            await self._publish(gone, b"", retain=True)
+        self._sim_topics = topics
         gw = gateway_state(host=d.host, version=__version__, readiness=d.readiness(), queue=queue, sims=sims,
                            commands=self.cfg.commands, updated_at=now)
         await self._publish(tp.gateway_state, _dumps(gw), retain=True)
@@ -348,6 +371,11 @@ class MqttDoor:
             return
         if message.retain:  # a command left retained by mistake would run at every connect
             log.warning("mqtt: retained command on %s ignored (publish commands without retain)", topic)
+            return
+        if len(self._jobs) >= MAX_COMMANDS_WAITING:
+            self.dropped_commands += 1
+            if self.dropped_commands % 100 == 1:
+                log.warning("mqtt: %d commands waiting; dropped %d so far", len(self._jobs), self.dropped_commands)
             return
         self._spawn(self._command, name, payload, message.properties)
 

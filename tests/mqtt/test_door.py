@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -247,3 +248,23 @@ async def test_home_assistant_birth_message_republishes_discovery_and_state(
                 break
             await asyncio.sleep(0.02)
         assert gw.mqtt.republished == before + 1
+
+
+async def test_a_removed_sim_leaves_home_assistant_and_its_retained_state_goes(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    base, prefix = names["base"], names["prefix"]
+    async with FakeModemPool(count=2, directory=tmp_path / "ports") as fake:
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names)
+        async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#", f"{prefix}/#") as rec:
+            await wait_ready(rec, base, "sim2")
+            await rec.wait(lambda m: "sim_sim2" in m.topic and m.topic.endswith("/config"), count=5)
+            await gw.reload(dataclasses.replace(cfg, modem=cfg.modem[:1]))  # sim2 taken out of the config
+            await rec.wait(lambda m: m.topic == f"{base}/sim/sim2/state" and m.payload == b"" and m.retain is False)
+            gone = await rec.wait(lambda m: "sim_sim2" in m.topic and m.topic.endswith("/config")
+                                  and m.payload == b"", count=5)
+            assert len({m.topic for m in gone}) == 5
+        # Nothing of sim2 is retained any more; sim1 still is.
+        async with recorder(*broker, f"{base}/sim/#") as late:
+            await late.wait(lambda m: m.topic == f"{base}/sim/sim1/state")
+            await asyncio.sleep(0.3)
+            assert not late.on(f"{base}/sim/sim2/state")

@@ -105,7 +105,7 @@ async def test_the_cursor_moves_only_after_the_broker_acknowledged(
                     recorder("127.0.0.1", own_broker.port, f"{base}/events/#") as rec:
                 # Connected, everything published, and the outbox consumer running.
                 deadline = time.monotonic() + 10
-                while await gw.store.call(gw.store.events.cursor, "mqtt") is None:
+                while await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name) is None:
                     assert time.monotonic() < deadline, "the door did not connect"
                     await asyncio.sleep(0.02)
                 os.kill(own_broker.proc.pid, signal.SIGSTOP)
@@ -122,13 +122,13 @@ async def test_the_cursor_moves_only_after_the_broker_acknowledged(
                 while gw.mqtt.status()["event_failures"] < failures + 3:
                     assert time.monotonic() < deadline, "no publish attempt failed"
                     await asyncio.sleep(0.05)
-                print("CHECK", event_id, await gw.store.call(gw.store.events.cursor, "mqtt"), time.monotonic(), gw.mqtt.status())
-                assert await gw.store.call(gw.store.events.cursor, "mqtt") < event_id
+                print("CHECK", event_id, await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name), time.monotonic(), gw.mqtt.status())
+                assert await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name) < event_id
                 os.kill(own_broker.proc.pid, signal.SIGCONT)
                 stopped = False
                 got = await rec.wait(lambda m: m.topic == f"{base}/events/sms/received")
                 deadline = time.monotonic() + 10
-                while await gw.store.call(gw.store.events.cursor, "mqtt") < event_id:
+                while await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name) < event_id:
                     assert time.monotonic() < deadline, "the cursor did not move after the broker answered"
                     await asyncio.sleep(0.05)
                 # At least once: repeats (publishes that timed out, then went through) carry the same id.

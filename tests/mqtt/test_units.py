@@ -9,6 +9,7 @@ import pytest
 from gsmgw.intake import Recipient
 from gsmgw.mqtt import commands as cmd
 from gsmgw.mqtt.discovery import all_entities, removals
+from gsmgw.mqtt.door import consumer_name
 from gsmgw.mqtt.state import csq_dbm, csq_percent
 from gsmgw.mqtt.topics import Topics, safe_subtopic, slug
 from tests.mqtt.ha_schema import validate
@@ -75,6 +76,12 @@ def test_ussd_codes_are_digits_star_hash_only() -> None:
     for code in ("AT+CUSD=1", "*100#\r", "", "1" * 33, 100):
         with pytest.raises(cmd.CommandError):
             cmd.ussd_target({"sim": "s", "code": code}, {"s"})
+
+
+def test_consumer_names_fit_the_cursor_column() -> None:
+    assert consumer_name("gsmgw") == "mqtt" and consumer_name("home/gsm") == "mqtt:home/gsm"
+    long = consumer_name("x" * 300)
+    assert len(long) <= 40 and long != consumer_name("x" * 299)
 
 
 def test_csq() -> None:
