@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import shutil
 import socket
@@ -116,11 +117,14 @@ async def recorder(host: str, port: int, *filters: str) -> AsyncIterator[Recorde
 class Mosquitto:
     """A mosquitto process of our own on a free loopback port (no persistence)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra: str = "", anonymous: bool = True) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.conf = directory / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # Run as root, mosquitto would switch to its own user, who cannot read our files.
+        user = f"user {getpass.getuser()}\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
+                             f"persistence false\n{user}{extra}")
         self.proc: asyncio.subprocess.Process | None = None
 
     @staticmethod
