@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -100,3 +101,32 @@ def test_discovery_shapes_and_removals() -> None:
     fewer = all_entities(tp, sims[:1], host="h", version="0", notify=False)
     gone = removals({t for t, _p in ents}, fewer)
     assert len(gone) == 5 + 1 and all("sim-2" in t or "/notify/" in t for t in gone)
+
+
+@pytest.mark.parametrize(("mqtt", "error"), [
+    ({"url": "http://broker"}, "mqtt.url"),
+    ({"url": "mqtt://broker/path"}, "mqtt.url"),
+    ({"base_topic": "gsmgw/#"}, "mqtt.base_topic"),
+    ({"base_topic": "/gsmgw"}, "mqtt.base_topic"),
+    ({"base_topic": "a/+/b"}, "mqtt.base_topic"),
+    ({"discovery_prefix": ""}, "mqtt.discovery_prefix"),
+    ({"url": "mqtt://b", "commands": True}, "mqtt.api_key_file"),
+    ({"url": "mqtt://b", "tls_ca_file": "/ca.pem"}, "mqtt.tls_ca_file"),
+    ({"notify_to": ["07700900123"]}, "mqtt.notify_to[0]"),
+    ({"keepalive_s": 1}, "mqtt.keepalive_s"),
+    ({"state_interval_s": 0}, "mqtt.state_interval_s"),
+    ({"client_id": "é" * 3}, "mqtt.client_id"),
+    ({"qos": 2}, "mqtt.qos"),
+])
+def test_config_errors_name_the_key(mqtt: dict[str, object], error: str) -> None:
+    from gsmgw.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        from_dict({"mqtt": mqtt})
+
+
+def test_config_defaults_are_off_and_safe() -> None:
+    from gsmgw.config import from_dict
+
+    c = from_dict({"mqtt": {"url": "mqtts://broker.lan:8883", "tls_ca_file": "/etc/gsmgw/ca.pem"}}).mqtt
+    assert (c.commands, c.discovery, c.base_topic, c.discovery_prefix) == (False, True, "gsmgw", "homeassistant")
