@@ -24,8 +24,8 @@ SEND_FIELDS = frozenset({
     "to", "text", "template", "variables", "priority", "send_at", "valid_until", "ttl", "sim", "flash",
     "delivery_report", "transactional", "resend_unknown", "callback_url", "idempotency_key",
 })
-# A USSD code: digits, * and #, as a handset dials it.
-_USSD = re.compile(r"[0-9*#]{1,32}")
+# A USSD code: digits, *, # and +, as a handset dials it (the API's rule).
+_USSD = re.compile(r"[0-9*#+]{1,32}")
 
 
 class CommandError(Exception):
@@ -122,5 +122,5 @@ def ussd_target(data: dict[str, Any], sims: set[str]) -> tuple[str, str]:
     if not isinstance(sim, str) or sim not in sims:
         raise CommandError("unknown_sim", f"no modem with id {sim!r} on this gateway", field="sim")
     if not isinstance(code, str) or not _USSD.fullmatch(code):
-        raise CommandError("invalid_field", "code must be a USSD code (digits, * and #)", field="code")
+        raise CommandError("invalid_field", "code must be a USSD code (0-9 * # +)", field="code")
     return sim, code
