@@ -9,7 +9,8 @@ per entity on ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``
 Home Assistant 2025.10). An empty retained payload on a config topic removes the
 entity (``removals``).
 
-Devices: one per SIM (signal, operator, state, sent today, balance) and one for the
+Devices: one per SIM (signal, operator, state, sent today, and balance when
+``[inbound] balance_ussd`` is set) and one for the
 gateway (status, queue, SIMs ready, the last inbound SMS as a sensor and as an
 event entity, and a notify entity when commands are on and ``notify_to`` is set).
 """
@@ -77,12 +78,18 @@ def _entity(topics: Topics, component: str, key: str, device: dict[str, Any], *,
     return f"{topics.discovery_prefix}/{component}/{node}/{object_id}/config", payload
 
 
-def sim_entities(topics: Topics, sim: dict[str, Any], *, version: str) -> list[tuple[str, dict[str, Any]]]:
+def balance_topic(topics: Topics, sim_id: str) -> str:
+    """The Balance sensor's config topic (cleared when no balance check is configured)."""
+    return f"{topics.discovery_prefix}/sensor/{_node(topics)}/{slug(f'sim_{sim_id}_balance')}/config"
+
+
+def sim_entities(topics: Topics, sim: dict[str, Any], *, version: str,
+                 balance: bool = True) -> list[tuple[str, dict[str, Any]]]:
     sid = str(sim["id"])
     dev = sim_device(topics, sim, version=version)
     st = topics.sim_state(sid)
     key = f"sim_{sid}"
-    return [
+    out = [
         _entity(topics, "sensor", f"{key}_signal", dev, name="Signal", version=version, state_topic=st,
                 value_template="{{ value_json.signal_dbm }}", unit_of_measurement="dBm",
                 device_class="signal_strength", state_class="measurement", entity_category="diagnostic"),
@@ -93,9 +100,12 @@ def sim_entities(topics: Topics, sim: dict[str, Any], *, version: str) -> list[t
         _entity(topics, "sensor", f"{key}_sent_today", dev, name="Sent today", version=version, state_topic=st,
                 value_template="{{ value_json.sent_today }}", unit_of_measurement="SMS",
                 state_class="total_increasing", icon="mdi:message-arrow-right"),
-        _entity(topics, "sensor", f"{key}_balance", dev, name="Balance", version=version, state_topic=st,
-                value_template="{{ value_json.balance }}", state_class="measurement", icon="mdi:cash"),
     ]
+    if balance:  # only with [inbound] balance_ussd: else it would stay "unknown"
+        out.append(_entity(topics, "sensor", f"{key}_balance", dev, name="Balance", version=version,
+                           state_topic=st, value_template="{{ value_json.balance }}", state_class="measurement",
+                           icon="mdi:cash"))
+    return out
 
 
 def gateway_entities(topics: Topics, *, host: str, version: str, notify: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -122,10 +132,10 @@ def gateway_entities(topics: Topics, *, host: str, version: str, notify: bool) -
 
 
 def all_entities(topics: Topics, sims: list[dict[str, Any]], *, host: str, version: str,
-                 notify: bool) -> list[tuple[str, dict[str, Any]]]:
+                 notify: bool, balance: bool = True) -> list[tuple[str, dict[str, Any]]]:
     out = gateway_entities(topics, host=host, version=version, notify=notify)
     for sim in sims:
-        out.extend(sim_entities(topics, sim, version=version))
+        out.extend(sim_entities(topics, sim, version=version, balance=balance))
     return out
 
 

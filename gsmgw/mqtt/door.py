@@ -277,12 +277,18 @@ class MqttDoor:
     async def publish_discovery(self, sims: list[dict[str, Any]]) -> None:
         c, tp = self.cfg, self.topics
         notify = c.commands and bool(c.notify_to)
-        entities = discovery.all_entities(tp, sims, host=self.deps.host, version=__version__, notify=notify)
+        balance = bool(self.deps.config().inbound.balance_ussd)
+        entities = discovery.all_entities(tp, sims, host=self.deps.host, version=__version__, notify=notify,
+                                          balance=balance)
         for topic in discovery.removals(self._discovered, entities):
             await self._publish(topic, b"", retain=True)
-        if not notify:  # commands off (now or since the last run): no notify entity
+        # Entities switched off now or since the last run: an empty config removes them.
+        if not notify:
             topic = discovery.gateway_entities(tp, host=self.deps.host, version=__version__, notify=True)[-1][0]
             await self._publish(topic, b"", retain=True)
+        if not balance:
+            for s in sims:
+                await self._publish(discovery.balance_topic(tp, str(s["id"])), b"", retain=True)
         for topic, payload in entities:
             await self._publish(topic, _dumps(payload), retain=True)
         self._discovered = {t for t, _p in entities}

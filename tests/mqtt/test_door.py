@@ -57,9 +57,12 @@ async def test_retained_state_and_discovery_valid_for_home_assistant(
     async with FakeModemPool(count=2, directory=tmp_path / "ports") as fake:
         cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names, commands=True,
                           notify_to=("+447700900123",))
+        cfg = dataclasses.replace(cfg, inbound=dataclasses.replace(cfg.inbound, balance_ussd="*100#"))
         async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as live:
             await wait_ready(live, base, "sim1")
             await wait_ready(live, base, "sim2")
+            # The balance check's answer reaches the SIM's state (and its Balance sensor).
+            await live.wait_topic(f"{base}/sim/sim1/state", lambda j: j["balance"] is not None)
             assert gw.mqtt.status()["connected"] is True
             # A client that connects now gets the retained state at once.
             async with recorder(*broker, f"{base}/#", f"{prefix}/#") as late:
@@ -69,6 +72,7 @@ async def test_retained_state_and_discovery_valid_for_home_assistant(
                 assert avail == b"online"
                 sim1 = next(m for m in late.on(f"{base}/sim/sim1/state") if m.retain).json()
                 assert sim1["state"] == "ready" and sim1["operator"] and sim1["signal_dbm"] is not None
+                assert isinstance(sim1["balance"], float) and sim1["balance_text"]
                 assert -113 <= sim1["signal_dbm"] <= -51
                 assert {"registration", "sent_today", "failed_today", "balance", "sent_parts"} <= set(sim1)
                 gws = next(m for m in late.on(f"{base}/gateway/state") if m.retain).json()
@@ -89,6 +93,8 @@ async def test_retained_state_and_discovery_valid_for_home_assistant(
                                                 "payload_not_available": "offline"}]
                 assert sig["device"]["identifiers"] == [f"{node}_sim_sim1"]
                 assert sig["device"]["via_device"] == f"{node}_gateway"
+                bal = by_uid[f"{node}_sim_sim2_balance"]
+                assert bal["value_template"] == "{{ value_json.balance }}"
                 notify = by_uid[f"{node}_send_sms"]
                 assert notify["command_topic"] == f"{base}/notify"
                 assert notify["default_entity_id"] == f"notify.{node}_send_sms"
@@ -255,6 +261,7 @@ async def test_a_removed_sim_leaves_home_assistant_and_its_retained_state_goes(
     base, prefix = names["base"], names["prefix"]
     async with FakeModemPool(count=2, directory=tmp_path / "ports") as fake:
         cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names)
+        cfg = dataclasses.replace(cfg, inbound=dataclasses.replace(cfg.inbound, balance_ussd="*100#"))
         async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#", f"{prefix}/#") as rec:
             await wait_ready(rec, base, "sim2")
             await rec.wait(lambda m: "sim_sim2" in m.topic and m.topic.endswith("/config"), count=5)

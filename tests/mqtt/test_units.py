@@ -98,6 +98,8 @@ def test_discovery_shapes_and_removals() -> None:
     assert len(docs) == 6 + 10
     # Entity ids are lower case whatever the base topic.
     assert all(p["default_entity_id"] == p["default_entity_id"].lower() for p in docs.values())
+    no_balance = all_entities(tp, sims, host="h", version="0", notify=True, balance=False)
+    assert len(no_balance) == 6 + 8 and not any("balance" in t for t, _p in no_balance)
     fewer = all_entities(tp, sims[:1], host="h", version="0", notify=False)
     gone = removals({t for t, _p in ents}, fewer)
     assert len(gone) == 5 + 1 and all("sim-2" in t or "/notify/" in t for t in gone)
