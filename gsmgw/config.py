@@ -527,14 +527,14 @@ class MqttConfig:
     publish_timeout_s: float = 10.0
 
 
-_MQTT_TOPIC_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+_MQTT_BASE_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
 def _check_mqtt(c: MqttConfig, source: str) -> None:
     if c.url and not re.fullmatch(r"mqtts?://[^/:\s]+(:[0-9]{1,5})?/?", c.url):
         raise ConfigError(f"{source}: mqtt.url: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {c.url!r}")
     for key in ("base_topic", "discovery_prefix"):
-        if not _MQTT_TOPIC_RE.fullmatch(getattr(c, key)):
+        if not _MQTT_BASE_RE.fullmatch(getattr(c, key)):
             raise ConfigError(f"{source}: mqtt.{key}: expected topic levels of A-Z a-z 0-9 _ . - "
                               f"(no wildcards, no leading or trailing /), got {getattr(c, key)!r}")
     if c.client_id and (len(c.client_id) > 64 or not c.client_id.isascii() or not c.client_id.isprintable()):

@@ -37,6 +37,7 @@ from paho.mqtt.properties import Properties
 from gsmgw import __version__
 from gsmgw.backoff import backoff_s
 from gsmgw.config import Config, MqttConfig
+from gsmgw.domain import EventType
 from gsmgw.errors import AdmissionError, ConflictError, UnavailableError, ValidationError
 from gsmgw.health import Readiness
 from gsmgw.intake import Caller, IntakeService
@@ -52,7 +53,7 @@ from gsmgw.webhooks import render_event
 log = logging.getLogger(__name__)
 
 CONSUMER = "mqtt"
-RULE_EVENT = "rule.mqtt"  # the rules helper's EventType.RULE_MQTT (issue 19 contract)
+RULE_EVENT = EventType.RULE_MQTT  # {"topic": relative subtopic, "message": the inbound SMS}
 MAX_COMMANDS_IN_FLIGHT = 8
 # Commands waiting for a slot; more are dropped (logged) so that a flood cannot grow memory.
 MAX_COMMANDS_WAITING = 256

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 
 COMMANDS = ("send", "cancel", "ussd", "notify")
-# A relative subtopic a rule may name: levels of safe characters, no wildcards, no "..".
-_LEVEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A relative subtopic a rule may name (as [[rules]] mqtt_topic is checked in config.py).
+_RULE_TOPIC = re.compile(r"[^/#+\x00][^#+\x00]{0,199}")
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -27,11 +27,14 @@ def slug(value: str) -> str:
 
 
 def safe_subtopic(topic: object) -> str | None:
-    """A rule's relative topic if it is safe to publish under ``{base}/rules/``, else None."""
-    if not isinstance(topic, str) or not 0 < len(topic) <= 200:
+    """A rule's relative topic if it may be published under ``{base}/rules/``, else None:
+    1-200 characters, not starting with ``/``, no wildcard (``+``, ``#``), no NUL, valid
+    Unicode (the rule config's own check; MQTT gives ``..`` no meaning)."""
+    if not isinstance(topic, str) or not _RULE_TOPIC.fullmatch(topic):
         return None
-    levels = topic.split("/")
-    if any(not _LEVEL.fullmatch(lv) or lv in (".", "..") for lv in levels):
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
         return None
     return topic
 

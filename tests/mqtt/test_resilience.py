@@ -168,14 +168,14 @@ async def test_rule_mqtt_events_go_to_their_subtopic_and_unsafe_ones_are_skipped
     async with gateway(cfg, tmp_path) as gw, recorder(*broker, f"{base}/#") as rec:
         await rec.wait_topic(f"{base}/gateway/state")
         message = {"id": "in1", "from": "+447700900999", "text": "ALARM", "sim": "sim1"}
-        for topic in ("../escape", "a/#", "", "alerts/door"):
+        for topic in ("/abs", "a/#", "+", "", "alerts/door"):
             # The rules helper writes these with EventType.RULE_MQTT ("rule.mqtt").
             await gw.store.call(gw.store.events.add_event, "rule.mqtt",
                                 payload={"topic": topic, "message": message})
         got = await rec.wait_topic(f"{base}/rules/alerts/door")
         assert got == message
         await asyncio.sleep(0.3)
-        rule_topics = {m.topic for m in rec.messages if "/rules" in m.topic or "escape" in m.topic}
+        rule_topics = {m.topic for m in rec.messages if "/rules" in m.topic or "abs" in m.topic}
         assert rule_topics == {f"{base}/rules/alerts/door"}
 
 
@@ -231,3 +231,21 @@ async def test_mqtt_changes_wait_for_a_restart_and_no_url_starts_no_door(
         assert gw.mqtt is None
     finally:
         await gw.stop()
+
+
+async def test_an_inbound_rule_with_an_mqtt_action_publishes_under_rules(
+        tmp_path: Path, broker: tuple[str, int], names: dict[str, str]) -> None:
+    from gsmgw.config import RuleConfig
+
+    base = names["base"]
+    async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
+        cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], broker, names)
+        cfg = dataclasses.replace(cfg, rules=(RuleConfig(name="alarm", keyword="alarm", mqtt_topic="alerts/door"),))
+        async with gateway(cfg, tmp_path), recorder(*broker, f"{base}/#") as rec:
+            await wait_ready(rec, base)
+            fake.modems[0].modem.inject_sms("+447700900995", "hello")
+            fake.modems[0].modem.inject_sms("+447700900995", "ALARM front door")
+            got = await rec.wait_topic(f"{base}/rules/alerts/door")
+            assert (got["from"], got["text"]) == ("+447700900995", "ALARM front door")
+            await rec.wait(lambda m: m.topic == f"{base}/events/sms/received", count=2)
+            assert len(rec.on(f"{base}/rules/alerts/door")) == 1
