@@ -242,7 +242,12 @@ class MqttDoor:
                 await client.subscribe(tp.command(name), qos=1)
         if c.discovery:
             await client.subscribe(tp.ha_status, qos=1)
-        await self.publish_all()
+        try:
+            await self.publish_all()
+        except (aiomqtt.MqttError, ConnectionError):
+            raise
+        except Exception:  # the store, say: the state loop tries again; stay connected
+            log.exception("mqtt: publishing discovery and state failed")
         self._consumer = OutboxConsumer(
             self.consumer_name, self.deps.store, self._handle_event,
             backoff=capped_backoff(initial_s=c.reconnect_initial_s, max_s=c.reconnect_max_s),
@@ -424,8 +429,12 @@ class MqttDoor:
         task.add_done_callback(self._jobs.discard)
 
     async def _republish(self) -> None:
-        with contextlib.suppress(aiomqtt.MqttError, ConnectionError):
+        try:
             await self.publish_all()
+        except (aiomqtt.MqttError, ConnectionError) as exc:
+            log.debug("mqtt: re-publishing failed: %s", exc)
+        except Exception:
+            log.exception("mqtt: re-publishing discovery and state failed")
 
     async def _command(self, name: str, payload: bytes, props: Properties | None) -> None:
         self._busy(read_now=True)  # its events (sent, delivered, a USSD reply) follow soon
