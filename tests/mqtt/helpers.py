@@ -82,7 +82,7 @@ class Recorder:
     def on(self, topic: str) -> list[Got]:
         return [m for m in self.messages if m.topic == topic]
 
-    async def wait(self, pred: Callable[[Got], bool], *, count: int = 1, timeout_s: float = 15.0) -> list[Got]:
+    async def wait(self, pred: Callable[[Got], bool], *, count: int = 1, timeout_s: float = 30.0) -> list[Got]:
         deadline = time.monotonic() + timeout_s
         while True:
             hits = [m for m in self.messages if pred(m)]

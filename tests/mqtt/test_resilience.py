@@ -56,7 +56,10 @@ async def test_gateway_survives_a_broker_restart_and_loses_no_event(
     await own_broker.start()
     try:
         async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
-            cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], ("127.0.0.1", own_broker.port), names)
+            # The gateway retries every second, our recorder every 0.1 s: the recorder is
+            # subscribed again before the gateway publishes the event it kept.
+            cfg = mqtt_config(tmp_path, [str(m.path) for m in fake.modems], ("127.0.0.1", own_broker.port), names,
+                              reconnect_initial_s=1.0, reconnect_max_s=1.0)
             async with gateway(cfg, tmp_path) as gw, \
                     recorder("127.0.0.1", own_broker.port, f"{base}/#", f"{prefix}/#") as rec:
                 await wait_ready(rec, base)
@@ -78,7 +81,8 @@ async def test_gateway_survives_a_broker_restart_and_loses_no_event(
                 # The gateway reconnects by itself, says online and re-publishes everything.
                 online = await rec.wait(lambda m: m.topic == f"{base}/status" and m.payload == b"online")
                 assert online
-                await rec.wait(lambda m: m.topic.endswith("/config"), count=6 + 5)
+                # 5 gateway + 4 SIM entities (no notify, no balance: their configs are cleared).
+                await rec.wait(lambda m: m.topic.endswith("/config") and m.payload != b"", count=9)
                 await rec.wait_topic(f"{base}/sim/sim1/state")
                 got = await rec.wait(lambda m: m.topic == f"{base}/events/sms/received")
                 assert got[0].json()["data"]["text"] == "Broker was down"
