@@ -337,6 +337,64 @@ class HealthConfig:
     check_interval_s: float = 5.0
 
 
+# --- SIM keep-alive and recurring schedules (issue 20 parts 2-3) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveSim:
+    """``[[keepalive.sim]]``: one modem's own keep-alive; an unset key takes [keepalive]'s."""
+
+    modem: str  # the [[modem]] id
+    enabled: bool | None = None
+    every_days: float | None = None
+    action: Literal["sms", "ussd"] | None = None
+    sms_to: str | None = None
+    sms_text: str | None = None
+    ussd: str | None = None
+    expiry_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveConfig:
+    """Keeps prepaid SIMs active: a SIM that has sent nothing (no SMS sent, no keep-alive
+    that worked) for ``every_days`` runs its keep-alive, a USSD code (a balance check
+    counts) or an SMS to ``sms_to``."""
+
+    # For every modem; [[keepalive.sim]] enabled = true/false per modem wins.
+    enabled: bool = False
+    every_days: float = 30.0
+    action: Literal["sms", "ussd"] = "ussd"
+    sms_to: str = ""  # E.164; required for action = "sms"
+    sms_text: str = "keep-alive"
+    ussd: str = "*100#"
+    # The operator's expiry period: sim:expiry-risk when a SIM's last success is older; 0 = off.
+    expiry_days: float = 0.0
+    # How often each SIM is looked at (seconds).
+    check_interval_s: float = 3600.0
+    # After a keep-alive that failed, the next attempt waits this long (seconds).
+    retry_after_s: float = 6 * 3600.0
+    # A keep-alive SMS that is not sent within this long expires and counts as failed (seconds).
+    sms_ttl_s: float = 3600.0
+    sim: tuple[KeepAliveSim, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesConfig:
+    """Recurring messages (POST /api/v1/schedules, gsmgw schedules)."""
+
+    enabled: bool = True
+    # An occurrence found later than this (seconds) was missed (downtime): the schedule's
+    # missed policy decides ("once": the latest missed is sent; "skip": none).
+    grace_s: float = 300.0
+    # The scheduler sleeps at most this long between looks (seconds); a new or resumed
+    # schedule on this host wakes it at once, another host's within this time.
+    poll_interval_s: float = 30.0
+    # How long a host holds a schedule while it queues an occurrence (seconds).
+    claim_s: float = 60.0
+    # Schedules one API key may have.
+    max_per_key: int = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     # For `gsmgw send` / `gsmgw status` run with this config (GSMGW_CONFIG): the
@@ -570,6 +628,8 @@ class Config:
     quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    keepalive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
+    schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     modem: tuple[ModemConfig, ...] = ()
     # E-mail in and out, inbound rules (issue 19).
     email: EmailConfig = field(default_factory=EmailConfig)
@@ -801,6 +861,7 @@ def _check(cfg: Config, source: str) -> None:
     _check_rules(cfg.rules, source)
     _check_sim_care(cfg, source)
     _check_mqtt(cfg.mqtt, source)
+    _check_keepalive(cfg, source)
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:
@@ -962,3 +1023,46 @@ def _check_rules(rules: tuple[RuleConfig, ...], source: str) -> None:
 def rule_name(rule: RuleConfig, index: int) -> str:
     """A rule's name: its own, or ``rule<N>`` (1-based) when it has none."""
     return rule.name or f"rule{index + 1}"
+_USSD_RE = re.compile(r"[0-9*#+]{1,64}")
+_E164_RE = re.compile(r"\+[1-9][0-9]{5,14}")
+
+
+def _check_keepalive(cfg: Config, source: str) -> None:
+    k = cfg.keepalive
+    ids = {m.id for m in cfg.modem}
+    entries: list[tuple[str, Any]] = [("keepalive", k)]
+    seen: set[str] = set()
+    for i, e in enumerate(k.sim):
+        key = f"keepalive.sim[{i}]"
+        if e.modem not in ids:
+            raise ConfigError(f"{source}: {key}.modem: no [[modem]] has id {e.modem!r}")
+        if e.modem in seen:
+            raise ConfigError(f"{source}: {key}.modem: {e.modem!r} is listed twice")
+        seen.add(e.modem)
+        entries.append((key, e))
+    for key, e in entries:
+        if e.every_days is not None and not 0 < e.every_days <= 3660:
+            raise ConfigError(f"{source}: {key}.every_days: expected more than 0 and at most 3660 days")
+        if e.ussd is not None and not _USSD_RE.fullmatch(e.ussd):
+            raise ConfigError(f"{source}: {key}.ussd: expected 1-64 of 0-9 * # + (e.g. \"*100#\"), got {e.ussd!r}")
+        if e.sms_to and not _E164_RE.fullmatch(e.sms_to):
+            raise ConfigError(f"{source}: {key}.sms_to: expected an E.164 number (+ and 6-15 digits), got {e.sms_to!r}")
+        if e.sms_text is not None and not 0 < len(e.sms_text) <= 160:
+            raise ConfigError(f"{source}: {key}.sms_text: expected 1-160 characters")
+    for key, e in entries:
+        every = e.every_days if e.every_days is not None else k.every_days
+        expiry = e.expiry_days if e.expiry_days is not None else k.expiry_days
+        action = e.action or k.action
+        enabled = e.enabled if e.enabled is not None else k.enabled
+        if expiry and expiry <= every:
+            raise ConfigError(f"{source}: {key}.expiry_days: must be more than every_days ({every:g}), or 0 "
+                              "(the keep-alive must come before the operator's expiry)")
+        if enabled and action == "sms" and not (e.sms_to or k.sms_to):
+            raise ConfigError(f"{source}: {key}.sms_to: action = \"sms\" needs sms_to (an E.164 number)")
+    for name in ("check_interval_s", "retry_after_s", "sms_ttl_s"):
+        if not getattr(k, name) > 0:
+            raise ConfigError(f"{source}: keepalive.{name}: must be positive")
+    sc = cfg.schedules
+    for name in ("poll_interval_s", "claim_s"):
+        if not getattr(sc, name) > 0:
+            raise ConfigError(f"{source}: schedules.{name}: must be positive")

@@ -70,6 +70,9 @@ class EventType(enum.StrEnum):
     RULE_WEBHOOK = "rule.webhook"  # {"rule": name, "url": url, "message": {...}}
     # A USSD request's reply (API, console, MQTT or the balance check; issue 19).
     USSD_REPLY = "ussd:reply"
+    # SIM care (issue 20): a keep-alive failed; a SIM has been quiet longer than its operator allows.
+    SIM_KEEPALIVE_FAILED = "sim:keepalive-failed"
+    SIM_EXPIRY_RISK = "sim:expiry-risk"
 
     @classmethod
     def for_message(cls, state: MessageState) -> EventType:

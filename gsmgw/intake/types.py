@@ -65,6 +65,7 @@ class SendRequest:
     idempotency_key: str | None = None  # the same caller and key never queue twice
     door: str = "api"  # which surface took the request (stored with each message)
     door_data: Mapping[str, Any] | None = None  # the door's own JSON-able data, stored with each message
+    schedule_id: str | None = None  # the recurring schedule an occurrence comes from (messages.schedule_id)
 
 
 class SubmittedMessage(NamedTuple):

@@ -115,6 +115,7 @@ class MessagesRepo:
                     "callback_url": m.callback_url,
                     "door": m.door,
                     "door_data": m.door_data,
+                    "schedule_id": m.schedule_id,
                     "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
                     "attempts": 0,
                     "created_at": now,

@@ -68,6 +68,7 @@ class NewMessage:
     # data as JSON text (Kannel's dlr-url and dlr-mask), so it can act on receipts later.
     door: str | None = None
     door_data: str | None = None
+    schedule_id: str | None = None  # the recurring schedule that queued it (issue 20)
 
 
 @dataclass(frozen=True, slots=True)

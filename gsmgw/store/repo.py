@@ -17,6 +17,7 @@ group-commits the calls that queue up together (``gsmgw.store.executor``).
     store.smpp       the SMPP door: accounts, held parts, deliver_sm owed
     store.rules      inbound rules: what each rule did, tags, the auto-reply window
     store.simcare    SIM care counters (pacing, calendar caps, warm-up) and cost sums
+    store.schedules  recurring schedules and their claims; SIM keep-alive state, runs, alerts
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from gsmgw.store.modems import ModemsRepo
 from gsmgw.store.optouts import OptoutsRepo
 from gsmgw.store.reports import ReportsRepo
 from gsmgw.store.rules_repo import RulesRepo
+from gsmgw.store.schedules_repo import SchedulesRepo
 from gsmgw.store.simcare import SimCareRepo
 from gsmgw.store.smpp_repo import SmppRepo
 from gsmgw.store.views import ViewsRepo
@@ -116,6 +118,7 @@ class Store:
         self.smpp = SmppRepo(self.engine, host)  # the SMPP door's tables (issue 22)
         self.rules = RulesRepo(self.engine)  # inbound rules: runs, tags, reply window (issue 19)
         self.simcare = SimCareRepo(self.db)  # SIM care counters and cost (issue 20)
+        self.schedules = SchedulesRepo(self.db, host)  # recurring schedules, SIM keep-alive (issue 20)
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop.

@@ -465,3 +465,67 @@ Index("ix_messages_sent_at", messages.c.sent_at)
 # partial index (only transactional rows: no cost for the rest of the queue).
 Index("ix_messages_claim_tx", messages.c.state, messages.c.priority.desc(), messages.c.created_at,
       sqlite_where=messages.c.transactional == true(), postgresql_where=messages.c.transactional == true())
+
+# --- schedules and keep-alive (issue 20 parts 2-3, migration 0010) ----------------------
+
+# Recurring messages: each occurrence is a normal message (messages.schedule_id) queued
+# through the intake service with the idempotency key "schedule:<id>:<occurrence>", so
+# it can never be queued twice. ``cursor_at`` is the last occurrence handled (sent or
+# skipped); a host processes a schedule only while it holds its claim.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("api_key_id", String(16), nullable=False),  # the owner; occurrences are its messages
+    Column("name", String(200), nullable=False, default=""),
+    Column("kind", String(8), nullable=False),  # rrule / cron
+    Column("expr", Text, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("message", Text, nullable=False),  # JSON: to, text/template, variables, sim, priority, ...
+    Column("missed", String(8), nullable=False),  # once / skip
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("cursor_at", UTCDateTime, nullable=False),
+    Column("next_run_at", UTCDateTime),  # None: the rule has ended
+    Column("last_run_at", UTCDateTime),  # the last occurrence queued
+    Column("last_batch_id", String(32)),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("claim_host", String(100)),
+    Column("claim_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_schedules_due", schedules.c.paused, schedules.c.next_run_at)
+Index("ix_schedules_owner", schedules.c.api_key_id, schedules.c.id)
+
+# Keep-alive per SIM (modem id): when it last proved alive, the claim that keeps two
+# hosts from firing the same keep-alive, and the expiry alert already raised.
+sim_keepalive = Table(
+    "sim_keepalive",
+    metadata,
+    Column("modem_id", String(64), primary_key=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_success_at", UTCDateTime),  # a keep-alive that worked, or a sent SMS
+    Column("last_attempt_at", UTCDateTime),
+    Column("pending_run_id", Integer),  # an SMS keep-alive waiting for its outcome
+    Column("claim_host", String(100)),
+    Column("claim_until", UTCDateTime),
+    Column("expiry_alerted_at", UTCDateTime),
+)
+
+keepalive_runs = Table(
+    "keepalive_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("modem_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(8), nullable=False),  # sms / ussd
+    Column("ok", Boolean),  # None while an SMS keep-alive waits to be sent
+    Column("detail", Text, nullable=False, default=""),
+    Column("message_id", String(32)),
+    Column("host", String(100), nullable=False, default=""),
+    Column("finished_at", UTCDateTime),
+)
+Index("ix_keepalive_runs_modem", keepalive_runs.c.modem_id, keepalive_runs.c.at)
