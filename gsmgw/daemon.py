@@ -18,6 +18,7 @@ from typing import Any
 from gsmgw.api import Services, create_app
 from gsmgw.api.context import SERVICES
 from gsmgw.api.inbound import INBOUND
+from gsmgw.api.schedules import KEEPALIVE, SCHEDULES
 from gsmgw.api.server import ApiServer
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
@@ -26,6 +27,7 @@ from gsmgw.health import Readiness, ReadinessTracker, evaluate
 from gsmgw.intake import IntakeService
 from gsmgw.pool import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
+from gsmgw.schedules import KeepAlive, Scheduler
 from gsmgw.store import Store
 from gsmgw.store.ownership import StoreOwner, check_expected
 from gsmgw.webhooks import WebhookSender
@@ -94,6 +96,10 @@ class Gateway:
         self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,
                                     route=self._route, local_modems=self.pool.snapshot, host=self.host,
                                     store_problem=lambda: self._store_problem)
+        # Recurring schedules and SIM keep-alive (issue 20); tests replace their .clock.
+        self.scheduler = Scheduler(self.store, self.intake, lambda: self.cfg)
+        self.keepalive = KeepAlive(self.store, lambda: self.cfg, modems=self.pool.snapshot,
+                                   ussd=self.pool.inbound.ussd, notify_work=self.pool.notify_work)
         self.api: ApiServer | None = None
         self.smpp: Any = None  # gsmgw.smpp.SmppServer when [smpp] listen is set
         # Issue 19: the e-mail door (forwarder, listener) and the inbound rules runner.
@@ -157,6 +163,7 @@ class Gateway:
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
+        app[SCHEDULES], app[KEEPALIVE] = self.scheduler, self.keepalive  # issue 20
         if self.cfg.console.enabled:
             self._mount_console(app)
         # Listen before the modems start: a port in use is then refused at once, before
@@ -174,6 +181,9 @@ class Gateway:
         await self.pool.start()
         self._started.append("webhooks")
         await self.webhooks.start()
+        self._started.append("schedules")
+        await self.scheduler.start()
+        await self.keepalive.start()
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
         await self._start_mail_and_rules()
         if self.cfg.smpp.listen:
@@ -330,6 +340,9 @@ class Gateway:
         if self.mqtt is not None:  # likewise; says "offline" on its availability topic
             await self.mqtt.stop()
             self.mqtt = None
+        if "schedules" in self._started:  # before the pool: nothing new is queued while it drains
+            await self.keepalive.stop()
+            await self.scheduler.stop()
         if "pool" in self._started:
             await self.pool.stop()
         if "webhooks" in self._started:

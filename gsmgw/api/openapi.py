@@ -144,6 +144,8 @@ SCHEMAS: dict[str, Schema] = {
             "messages_by_state": {"type": "object", "additionalProperties": INT}, "sent_since_start": INT,
             "modems": {"type": "array", "items": {"type": "object"}}, "host": STR, "modems_ready": INT,
             "readiness": _ref("Readiness"), "cost": _nullable({"type": "object"}),
+            "keepalive": {"type": "array", "items": {"type": "object"},
+                          "description": "SIM keep-alive per SIM (as GET /api/v1/keepalive)"},
         },
         ["version", "uptime_s", "queue_depth", "messages_by_state", "modems", "modems_ready"],
     ),
@@ -406,9 +408,73 @@ def _paths() -> dict[str, dict[str, Any]]:
             "post": _op("Retry every failed delivery", _json(_ref("Requeued"), "requeued"), scope="admin",
                         tag="webhooks"),
         },
+        **_schedule_paths(),
         "/api/v1/events": {
             "get": _op("The event log, oldest first after a cursor", _json(_ref("EventPage"), "events"),
                        scope="admin", tag="webhooks", params=_queries(schemas.EventsQuery)),
+        },
+    }
+
+
+# --- schedules and keep-alive (issue 20 parts 2-3) --------------------------------------------
+
+SCHEMAS.update({
+    "Schedule": _obj(
+        {
+            "id": STR, "name": STR, "rrule": STR, "cron": STR, "timezone": STR, "start": TIME,
+            "missed": {"type": "string", "enum": ["once", "skip"]}, "paused": BOOL,
+            "to": {"type": "array", "items": {}}, "text": NSTR, "template": NSTR,
+            "variables": _nullable({"type": "object"}), "sim": NSTR, "priority": NINT, "transactional": BOOL,
+            "next_run_at": NTIME, "next_run_local": NSTR, "last_run_at": NTIME, "last_run_local": NSTR,
+            "last_batch_id": NSTR, "runs": INT, "skipped": INT, "last_error": NSTR, "created_at": TIME,
+            "upcoming_local": {"type": "array", "items": STR},
+            "messages_by_state": {"type": "object", "additionalProperties": INT},
+        },
+        ["id", "timezone", "missed", "paused", "to", "runs", "skipped"],
+    ),
+    "SchedulePage": _page("Schedule"),
+    "ScheduleDeleted": _obj({"id": STR, "deleted": BOOL}, ["id", "deleted"]),
+    "KeepAlive": _obj(
+        {"items": {"type": "array", "items": _obj(
+            {"sim": STR, "enabled": BOOL, "action": STR, "target": STR, "every_days": {"type": "number"},
+             "expiry_days": _nullable({"type": "number"}), "last_success_at": NTIME, "last_attempt_at": NTIME,
+             "next_due_at": NTIME, "pending": BOOL, "expiry_risk": BOOL,
+             "last_run": _nullable({"type": "object"})}, ["sim", "enabled", "action"])}},
+        ["items"],
+    ),
+})
+
+
+def _schedule_paths() -> dict[str, dict[str, Any]]:
+    sid = [_path("id", "schedule id")]
+    unwired = {"503": _err("schedules are not running in this gateway")}
+    return {
+        "/api/v1/schedules": {
+            "post": _op("Create a recurring schedule (RRULE or cron, in a time zone)",
+                        {**_json(_ref("Schedule"), "created"), "headers": {"Location": {"schema": STR}}},
+                        scope="send", tag="schedules", body="ScheduleRequest", status="201", errors=unwired),
+            "get": _op("List schedules, newest first (the key's own; admin every key's)",
+                       _json(_ref("SchedulePage"), "a page"), scope="read", tag="schedules",
+                       params=_queries(schemas.SchedulesQuery), errors=unwired),
+        },
+        "/api/v1/schedules/{id}": {
+            "get": _op("One schedule: next and last run, upcoming local times, its messages per state",
+                       _json(_ref("Schedule"), "the schedule"), scope="read", tag="schedules", params=sid,
+                       errors={**NOT_FOUND, **unwired}),
+            "delete": _op("Delete a schedule (the messages it queued stay)", _json(_ref("ScheduleDeleted"), "deleted"),
+                          scope="send", tag="schedules", params=sid, errors={**NOT_FOUND, **unwired}),
+        },
+        "/api/v1/schedules/{id}/pause": {
+            "post": _op("Pause a schedule", _json(_ref("Schedule"), "paused"), scope="send", tag="schedules",
+                        params=sid, errors={**NOT_FOUND, **unwired}),
+        },
+        "/api/v1/schedules/{id}/resume": {
+            "post": _op("Resume a schedule (occurrences while paused are not sent)", _json(_ref("Schedule"), "resumed"),
+                        scope="send", tag="schedules", params=sid, errors={**NOT_FOUND, **unwired}),
+        },
+        "/api/v1/keepalive": {
+            "get": _op("SIM keep-alive per SIM: last success, last run, next due, expiry risk",
+                       _json(_ref("KeepAlive"), "keep-alive state"), scope="read", tag="status", errors=unwired),
         },
     }
 
@@ -434,7 +500,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"apiKeyHeader": []}, {"basic": []}],
         "tags": [{"name": t} for t in ("messages", "inbox", "optouts", "modems", "webhooks", "status", "health",
-                                        "meta")],
+                                        "meta", "schedules")],
         "paths": paths,
         "components": {
             "securitySchemes": {

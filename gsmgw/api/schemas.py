@@ -370,3 +370,66 @@ class EventsQuery(Query):
 
 
 BODIES: tuple[type[Model], ...] = (SendRequest, PreviewRequest, ModemPatch, OptOutRequest, UssdRequest)
+
+
+# --- schedules (issue 20 part 3) ----------------------------------------------------------
+
+ScheduleId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{24}$")]
+
+
+class ScheduleRequest(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={"example": {
+        "name": "Monday reminder", "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", "timezone": "Europe/Berlin",
+        "to": ["+4915112345678"], "text": "Team meeting at 10:00", "missed": "once"}})
+    name: Annotated[StrictStr, Field(max_length=200)] = ""
+    rrule: Annotated[StrictStr, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="an RFC 5545 RRULE value, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0 "
+                                  "(in local time of timezone); give rrule or cron")
+    cron: Annotated[StrictStr, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="a 5-field cron expression (minute hour day month weekday), in local time")
+    timezone: Annotated[StrictStr, Field(min_length=1, max_length=64)] = Field(
+        default="UTC", description="IANA time zone, e.g. Europe/Berlin")
+    start: Time | None = Field(default=None, description="first possible occurrence (the RRULE's DTSTART); "
+                                                         "default now")
+    to: To
+    text: Text | None = None
+    template: Text | None = Field(default=None, description="with {name} placeholders; {date} and {time} are "
+                                                            "the occurrence's local date and time")
+    variables: Variables | None = None
+    priority: Annotated[StrictInt, Field(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])] | Literal[
+        "low", "normal", "high", "otp"] | None = None
+    sim: StrictStr | None = Field(default=None, description="id of the modem to send from")
+    transactional: StrictBool = False
+    missed: Literal["once", "skip"] = Field(
+        default="once", description="occurrences missed while the gateway was down: once = the latest is sent, "
+                                    "skip = none")
+
+    FIRST: ClassVar[tuple[str, ...]] = ("rrule", "cron", "timezone", "to#count", "text", "template")
+    ERRORS: ClassVar[dict[str, Err]] = {
+        "name": Err("invalid_field", "name must be a string of at most 200 characters"),
+        "rrule": Err("invalid_rrule", "rrule must be an RRULE string of 1-500 characters"),
+        "cron": Err("invalid_cron", "cron must be a cron expression string of 1-500 characters"),
+        "timezone": Err("invalid_timezone", "timezone must be an IANA time zone name such as \"Europe/Berlin\""),
+        "start": Err("invalid_time", "start must be an ISO 8601 string"),
+        "to": Recipients("invalid_number", ""),
+        "text": SendRequest.ERRORS["text"],
+        "template": SendRequest.ERRORS["template"],
+        "variables": VARIABLES,
+        "priority": SendRequest.ERRORS["priority"],
+        "sim": Err("unknown_sim", "no modem with id {input!r}"),
+        "transactional": _flag("transactional"),
+        "missed": Err("invalid_field", "missed must be \"once\" or \"skip\""),
+    }
+
+
+class SchedulesQuery(Query):
+    limit: int = _LIMIT_500
+    cursor: Annotated[ScheduleId | None, Field(description="next_cursor of the previous page")] = None
+
+    ERRORS: ClassVar[dict[str, Err]] = {
+        "limit": _LIMIT_500_ERR,
+        "cursor": Err("invalid_query", "cursor must be a schedule id (24 hex digits)"),
+    }
+
+
+BODIES += (ScheduleRequest,)

@@ -18,6 +18,7 @@ from gsmgw.api.auth import require_scope
 from gsmgw.api.context import INTAKE, SERVICES, Services
 from gsmgw.api.errors import error_response, json_body, takes_query
 from gsmgw.api.metrics import METRICS, content_type
+from gsmgw.api.schedules import KEEPALIVE
 from gsmgw.api.schemas import parse, query
 from gsmgw.api.views import jsonable, message_view, remote_modem_view
 from gsmgw.domain import MessageState
@@ -186,6 +187,12 @@ async def patch_modem(request: web.Request) -> web.Response:
     return web.json_response({"id": request.match_info["id"], "enabled": body.enabled})
 
 
+async def keepalive_status(request: web.Request) -> dict[str, Any]:
+    """{"keepalive": [per SIM: last success, next due, ...]} when keep-alive runs here."""
+    control = request.app.get(KEEPALIVE)
+    return {"keepalive": await control.status()} if control is not None else {}
+
+
 async def get_status(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
@@ -209,6 +216,7 @@ async def get_status(request: web.Request) -> web.Response:
             "host": svc.host,
             "modems_ready": sum(1 for m in modems if m["state"] == "ready" and m["enabled"]),
             "cost": care["cost"] if care else None,
+            **await keepalive_status(request),  # SIM keep-alive per SIM (issue 20)
         }
     ))
 

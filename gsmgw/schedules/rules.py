@@ -14,6 +14,7 @@ Everything the service stores and compares is UTC.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def parse_recurrence(*, rrule_expr: str | None, cron_expr: str | None, timezone:
         raise RuleError(field, f"cannot evaluate {field}: {exc}") from None
     if first is None:
         raise RuleError(field, f"the {field} has no occurrence after now (check UNTIL/COUNT and start)")
-    for x, y in zip(sample, sample[1:], strict=False):
+    for x, y in itertools.pairwise(sample):
         if (y - x).total_seconds() < MIN_INTERVAL_S:
             raise RuleError(field, f"occurrences {x:%H:%M:%S} and {y:%H:%M:%S} UTC are less than a minute apart: "
                             "a schedule repeats at most once a minute")

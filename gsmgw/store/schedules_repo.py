@@ -259,6 +259,13 @@ class SchedulesRepo:
             insert_event(conn, EventType.SIM_EXPIRY_RISK, now, modem_id=modem_id, payload=payload)
             return True
 
+    def keepalive_pending(self) -> int:
+        """SMS keep-alives waiting for their outcome."""
+        c = t.sim_care
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(c).where(c.c.pending_run_id.is_not(None)))
+                       .scalar_one())
+
     def keepalive_runs(self, modem_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         r = t.keepalive_runs
         q = select(r).order_by(r.c.id.desc()).limit(limit)
