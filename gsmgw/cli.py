@@ -24,7 +24,8 @@ log = logging.getLogger("gsmgw")
 
 # Subcommands that live next to their feature (each module has register(sub)).
 COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.commands.probe",
-                   "gsmgw.commands.doctor", "gsmgw.commands.smpp")
+                   "gsmgw.commands.doctor", "gsmgw.commands.smpp",
+                   "gsmgw.commands.schedules")
 
 DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 
