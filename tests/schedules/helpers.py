@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select
 
+from gsmgw.config import Config
+from gsmgw.daemon import Gateway
 from gsmgw.store import Store
 from gsmgw.store import tables as t
+from tests.helpers import Client
 
 
 class FakeClock:
@@ -36,3 +42,17 @@ def schedule_messages(store: Store, schedule_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(select(m.c.id, m.c.to_number, m.c.text, m.c.state, m.c.idempotency_key, m.c.door,
                                    m.c.schedule_id).where(m.c.schedule_id == schedule_id).order_by(m.c.id)).all()
     return [dict(r._mapping) for r in rows]
+
+
+@asynccontextmanager
+async def clocked_gateway(cfg: Config, clock: FakeClock) -> AsyncIterator[tuple[Gateway, Client]]:
+    """``running_gateway`` with the scheduler's and keep-alive's clock set before it starts."""
+    gw = Gateway(cfg, host="test-host")
+    gw.scheduler.clock = gw.keepalive.clock = clock
+    await gw.start()
+    try:
+        _, key = await gw.store.call(gw.store.keys.create_api_key, "test", ["send", "read", "admin"])
+        async with aiohttp.ClientSession() as session:
+            yield gw, Client(gw.base_url, key, session)
+    finally:
+        await gw.stop()
