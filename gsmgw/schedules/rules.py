@@ -141,6 +141,20 @@ class Recurrence:
             lo = max(a, lo - dt.timedelta(days=30))
 
 
+def _ever_occurs(body: str, start_local: dt.datetime) -> bool:
+    """Whether an RRULE (UNTIL and COUNT aside) matches any date at all.
+
+    dateutil looks for the next match up to the year 9999, which for a rule that never
+    matches (BYMONTH=2;BYMONTHDAY=30) at FREQ=MINUTELY takes tens of seconds. The
+    Gregorian calendar repeats every 400 years, weekdays included, so the same rule
+    started a multiple of 400 years later, within 400 years of 9999, matches if and
+    only if it matches at all, and is searched to the end in well under a second.
+    """
+    kept = ";".join(p for p in body.split(";") if not p.strip().upper().startswith(("UNTIL=", "COUNT=")))
+    late = start_local.replace(tzinfo=None, year=start_local.year + (9599 - start_local.year) // 400 * 400)
+    return next(iter(rrulestr(kept, dtstart=late, cache=False)), None) is not None  # type: ignore[arg-type]
+
+
 def parse_recurrence(*, rrule_expr: str | None, cron_expr: str | None, timezone: str,
                      start: dt.datetime, now: dt.datetime) -> Recurrence:
     """A checked recurrence; RuleError with the field and a clear reason otherwise.
@@ -168,11 +182,17 @@ def parse_recurrence(*, rrule_expr: str | None, cron_expr: str | None, timezone:
             raise RuleError("rrule", "an RRULE needs FREQ, e.g. \"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0\"")
         if "FREQ=SECONDLY" in upper.replace(" ", ""):
             raise RuleError("rrule", "FREQ=SECONDLY is not allowed: a schedule repeats at most once a minute")
+        for part in upper.replace(" ", "").split(";"):
+            if part.startswith("INTERVAL=") and not re.fullmatch(r"INTERVAL=[1-9][0-9]{0,3}", part):
+                raise RuleError("rrule", "INTERVAL must be a whole number from 1 to 9999")
         rec = Recurrence("rrule", body, tz, start)
         try:
             rec.rule()
+            ever = _ever_occurs(body, start.astimezone(tz))
         except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
             raise RuleError("rrule", f"not a valid RFC 5545 RRULE: {exc}") from None
+        if not ever:
+            raise RuleError("rrule", "the rrule matches no date at all (e.g. BYMONTH=2;BYMONTHDAY=30)")
     else:
         fields = expr.split()
         if len(fields) != 5:

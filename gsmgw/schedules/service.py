@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 200
 RETRY_LATER_S = 60.0  # an occurrence refused for now (quota, full queue) is tried again after this
+EVAL_TIMEOUT_S = 2.0  # a new schedule's rule must evaluate within this long
+MAX_EVALUATIONS = 2  # rules evaluated at once (each in a thread)
 
 
 def utcnow() -> dt.datetime:
@@ -91,6 +93,7 @@ class Scheduler:
         self._lock = asyncio.Lock()  # one tick at a time on this host
         self._task: asyncio.Task[None] | None = None
         self.occurrences_queued = 0
+        self._evaluating = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class Scheduler:
         if row is None:
             return 0  # another host has it, or it was paused or deleted meanwhile
         rec = recurrence_of(row)
-        p = plan(rec, row["cursor_at"], now, row["missed"], cfg.grace_s)
+        # Off the event loop: a rule that matches rarely makes dateutil search a while.
+        p = await asyncio.to_thread(plan, rec, row["cursor_at"], now, row["missed"], cfg.grace_s)
         caller, why = await self._owner(row)
         queued = 0
         error: str | None = None
@@ -161,11 +165,11 @@ class Scheduler:
             if isinstance(outcome, str) and outcome.startswith("error:"):
                 error = outcome[6:]
                 await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=occ,
-                                      next_run_at=rec.after(occ), skipped=1, error=error, release=False)
+                                      next_run_at=await asyncio.to_thread(rec.after, occ), skipped=1, error=error, release=False)
                 continue
             queued += 1
             await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=occ,
-                                  next_run_at=rec.after(occ), last_run_at=occ, last_batch_id=outcome,
+                                  next_run_at=await asyncio.to_thread(rec.after, occ), last_run_at=occ, last_batch_id=outcome,
                                   runs=1, release=False)
         if caller is None and p.send:
             # The owner's key was revoked or lost the send scope: the schedule stops.
@@ -177,7 +181,8 @@ class Scheduler:
         if p.skipped:
             log.info("schedule %s: %d missed occurrence(s) skipped (missed = %s)", sid, p.skipped, row["missed"])
         await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=p.cursor,
-                              next_run_at=rec.after(p.cursor), skipped=skipped, error=error)
+                              next_run_at=await asyncio.to_thread(rec.after, p.cursor), skipped=skipped,
+                              error=error)
         self.occurrences_queued += queued
         return queued
 
@@ -247,11 +252,7 @@ class Scheduler:
         start = checks.parse_time(spec.start, "start") if spec.start is not None else now
         if isinstance(spec.start, dt.datetime) and spec.start.tzinfo is None:
             raise ValidationError("invalid_time", "start needs a time zone", field="start")
-        try:
-            rec = parse_recurrence(rrule_expr=spec.rrule, cron_expr=spec.cron, timezone=spec.timezone,
-                                   start=start, now=now)
-        except RuleError as exc:
-            raise ValidationError(f"invalid_{exc.field}", str(exc), field=exc.field) from None
+        rec = await self._evaluate(spec, start, now)
         message = await self._check_message(spec, cfg)
         n = len(await self.store.call(self.store.schedules.list_schedules, caller.id,
                                       limit=cfg.schedules.max_per_key + 1))
@@ -268,6 +269,35 @@ class Scheduler:
         stored = await self.store.call(self.store.schedules.create_schedule, row)
         self.wake()
         return self.view(stored)
+
+    async def _evaluate(self, spec: ScheduleSpec, start: dt.datetime, now: dt.datetime) -> Recurrence:
+        """The checked recurrence, evaluated off the event loop and within EVAL_TIMEOUT_S.
+
+        dateutil searches for a rule's next match up to the year 9999 and cannot be
+        interrupted: a rule that matches only very rarely (or, at FREQ=MINUTELY, never)
+        could hold a thread for many seconds. Such a rule is refused once the time is up;
+        its thread ends by itself, and at most MAX_EVALUATIONS run at once.
+        """
+        field = "rrule" if spec.rrule is not None else "cron"
+        if self._evaluating >= MAX_EVALUATIONS:
+            raise AdmissionError("busy", "another schedule's rule is still being evaluated; retry shortly", 5.0)
+        self._evaluating += 1
+        fut = asyncio.ensure_future(asyncio.to_thread(
+            parse_recurrence, rrule_expr=spec.rrule, cron_expr=spec.cron, timezone=spec.timezone, start=start,
+            now=now))
+
+        def done(_f: asyncio.Future[Recurrence]) -> None:
+            self._evaluating -= 1
+
+        fut.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), EVAL_TIMEOUT_S)
+        except RuleError as exc:
+            raise ValidationError(f"invalid_{exc.field}", str(exc), field=exc.field) from None
+        except TimeoutError:
+            fut.add_done_callback(lambda f: f.exception())  # retrieved: nobody waits for it any more
+            raise ValidationError(f"invalid_{field}", f"the {field} took too long to evaluate: it matches too rarely "
+                                  "(or never); simplify it", field=field) from None
 
     async def _check_message(self, spec: ScheduleSpec, cfg: Config) -> dict[str, Any]:
         """The message part, checked as intake would check it now; numbers as E.164."""
@@ -299,7 +329,7 @@ class Scheduler:
                                     self.intake.owner_filter(caller))
         if row is None:
             return None
-        view = self.view(row, upcoming=5)
+        view = await asyncio.to_thread(self.view, row, upcoming=5)
         view["messages_by_state"] = await self.store.call(self.store.schedules.schedule_message_counts, row["id"])
         return view
 
@@ -320,10 +350,10 @@ class Scheduler:
         elif row["paused"]:
             now = self.clock()
             rec = recurrence_of(row)
-            n, last = rec.count_and_latest(row["cursor_at"], now)
+            n, last = await asyncio.to_thread(rec.count_and_latest, row["cursor_at"], now)
             cursor = last or row["cursor_at"]
             row = await self.store.call(self.store.schedules.update_schedule, schedule_id, owner, paused=False,
-                                        cursor_at=cursor, next_run_at=rec.after(cursor),
+                                        cursor_at=cursor, next_run_at=await asyncio.to_thread(rec.after, cursor),
                                         skipped=row["skipped"] + n, last_error=None)
             self.wake()
         return self.view(row) if row is not None else None

@@ -31,6 +31,9 @@ async def test_bad_rules_zones_and_bodies_are_422_with_a_clear_error(tmp_path: P
             ({**GOOD, "rrule": "every day at nine"}, "invalid_rrule", "needs FREQ"),
             ({**GOOD, "rrule": "FREQ=SECONDLY"}, "invalid_rrule", "at most once a minute"),
             ({**GOOD, "rrule": "FREQ=MINUTELY;BYSECOND=0,30"}, "invalid_rrule", "less than a minute apart"),
+            ({**GOOD, "rrule": "FREQ=DAILY;INTERVAL=0"}, "invalid_rrule", "INTERVAL"),
+            # Matches no date: refused (evaluated off the event loop, within a time limit).
+            ({**GOOD, "rrule": "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30"}, "invalid_rrule", ""),
             ({**GOOD, "rrule": "FREQ=DAILY;UNTIL=20200101T000000Z"}, "invalid_rrule", "no occurrence after now"),
             ({**GOOD, "rrule": "FREQ=DAILY;UNTIL=20300101T000000"}, "invalid_rrule", "UTC"),
             ({**GOOD, "rrule": "FREQ=DAILY;DTSTART=20260101T090000"}, "invalid_rrule", "start"),
