@@ -21,8 +21,8 @@ from tests.schedules.helpers import FakeClock, schedule_messages, utc
 T0 = utc(2026, 3, 28, 21, 30)  # 22:30 in Berlin, which changes to summer time at 01:00 UTC on 29 March
 
 
-def _config(tmp_path: Path, ports: list[str]):  # type: ignore[no-untyped-def]
-    cfg = make_config(tmp_path, ports)
+def _config(tmp_path: Path, ports: list[str], store_url: str | None = None):  # type: ignore[no-untyped-def]
+    cfg = make_config(tmp_path, ports, store_url=store_url)
     # A long poll: the test drives the scheduler with tick() (its loop also runs).
     return dataclasses.replace(cfg, schedules=SchedulesConfig(poll_interval_s=3600.0, grace_s=300.0))
 
@@ -36,10 +36,10 @@ async def _wait_sent(store: Store, schedule_id: str, n: int) -> list[dict]:
     raise AssertionError(f"expected {n} sent messages of schedule {schedule_id}, got {schedule_messages(store, schedule_id)}")
 
 
-async def test_each_occurrence_once_across_a_restart_with_the_missed_policy(tmp_path: Path) -> None:
+async def test_each_occurrence_once_across_a_restart_with_the_missed_policy(tmp_path: Path, store_url: str) -> None:
     clock = FakeClock(T0)
     async with FakeModemPool(count=1, directory=tmp_path / "ports") as fake:
-        cfg = _config(tmp_path, [str(m.path) for m in fake.modems])
+        cfg = _config(tmp_path, [str(m.path) for m in fake.modems], store_url)
         async with running_gateway(cfg) as (gw, c):
             gw.scheduler.clock = clock
             await gw.pool.slots["sim1"].driver.wait_ready(10)
