@@ -86,7 +86,7 @@ class KeepAlive:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self._task is None and self._any_enabled():
+        if self._task is None:  # always: a config reload may turn keep-alive on
             self._task = asyncio.create_task(self._run(), name="keepalive")
 
     async def stop(self) -> None:
@@ -94,10 +94,6 @@ class KeepAlive:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-
-    def _any_enabled(self) -> bool:
-        cfg = self.config()
-        return any(settings_for(cfg.keepalive, m.id).enabled for m in cfg.modem)
 
     async def _run(self) -> None:
         while True:

@@ -136,13 +136,18 @@ class Scheduler:
         async with self._lock:
             now = self.clock()
             queued = 0
-            for sid in await self.store.call(self.store.schedules.due_schedules, now):
-                try:
-                    queued += await self._run_one(sid, now)
-                except Exception as exc:
-                    log.exception("schedule %s: failed", sid)
-                    await self.store.call(self.store.schedules.release_schedule, sid, f"internal error: {exc}")
-            return queued
+            seen: set[str] = set()
+            while True:  # in pages of 100, each schedule once per tick
+                due = await self.store.call(self.store.schedules.due_schedules, now, exclude=seen)
+                if not due:
+                    return queued
+                for sid in due:
+                    seen.add(sid)
+                    try:
+                        queued += await self._run_one(sid, now)
+                    except Exception as exc:
+                        log.exception("schedule %s: failed", sid)
+                        await self.store.call(self.store.schedules.release_schedule, sid, f"internal error: {exc}")
 
     async def _run_one(self, sid: str, now: dt.datetime) -> int:
         cfg = self.config().schedules
@@ -155,34 +160,38 @@ class Scheduler:
         caller, why = await self._owner(row)
         queued = 0
         error: str | None = None
-        for occ in p.send:
+        runs, skipped = 0, p.skipped
+        last_run: tuple[dt.datetime, str] | None = None
+        for i, occ in enumerate(p.send):
             if caller is None:
                 error = why
                 break
             outcome = await self._submit(row, caller, occ, rec)
             if outcome == "later":
                 return queued  # due again in RETRY_LATER_S (the missed policy applies if that is late)
-            if isinstance(outcome, str) and outcome.startswith("error:"):
-                error = outcome[6:]
-                await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=occ,
-                                      next_run_at=await asyncio.to_thread(rec.after, occ), skipped=1, error=error, release=False)
-                continue
-            queued += 1
-            await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=occ,
-                                  next_run_at=await asyncio.to_thread(rec.after, occ), last_run_at=occ, last_batch_id=outcome,
-                                  runs=1, release=False)
+            if outcome.startswith("error:"):
+                error, skipped = outcome[6:], skipped + 1
+            else:
+                queued, runs, last_run = queued + 1, runs + 1, (occ, outcome)
+            if i < len(p.send) - 1:  # more to come: book this one now (a crash loses nothing)
+                await self.store.call(
+                    self.store.schedules.advance_schedule, sid, cursor_at=occ,
+                    next_run_at=await asyncio.to_thread(rec.after, occ), runs=runs, skipped=skipped - p.skipped,
+                    last_run_at=last_run[0] if last_run else None, last_batch_id=last_run[1] if last_run else None,
+                    error=error, release=False)
+                runs, skipped = 0, p.skipped
         if caller is None and p.send:
             # The owner's key was revoked or lost the send scope: the schedule stops.
             log.warning("schedule %s: paused: %s", sid, why)
             await self.store.call(self.store.schedules.update_schedule, sid, None, paused=True, last_error=why,
                                   claim_host=None, claim_until=None)
             return 0
-        skipped = p.skipped
         if p.skipped:
             log.info("schedule %s: %d missed occurrence(s) skipped (missed = %s)", sid, p.skipped, row["missed"])
         await self.store.call(self.store.schedules.advance_schedule, sid, cursor_at=p.cursor,
-                              next_run_at=await asyncio.to_thread(rec.after, p.cursor), skipped=skipped,
-                              error=error)
+                              next_run_at=await asyncio.to_thread(rec.after, p.cursor), runs=runs, skipped=skipped,
+                              last_run_at=last_run[0] if last_run else None,
+                              last_batch_id=last_run[1] if last_run else None, error=error)
         self.occurrences_queued += queued
         return queued
 

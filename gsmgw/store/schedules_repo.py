@@ -75,15 +75,21 @@ class SchedulesRepo:
         with self.db.tx() as conn:
             return conn.execute(delete(s).where(*cond)).rowcount == 1
 
-    def due_schedules(self, now: dt.datetime, limit: int = 100) -> list[str]:
-        """Ids of active schedules whose next run has come and that no other host holds."""
+    def due_schedules(self, now: dt.datetime, limit: int = 100, exclude: set[str] | None = None) -> list[str]:
+        """Ids of active schedules whose next run has come and that no other host holds
+        (but those in ``exclude``: already looked at in this round)."""
         s = t.schedules
+        q = (select(s.c.id).where(
+            s.c.paused.is_(False), s.c.next_run_at.is_not(None), s.c.next_run_at <= now,
+            or_(s.c.claim_until.is_(None), s.c.claim_until < now, s.c.claim_host == self.host))
+            .order_by(s.c.next_run_at, s.c.id).limit(limit))
         with self.db.read() as conn:
-            return list(conn.execute(
-                select(s.c.id).where(
-                    s.c.paused.is_(False), s.c.next_run_at.is_not(None), s.c.next_run_at <= now,
-                    or_(s.c.claim_until.is_(None), s.c.claim_until < now, s.c.claim_host == self.host))
-                .order_by(s.c.next_run_at).limit(limit)).scalars())
+            if exclude:
+                # Few schedules are due at once; the excluded are skipped here rather than
+                # sent as a NOT IN list of thousands of ids.
+                rows = conn.execute(q.limit(limit + len(exclude))).scalars()
+                return [r for r in rows if r not in exclude][:limit]
+            return list(conn.execute(q).scalars())
 
     def next_due_at(self) -> dt.datetime | None:
         """The earliest next run of an active schedule (the scheduler sleeps until then)."""
