@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from gsmgw.domain import EventType, MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.events import insert_event
-from gsmgw.store.executor import Executor
+from gsmgw.store.executor import Executor, batchable
 
 # A keep-alive SMS in one of these states has its outcome.
 _SMS_OK = (MessageState.SENT.value, MessageState.DELIVERED.value)
@@ -98,6 +98,7 @@ class SchedulesRepo:
             v = conn.execute(select(func.min(s.c.next_run_at)).where(s.c.paused.is_(False))).scalar()
         return v  # type: ignore[no-any-return]
 
+    @batchable
     def claim_schedule(self, schedule_id: str, now: dt.datetime, lease_s: float) -> dict[str, Any] | None:
         """Take a schedule for ``lease_s`` (a compare-and-set: one host at a time); its row, or
         None if another host holds it, it was paused or deleted."""
@@ -112,6 +113,7 @@ class SchedulesRepo:
                 return None
             return dict(conn.execute(select(s).where(s.c.id == schedule_id)).one()._mapping)
 
+    @batchable
     def advance_schedule(self, schedule_id: str, *, cursor_at: dt.datetime, next_run_at: dt.datetime | None,
                          last_run_at: dt.datetime | None = None, last_batch_id: str | None = None,
                          runs: int = 0, skipped: int = 0, error: str | None = None,
@@ -129,12 +131,14 @@ class SchedulesRepo:
                                                s.c.cursor_at <= cursor_at).values(**values))
             return res.rowcount == 1
 
+    @batchable
     def release_schedule(self, schedule_id: str, error: str | None = None) -> None:
         s = t.schedules
         with self.db.tx() as conn:
             conn.execute(update(s).where(s.c.id == schedule_id, s.c.claim_host == self.host)
                          .values(claim_host=None, claim_until=None, last_error=error))
 
+    @batchable
     def owner_key(self, key_id: str) -> dict[str, Any] | None:
         """The owner's API key (id, name, scopes, limits, revoked_at), for its occurrences."""
         k = t.api_keys
