@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from gsmgw.config import SchedulesConfig
 from tests.helpers import make_config, running_gateway
 from tests.schedules.helpers import FakeClock, utc
@@ -61,6 +63,7 @@ async def test_bad_rules_zones_and_bodies_are_422_with_a_clear_error(tmp_path: P
         assert page["items"] == []  # nothing stored
 
 
+@pytest.mark.slow  # seven CLI processes: python start-up under load
 async def test_scopes_own_key_objects_pause_resume_delete_and_cli(tmp_path: Path) -> None:
     clock = FakeClock(utc(2026, 11, 28, 12))
     async with running_gateway(_cfg(tmp_path)) as (gw, c):
