@@ -171,7 +171,7 @@ class KeepAlive:
         watched = [s for s in sims if s.expiry_days > 0]
         if not watched:
             return
-        rows = {r["modem_id"]: r for r in await self.store.call(self.store.schedules.sim_care_rows,
+        rows = {r["modem_id"]: r for r in await self.store.call(self.store.schedules.keepalive_rows,
                                                                  [s.modem for s in watched], now)}
         for s in watched:
             r = rows[s.modem]
@@ -190,7 +190,7 @@ class KeepAlive:
         cfg = self.config()
         now = self.clock()
         sims = [settings_for(cfg.keepalive, m.id) for m in cfg.modem]
-        rows = {r["modem_id"]: r for r in await self.store.call(self.store.schedules.sim_care_rows,
+        rows = {r["modem_id"]: r for r in await self.store.call(self.store.schedules.keepalive_rows,
                                                                  [s.modem for s in sims], now)}
         out = []
         for s in sims:

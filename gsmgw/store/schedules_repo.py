@@ -176,7 +176,7 @@ class SchedulesRepo:
             row = conn.execute(select(c).where(c.c.modem_id == modem_id)).one()
         return dict(row._mapping)
 
-    def sim_care_rows(self, modem_ids: list[str], now: dt.datetime) -> list[dict[str, Any]]:
+    def keepalive_rows(self, modem_ids: list[str], now: dt.datetime) -> list[dict[str, Any]]:
         """Each SIM's keep-alive state (refreshed from its sends), with its last run."""
         out = []
         r = t.keepalive_runs
@@ -271,7 +271,7 @@ class SchedulesRepo:
 
     def keepalive_pending(self) -> int:
         """SMS keep-alives waiting for their outcome."""
-        c = t.sim_care
+        c = t.sim_keepalive
         with self.db.read() as conn:
             return int(conn.execute(select(func.count()).select_from(c).where(c.c.pending_run_id.is_not(None)))
                        .scalar_one())

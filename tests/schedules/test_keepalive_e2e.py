@@ -122,7 +122,7 @@ def test_two_hosts_never_both_fire_a_keepalive(store_url: str) -> None:
         due = {"due_before": now - dt.timedelta(days=30), "retry_before": now - dt.timedelta(hours=1),
                "lease_s": 300.0}
         first_seen = now - dt.timedelta(days=40)
-        a.schedules.sim_care_rows(["sim1"], first_seen)  # first seen 40 days ago
+        a.schedules.keepalive_rows(["sim1"], first_seen)  # first seen 40 days ago
         got = [a.schedules.claim_keepalive("sim1", now, **due), b.schedules.claim_keepalive("sim1", now, **due)]
         assert sum(g is not None for g in got) == 1
         assert b.schedules.claim_keepalive("sim1", now, **due) is None
