@@ -25,4 +25,4 @@ def test_types_are_the_strings_receivers_subscribe_to() -> None:
     # ("rule.mqtt"): not a family receivers subscribe to (webhooks never fan them out).
     rule_types = {EventType.RULE_MQTT, EventType.RULE_EMAIL, EventType.RULE_WEBHOOK}
     assert {str(e) for e in rule_types} == {"rule.mqtt", "rule.email", "rule.webhook"}
-    assert {e.family for e in EventType if e not in rule_types} == {"sms", "optout", "modem", "sim", "balance"}
+    assert {e.family for e in EventType if e not in rule_types} == {"sms", "optout", "modem", "sim", "balance", "ussd"}
