@@ -39,6 +39,10 @@ msglog = logging.getLogger("gsmgw.messages")
 # message for the whole of a long send.
 _PREPARE_AHEAD_MAX_PARTS = 8
 
+# An idle worker's own fallback look at the queue (the pool's due-work watcher
+# wakes it within poll_interval_s when a message becomes claimable).
+IDLE_WAIT_S = 30.0
+
 
 def _local_minutes() -> float:
     now = dt.datetime.now().astimezone()
@@ -155,7 +159,10 @@ class SendPipeline:
         slot.wake.clear()
         claim = await self._claim(slot, mark_sending=True)
         if claim is None:
-            return None, poll_s
+            # Nothing for this SIM: wait for a wake-up (new work, a modem event, or the
+            # pool's one due-work watcher, which looks every poll_interval_s for all
+            # modems) instead of each worker asking the store every poll_interval_s.
+            return None, max(poll_s, IDLE_WAIT_S)
         prepared = await self._prepare(slot, claim)
         if prepared is None:
             return None, 0.0  # it failed to encode (and is settled): look again at once
@@ -430,4 +437,4 @@ class SendPipeline:
         return await self.store.call(self.store.claims.settle_claim, message_id, written)
 
 
-__all__ = ["HAND_BACK", "Prepared", "SendPipeline", "Settlement"]
+__all__ = ["HAND_BACK", "IDLE_WAIT_S", "Prepared", "SendPipeline", "Settlement"]

@@ -73,6 +73,9 @@ class Pool:
         self.inbound = InboundProcessor(self)
         self.reports = StatusReports(lambda: self.cfg, store, read=self.inbound.read_announced)
         self._maintenance: asyncio.Task[None] | None = None
+        self._due_task: asyncio.Task[None] | None = None
+        # Claim id -> when its lease was last set (monotonic), for renewals.
+        self._renewed: dict[str, float] = {}
         self._status_q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._status_task: asyncio.Task[None] | None = None
         self._rescan = asyncio.Event()
@@ -95,6 +98,7 @@ class Pool:
         for mcfg in self.cfg.modem:
             self._add(mcfg)
         self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
+        self._due_task = asyncio.create_task(self._watch_due(), name="pool-due-watcher")
         self._discovery_task = asyncio.create_task(self._discover_loop(), name="pool-discovery")
         self._listen_task = asyncio.create_task(self.store.listen_for_work(self.notify_work), name="pool-listen")
 
@@ -145,7 +149,7 @@ class Pool:
             self._hotplug.stop()
         tasks = [t for s in self.slots.values() for t in s.tasks] + list(self._bg)
         tasks += [s.driver_task for s in self.slots.values() if s.driver_task is not None]
-        tasks += [t for t in (self._discovery_task, self._listen_task, self._maintenance) if t is not None]
+        tasks += [t for t in (self._discovery_task, self._listen_task, self._maintenance, self._due_task) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -383,21 +387,56 @@ class Pool:
 
     # --- maintenance ---------------------------------------------------------------
 
+    async def _watch_due(self) -> None:
+        """The one periodic look at the queue for all modems (issue 17): every
+        ``poll_interval_s``, while some worker waits for work, one cheap query asks
+        whether a queued message is due (a retry, a scheduled send, another host's
+        work without a NOTIFY); if so the waiting workers are woken to claim it.
+        Idle workers do not poll the store themselves."""
+        while True:
+            await asyncio.sleep(self.cfg.dispatch.poll_interval_s)
+            if self.pipeline.stopping or not any(
+                not s.busy and s.enabled and s.driver.state is ModemState.READY for s in self.slots.values()
+            ):
+                continue
+            try:
+                if await self.store.call(self.store.messages.has_due_work):
+                    self.notify_work()
+            except Exception:
+                log.exception("due-work check failed")
+
+    async def _renew_leases(self) -> None:
+        lease_s = self.cfg.store.lease_s
+        now = self._clock()
+        held = {cid for slot in self.slots.values() for cid in (slot.claim_id, slot.next_claim_id) if cid}
+        for cid in list(self._renewed):
+            if cid not in held:
+                del self._renewed[cid]
+        for cid in held:
+            # First seen here: the claim set its lease at most one tick ago.
+            since = self._renewed.setdefault(cid, now)
+            if now - since >= lease_s / 3:
+                await self.store.call(self.store.claims.renew_lease, cid, lease_s)
+                self._renewed[cid] = now
+
     async def _maintain(self) -> None:
         """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
         while True:
             await asyncio.sleep(max(self.cfg.dispatch.poll_interval_s, 1.0))
             try:
                 # Renew our own leases first so that a long multipart send is never
-                # mistaken for a dead host's claim.
-                for slot in self.slots.values():
-                    for claim_id in (slot.claim_id, slot.next_claim_id):
-                        if claim_id is not None:
-                            await self.store.call(self.store.claims.renew_lease, claim_id, self.cfg.store.lease_s)
-                for mid in await self.store.call(self.store.messages.expire_due):
-                    msglog.info("message %s -> expired (validity ended before it was sent)", mid,
-                                extra={"message_id": mid, "state": MessageState.EXPIRED.value})
-                await self.store.call(self.store.claims.recover, only_expired_leases=True)
+                # mistaken for a dead host's claim: once a third of the lease has gone
+                # (not every tick: a busy pool's claims mostly end long before that).
+                await self._renew_leases()
+                # One cheap read says whether anything expired or any lease ran out;
+                # only then the (writing) passes run.
+                expire, recover = await self.store.call(self.store.messages.maintenance_due)
+                if expire:
+                    for mid in await self.store.call(self.store.messages.expire_due):
+                        msglog.info("message %s -> expired (validity ended before it was sent)", mid,
+                                    extra={"message_id": mid, "state": MessageState.EXPIRED.value})
+                if recover:
+                    await self.store.call(self.store.claims.recover, only_expired_leases=True)
             except Exception:
                 log.exception("pool maintenance failed")
 

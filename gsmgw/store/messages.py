@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import FINAL_MESSAGE_STATES, EventType, MessageState
@@ -56,6 +56,26 @@ def batch_view(batch_id: str, counts: dict[str, int], created_at: dt.datetime) -
         "delivered": counts.get(MessageState.DELIVERED, 0),
         "failed": sum(counts.get(s, 0) for s in (MessageState.FAILED, MessageState.UNKNOWN, MessageState.EXPIRED)),
     }
+
+
+# Built once: SQLAlchemy keys its compiled-statement cache on the statement, and a
+# statement object reused with bind parameters skips building and hashing it anew.
+_DUE_WORK = (
+    select(t.messages.c.id)
+    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.send_at <= bindparam("now"))
+    .limit(1)
+)
+
+_EXPIRED = (
+    select(t.messages.c.id)
+    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.valid_until <= bindparam("now"))
+    .limit(1)
+)
+_LEASE_RAN_OUT = (
+    select(t.messages.c.id)
+    .where(t.messages.c.state == MessageState.SENDING.value, t.messages.c.lease_until < bindparam("now"))
+    .limit(1)
+)
 
 
 class MessagesRepo:
@@ -156,6 +176,21 @@ class MessagesRepo:
                 raise
             return replay
         return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
+
+    @batchable
+    def has_due_work(self, now: dt.datetime | None = None) -> bool:
+        """Whether some queued message is due now (the pool's idle watcher)."""
+        with self.db.read() as conn:
+            return conn.execute(_DUE_WORK, {"now": now or utcnow()}).first() is not None
+
+    @batchable
+    def maintenance_due(self, now: dt.datetime | None = None) -> tuple[bool, bool]:
+        """(some queued message's validity ended, some claim's lease ran out): whether
+        ``expire_due`` and ``ClaimsRepo.recover(only_expired_leases=True)`` have work."""
+        params = {"now": now or utcnow()}
+        with self.db.read() as conn:
+            return (conn.execute(_EXPIRED, params).first() is not None,
+                    conn.execute(_LEASE_RAN_OUT, params).first() is not None)
 
     def last_sims(self, numbers: set[str], since: dt.datetime) -> dict[str, str]:
         """The SIM each number last got a message from, since ``since``."""
