@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from gsmgw.domain import EventType, MessageState
 from gsmgw.store import tables as t
@@ -18,6 +18,7 @@ from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
+from gsmgw.store.prepared import update_message
 from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
 from gsmgw.store.reports import ReportsRepo, lock_message
 from gsmgw.store.simcare import care_terms, defer_in, record_in
@@ -106,48 +107,16 @@ class ClaimsRepo:
                 if care is not None and care.window is not None and self._deferred(conn, msg_id, care, now):
                     continue
                 res = conn.execute(
-                    update(m)
-                    .where(m.c.id == msg_id, m.c.state == MessageState.QUEUED)
-                    .values(
-                        state=MessageState.SENDING,
-                        modem_id=modem_id,
-                        lease_owner=self.host,
-                        lease_until=now + dt.timedelta(seconds=lease_s),
-                        attempts=m.c.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(
-                        m.c.id,
-                        m.c.to_number,
-                        m.c.text,
-                        m.c.parts_total,
-                        m.c.flash,
-                        m.c.delivery_report,
-                        m.c.resend_unknown,
-                        m.c.concat_ref,
-                        m.c.attempts,
-                        m.c.valid_until,
-                    )
+                    _S.take, {"b_mid": msg_id, "b_modem": modem_id, "b_host": self.host,
+                              "b_until": now + dt.timedelta(seconds=lease_s), "b_now": now},
                 ).first()
                 if res is None:
                     continue  # another host took it between select and update
-                seqs = list(
-                    conn.execute(
-                        select(t.message_parts.c.seq)
-                        .where(
-                            t.message_parts.c.message_id == msg_id,
-                            t.message_parts.c.state == MessageState.QUEUED,
-                        )
-                        .order_by(t.message_parts.c.seq)
-                    ).scalars()
-                )
+                seqs = list(conn.execute(_S.queued_seqs, {"b_mid": msg_id}).scalars())
                 if mark_sending and seqs:
                     # The idle path: claim and mark in one commit, the PDU follows at once.
-                    conn.execute(
-                        update(t.message_parts)
-                        .where(t.message_parts.c.message_id == msg_id, t.message_parts.c.seq.in_(seqs))
-                        .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
-                    )
+                    conn.execute(_S.mark_sending, {"b_mid": msg_id, "b_seqs": seqs, "b_modem": modem_id,
+                                                   "b_now": now})
                 return ClaimedMessage(
                     id=res.id,
                     to_number=res.to_number,
@@ -190,11 +159,8 @@ class ClaimsRepo:
         """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
         now = utcnow()
         with self.db.tx() as conn:
-            conn.execute(
-                update(t.message_parts)
-                .where(t.message_parts.c.message_id == message_id, t.message_parts.c.seq.in_(seqs))
-                .values(state=MessageState.SENDING, modem_id=modem_id, sending_at=now)
-            )
+            conn.execute(_S.mark_sending, {"b_mid": message_id, "b_seqs": list(seqs), "b_modem": modem_id,
+                                           "b_now": now})
 
     @batchable
     def settle_claim(
@@ -240,46 +206,30 @@ class ClaimsRepo:
         then_mark: tuple[str, Sequence[int], str] | None = None,
         uncount_attempt: bool = False,
     ) -> MessageState:
-        """settle_claim's work on an open connection (recover() settles through it too)."""
+        """settle_claim's work on an open connection (recover() settles through it too).
+
+        Its statements are built once (``_S``): per send this runs on the hot path."""
         lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
-        p, m = t.message_parts, t.messages
         for r in results:
-            values: dict[str, Any] = {"state": r.state}
             if r.state is MessageState.SENT:
-                values.update(tp_mr=r.tp_mr, sent_at=now, error_code=None, error_text=None)
+                conn.execute(_S.part_sent, {"b_mid": message_id, "b_seq": r.seq, "b_tp_mr": r.tp_mr, "b_now": now})
             else:
-                values.update(error_code=r.error_code, error_text=r.error_text)
-            conn.execute(
-                update(p).where(p.c.message_id == message_id, p.c.seq == r.seq).values(**values)
-            )
-        conn.execute(
-            update(p)
-            .where(p.c.message_id == message_id, p.c.state == MessageState.SENDING)
-            .values(state=MessageState.QUEUED)
-        )
-        states = [
-            s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == message_id))
-        ]
+                conn.execute(_S.part_other, {"b_mid": message_id, "b_seq": r.seq, "b_state": r.state,
+                                             "b_code": r.error_code, "b_text": r.error_text})
+        conn.execute(_S.unsent_back, {"b_mid": message_id})
+        states = [s for (s,) in conn.execute(_S.part_states, {"b_mid": message_id})]
         settled = settle_states(states)
         if settled in (MessageState.FAILED, MessageState.UNKNOWN):
             # The rest was never written; it will not be either.
-            conn.execute(
-                update(p)
-                .where(p.c.message_id == message_id, p.c.state == MessageState.QUEUED)
-                .values(
-                    state=MessageState.CANCELLED,
-                    error_code="not_sent",
-                    error_text="not sent because an earlier part did not go through",
-                )
-            )
+            conn.execute(_S.rest_cancelled, {"b_mid": message_id})
         last_err = next((r for r in reversed(results) if r.error_code), None)
-        values = {"updated_at": now, "lease_owner": None, "lease_until": None}
+        values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_until": None}
         if last_err is not None:
             values.update(error_code=last_err.error_code, error_text=last_err.error_text)
         if settled is None:
             values.update(state=MessageState.QUEUED, send_at=retry_at or now)
-            modem_id = conn.execute(select(m.c.modem_id).where(m.c.id == message_id)).scalar()
+            modem_id = conn.execute(_S.modem_of, {"b_mid": message_id}).scalar()
             if last_err is not None:
                 values["last_failed_modem"] = modem_id  # other SIMs get the retry first
             if MessageState.SENT in states:
@@ -292,24 +242,17 @@ class ClaimsRepo:
             if settled is MessageState.SENT:
                 values.update(sent_at=now, error_code=None, error_text=None)
             final = settled
-        if uncount_attempt:
-            values["attempts"] = m.c.attempts - 1
-        conn.execute(update(m).where(m.c.id == message_id).values(**values))
+        update_message(conn, message_id, values, uncount_attempt=uncount_attempt)
         if final is not MessageState.QUEUED:
             insert_message_events(conn, EventType.for_message(final), [message_id], now)
         if then_mark is not None:
             next_id, next_seqs, next_modem = then_mark
-            conn.execute(
-                update(p)
-                .where(p.c.message_id == next_id, p.c.seq.in_(next_seqs))
-                .values(state=MessageState.SENDING, modem_id=next_modem, sending_at=now)
-            )
+            conn.execute(_S.mark_sending, {"b_mid": next_id, "b_seqs": list(next_seqs), "b_modem": next_modem,
+                                           "b_now": now})
         if any(r.state is MessageState.SENT for r in results):
-            self.reports.match_waiting(conn, message_id, report_window_s)
-            if final is MessageState.SENT:
-                final = MessageState(
-                    conn.execute(select(m.c.state).where(m.c.id == message_id)).scalar_one()
-                )
+            if self.reports.match_waiting(conn, message_id, report_window_s) and final is MessageState.SENT:
+                # A report that came before this commit may have made it delivered or failed.
+                final = MessageState(conn.execute(_S.message_state, {"b_mid": message_id}).scalar_one())
         return final
 
 
@@ -328,11 +271,8 @@ class ClaimsRepo:
     @batchable
     def renew_lease(self, message_id: str, lease_s: float) -> None:
         with self.db.tx() as conn:
-            conn.execute(
-                update(t.messages)
-                .where(t.messages.c.id == message_id, t.messages.c.lease_owner == self.host)
-                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_s))
-            )
+            conn.execute(_S.renew, {"b_mid": message_id, "b_host": self.host,
+                                    "b_until": utcnow() + dt.timedelta(seconds=lease_s)})
 
     def recover(self, *, only_expired_leases: bool = False, exclusive: bool = False) -> dict[str, int]:
         """After a crash: parts left ``sending`` become ``unknown``; untouched claims requeue.
@@ -383,6 +323,57 @@ class ClaimsRepo:
         if any(counts.values()):
             log.warning("recovered claims after restart: %s", counts)
         return counts
+
+
+# --- statements of the send path, built once ----------------------------------------
+# SQLAlchemy keys its compiled-statement cache on a statement's structure; a
+# statement object built once with bind parameters skips rebuilding and re-hashing
+# it on every call (most of the store's CPU per send was that).
+
+
+class _S:
+    p, m = t.message_parts, t.messages
+    part_sent = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
+        .values(state=MessageState.SENT.value, tp_mr=bindparam("b_tp_mr"), sent_at=bindparam("b_now"),
+                error_code=None, error_text=None)
+    )
+    part_other = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
+        .values(state=bindparam("b_state"), error_code=bindparam("b_code"), error_text=bindparam("b_text"))
+    )
+    unsent_back = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.SENDING.value)
+        .values(state=MessageState.QUEUED.value)
+    )
+    part_states = select(p.c.state).where(p.c.message_id == bindparam("b_mid"))
+    rest_cancelled = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.QUEUED.value)
+        .values(state=MessageState.CANCELLED.value, error_code="not_sent",
+                error_text="not sent because an earlier part did not go through")
+    )
+    renew = (
+        update(m).where(m.c.id == bindparam("b_mid"), m.c.lease_owner == bindparam("b_host"))
+        .values(lease_until=bindparam("b_until"))
+    )
+    modem_of = select(m.c.modem_id).where(m.c.id == bindparam("b_mid"))
+    message_state = select(m.c.state).where(m.c.id == bindparam("b_mid"))
+    take = (
+        update(m)
+        .where(m.c.id == bindparam("b_mid"), m.c.state == MessageState.QUEUED.value)
+        .values(state=MessageState.SENDING.value, modem_id=bindparam("b_modem"), lease_owner=bindparam("b_host"),
+                lease_until=bindparam("b_until"), attempts=m.c.attempts + 1, updated_at=bindparam("b_now"))
+        .returning(m.c.id, m.c.to_number, m.c.text, m.c.parts_total, m.c.flash, m.c.delivery_report,
+                   m.c.resend_unknown, m.c.concat_ref, m.c.attempts, m.c.valid_until)
+    )
+    queued_seqs = (
+        select(p.c.seq).where(p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.QUEUED.value)
+        .order_by(p.c.seq)
+    )
+    mark_sending = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq.in_(bindparam("b_seqs", expanding=True)))
+        .values(state=MessageState.SENDING.value, modem_id=bindparam("b_modem"), sending_at=bindparam("b_now"))
+    )
 
 
 __all__ = ["ClaimsRepo"]

@@ -45,7 +45,10 @@ def insert_message_events(conn: Connection, type_: EventType, ids: Iterable[str]
     """One event per message (``sms:sent`` ...), in the caller's transaction."""
     rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
     if rows:
-        conn.execute(insert(t.events), rows)
+        conn.execute(_INSERT_EVENTS, rows)
+
+
+_INSERT_EVENTS = insert(t.events)  # built once: every settle writes an event through it
 
 
 def type_matches(patterns: Collection[str], type_: str) -> bool:

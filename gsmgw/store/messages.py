@@ -62,18 +62,19 @@ def batch_view(batch_id: str, counts: dict[str, int], created_at: dt.datetime) -
 # statement object reused with bind parameters skips building and hashing it anew.
 _DUE_WORK = (
     select(t.messages.c.id)
-    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.send_at <= bindparam("now"))
+    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.send_at <= bindparam("b_now"))
     .limit(1)
 )
 
+_DOOR_OF = select(t.messages.c.door).where(t.messages.c.id == bindparam("b_mid"))
 _EXPIRED = (
     select(t.messages.c.id)
-    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.valid_until <= bindparam("now"))
+    .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.valid_until <= bindparam("b_now"))
     .limit(1)
 )
 _LEASE_RAN_OUT = (
     select(t.messages.c.id)
-    .where(t.messages.c.state == MessageState.SENDING.value, t.messages.c.lease_until < bindparam("now"))
+    .where(t.messages.c.state == MessageState.SENDING.value, t.messages.c.lease_until < bindparam("b_now"))
     .limit(1)
 )
 
@@ -181,13 +182,13 @@ class MessagesRepo:
     def has_due_work(self, now: dt.datetime | None = None) -> bool:
         """Whether some queued message is due now (the pool's idle watcher)."""
         with self.db.read() as conn:
-            return conn.execute(_DUE_WORK, {"now": now or utcnow()}).first() is not None
+            return conn.execute(_DUE_WORK, {"b_now": now or utcnow()}).first() is not None
 
     @batchable
     def maintenance_due(self, now: dt.datetime | None = None) -> tuple[bool, bool]:
         """(some queued message's validity ended, some claim's lease ran out): whether
         ``expire_due`` and ``ClaimsRepo.recover(only_expired_leases=True)`` have work."""
-        params = {"now": now or utcnow()}
+        params = {"b_now": now or utcnow()}
         with self.db.read() as conn:
             return (conn.execute(_EXPIRED, params).first() is not None,
                     conn.execute(_LEASE_RAN_OUT, params).first() is not None)
@@ -292,6 +293,13 @@ class MessagesRepo:
         out = dict(row._mapping)
         out["parts"] = [dict(p._mapping) for p in parts]
         return out
+
+    @batchable
+    def door_of(self, message_id: str) -> str | None:
+        """The door a message came through (None if it has no door or does not exist):
+        a door's event handler reads this before it reads the whole message."""
+        with self.db.read() as conn:
+            return conn.execute(_DOOR_OF, {"b_mid": message_id}).scalar()
 
     @batchable
     def get_messages(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gsmgw.domain import EventType, MessageState
 from gsmgw.numbers import same_number
@@ -13,6 +13,7 @@ from gsmgw.store import tables as t
 from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
+from gsmgw.store.prepared import update_message
 from gsmgw.store.records import ReportIn, ReportMatch, utcnow
 
 
@@ -54,21 +55,11 @@ class ReportsRepo:
         """
         now = utcnow()
         with self.db.tx() as conn:
-            report_id = conn.execute(
-                insert(t.status_reports)
-                .values(
-                    modem_id=modem_id,
-                    tp_mr=tp_mr,
-                    recipient=recipient,
-                    status=status,
-                    category=category,
-                    meaning=meaning,
-                    scts=scts,
-                    discharge_at=discharge_at,
-                    received_at=now,
-                )
-                .returning(t.status_reports.c.id)
-            ).scalar_one()
+            report_id = conn.execute(_R.insert_report, {
+                "b_modem": modem_id, "b_tp_mr": tp_mr, "b_recipient": recipient, "b_status": status,
+                "b_category": category, "b_meaning": meaning, "b_scts": scts, "b_discharge_at": discharge_at,
+                "b_now": now,
+            }).scalar_one()
             rep = ReportIn(modem_id, tp_mr, recipient, status, category, meaning, scts, discharge_at)
             return self.apply_in(conn, report_id, rep, window_s, now)
 
@@ -77,14 +68,8 @@ class ReportsRepo:
     ) -> ReportMatch:
         modem_id, tp_mr, recipient, status = rep.modem_id, rep.tp_mr, rep.recipient, rep.status
         category, meaning, scts, discharge_at = rep.category, rep.meaning, rep.scts, rep.discharge_at
-        p = t.message_parts
-        rows = conn.execute(
-            select(p.c.message_id, p.c.seq, p.c.recipient, p.c.sent_at, p.c.state).where(
-                p.c.modem_id == modem_id,
-                p.c.tp_mr == tp_mr,
-                p.c.sent_at >= now - dt.timedelta(seconds=window_s),
-            )
-        ).all()
+        rows = conn.execute(_R.candidates, {"b_modem": modem_id, "b_tp_mr": tp_mr,
+                                            "b_since": now - dt.timedelta(seconds=window_s)}).all()
         cands = [r for r in rows if same_number(r.recipient, recipient, self.region)]
         if not cands:
             return ReportMatch(report_id=report_id, message_id=None)
@@ -94,29 +79,19 @@ class ReportsRepo:
         # a multipart message come in on several connections, and each would otherwise
         # see only its own part delivered and leave the message "sent" for ever.
         lock_message(conn, best.message_id)
-        conn.execute(
-            update(t.status_reports)
-            .where(t.status_reports.c.id == report_id)
-            .values(message_id=best.message_id, seq=best.seq)
-        )
-        values: dict[str, Any] = {"report_status": status}
+        conn.execute(_R.report_matched, {"b_rid": report_id, "b_mid": best.message_id, "b_seq": best.seq})
+        key = {"b_mid": best.message_id, "b_seq": best.seq, "b_status": status}
         if category == "delivered":
-            values.update(state=MessageState.DELIVERED, delivered_at=discharge_at or now)
+            conn.execute(_R.part_delivered, {**key, "b_at": discharge_at or now})
         elif category in ("failed", "failed-temporary"):
-            values.update(
-                state=MessageState.FAILED, error_code=f"report:0x{status:02X}", error_text=meaning
-            )
-        conn.execute(
-            update(p).where(p.c.message_id == best.message_id, p.c.seq == best.seq).values(**values)
-        )
-        m = t.messages
-        msg_state = conn.execute(select(m.c.state).where(m.c.id == best.message_id)).scalar()
+            conn.execute(_R.part_failed, {**key, "b_code": f"report:0x{status:02X}", "b_text": meaning})
+        else:
+            conn.execute(_R.part_status, key)
+        msg_state = conn.execute(_R.message_state, {"b_mid": best.message_id}).scalar()
         if msg_state not in (MessageState.SENT, MessageState.DELIVERED):
             # Still sending other parts (or already final): the claim's settlement decides.
             return ReportMatch(report_id=report_id, message_id=best.message_id, seq=best.seq)
-        states = [
-            s for (s,) in conn.execute(select(p.c.state).where(p.c.message_id == best.message_id))
-        ]
+        states = [s for (s,) in conn.execute(_R.part_states, {"b_mid": best.message_id})]
         settled = settle_states(states)
         new_state = None
         if settled is not None and settled != msg_state:
@@ -125,35 +100,29 @@ class ReportsRepo:
                 mvalues["delivered_at"] = discharge_at or now
             if settled is MessageState.FAILED:
                 mvalues.update(error_code=f"report:0x{status:02X}", error_text=meaning)
-            conn.execute(update(m).where(m.c.id == best.message_id).values(**mvalues))
+            update_message(conn, best.message_id, mvalues)
             insert_message_events(conn, EventType.for_message(settled), [best.message_id], now)
             new_state = settled
         return ReportMatch(
             report_id=report_id, message_id=best.message_id, seq=best.seq, new_state=new_state
         )
 
-    def match_waiting(self, conn: Connection, message_id: str, window_s: float) -> None:
-        """Reports that arrived before this message's parts were recorded as sent."""
-        p, sr = t.message_parts, t.status_reports
-        parts = conn.execute(
-            select(p.c.modem_id, p.c.tp_mr).where(
-                p.c.message_id == message_id, p.c.state == MessageState.SENT, p.c.tp_mr.is_not(None)
-            )
-        ).all()
+    def match_waiting(self, conn: Connection, message_id: str, window_s: float) -> bool:
+        """Reports that arrived before this message's parts were recorded as sent;
+        whether there was any (then the message's state may have changed)."""
+        parts = conn.execute(_R.sent_parts, {"b_mid": message_id}).all()
         now = utcnow()
+        since = now - dt.timedelta(seconds=window_s)
+        applied = False
         for part in parts:
-            waiting = conn.execute(
-                select(sr).where(
-                    sr.c.modem_id == part.modem_id,
-                    sr.c.tp_mr == part.tp_mr,
-                    sr.c.message_id.is_(None),
-                    sr.c.received_at >= now - dt.timedelta(seconds=window_s),
-                )
-            ).all()
+            waiting = conn.execute(_R.waiting, {"b_modem": part.modem_id, "b_tp_mr": part.tp_mr,
+                                                "b_since": since}).all()
             for w in waiting:
                 rep = ReportIn(w.modem_id, w.tp_mr, w.recipient, w.status, w.category, w.meaning,
                                w.scts, w.discharge_at)
                 self.apply_in(conn, w.id, rep, window_s, now)
+                applied = True
+        return applied
 
     @batchable
     def list_status_reports(
@@ -167,6 +136,38 @@ class ReportsRepo:
             q = q.where(t.status_reports.c.message_id == message_id)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+
+class _R:
+    """The report path's statements, built once (see gsmgw.store.claims._S)."""
+
+    p, m, sr = t.message_parts, t.messages, t.status_reports
+    insert_report = insert(sr).values(
+        modem_id=bindparam("b_modem"), tp_mr=bindparam("b_tp_mr"), recipient=bindparam("b_recipient"),
+        status=bindparam("b_status"), category=bindparam("b_category"), meaning=bindparam("b_meaning"),
+        scts=bindparam("b_scts"), discharge_at=bindparam("b_discharge_at"), received_at=bindparam("b_now"),
+    ).returning(sr.c.id)
+    candidates = select(p.c.message_id, p.c.seq, p.c.recipient, p.c.sent_at, p.c.state).where(
+        p.c.modem_id == bindparam("b_modem"), p.c.tp_mr == bindparam("b_tp_mr"), p.c.sent_at >= bindparam("b_since"),
+    )
+    report_matched = (
+        update(sr).where(sr.c.id == bindparam("b_rid")).values(message_id=bindparam("b_mid"), seq=bindparam("b_seq"))
+    )
+    _part = update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
+    part_status = _part.values(report_status=bindparam("b_status"))
+    part_delivered = _part.values(report_status=bindparam("b_status"), state=MessageState.DELIVERED.value,
+                                  delivered_at=bindparam("b_at"))
+    part_failed = _part.values(report_status=bindparam("b_status"), state=MessageState.FAILED.value,
+                               error_code=bindparam("b_code"), error_text=bindparam("b_text"))
+    message_state = select(m.c.state).where(m.c.id == bindparam("b_mid"))
+    part_states = select(p.c.state).where(p.c.message_id == bindparam("b_mid"))
+    sent_parts = select(p.c.modem_id, p.c.tp_mr).where(
+        p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.SENT.value, p.c.tp_mr.is_not(None)
+    )
+    waiting = select(sr).where(
+        sr.c.modem_id == bindparam("b_modem"), sr.c.tp_mr == bindparam("b_tp_mr"), sr.c.message_id.is_(None),
+        sr.c.received_at >= bindparam("b_since"),
+    )
 
 
 __all__ = ["ReportsRepo", "lock_message"]
