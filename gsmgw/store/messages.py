@@ -66,6 +66,13 @@ _DUE_WORK = (
     .limit(1)
 )
 
+_LAST_SIM = (
+    select(t.messages.c.modem_id)
+    .where(t.messages.c.to_number == bindparam("b_to"), t.messages.c.sent_at >= bindparam("b_since"),
+           t.messages.c.modem_id.is_not(None))
+    .order_by(t.messages.c.sent_at.desc())
+    .limit(1)
+)
 _DOOR_OF = select(t.messages.c.door).where(t.messages.c.id == bindparam("b_mid"))
 _EXPIRED = (
     select(t.messages.c.id)
@@ -197,16 +204,14 @@ class MessagesRepo:
         """The SIM each number last got a message from, since ``since``."""
         if not numbers:
             return {}
-        m = t.messages
         out: dict[str, str] = {}
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(m.c.to_number, m.c.modem_id)
-                .where(m.c.to_number.in_(numbers), m.c.sent_at >= since, m.c.modem_id.is_not(None))
-                .order_by(m.c.sent_at)
-            ).all()
-        for r in rows:
-            out[r.to_number] = r.modem_id  # newest wins
+            # One indexed probe per number (ix_messages_to_number_sent, newest first):
+            # constant time whatever the number's history (issue 17).
+            for number in numbers:
+                sim = conn.execute(_LAST_SIM, {"b_to": number, "b_since": since}).scalar()
+                if sim is not None:
+                    out[number] = sim
         return out
 
     @batchable

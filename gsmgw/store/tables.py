@@ -144,7 +144,10 @@ Index("ix_messages_claim", messages.c.state, messages.c.priority.desc(), message
 Index("ix_messages_created", messages.c.created_at)
 # The expiry sweep (migration 0003).
 Index("ix_messages_expiry", messages.c.state, messages.c.valid_until)
-Index("ix_messages_to_number", messages.c.to_number)
+# --- perfengine (issue 17): the sticky-SIM lookup reads the newest send to a number
+# (migration 0015; it replaces ix_messages_to_number, whose lookups its first column serves).
+Index("ix_messages_to_number_sent", messages.c.to_number, messages.c.sent_at)
+# --- end perfengine
 # A key's own messages, newest first (migration 0007).
 Index("ix_messages_owner", messages.c.api_key_id, messages.c.id)
 # A campaign's progress and a schedule's occurrences (migration 0008).

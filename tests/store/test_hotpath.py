@@ -1,0 +1,117 @@
+"""The store's hot paths made cheaper for issue 17 keep their meaning (SQLite and PostgreSQL):
+the sticky-SIM lookup reads the newest send only, the idle watcher's and the
+maintenance's reads say exactly when there is work, and the prebuilt settle and
+report statements record what the built-anew ones did."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+
+from gsmgw.domain import MessageState
+from gsmgw.store import NewMessage, PartResult, Store
+from gsmgw.store import tables as t
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def new(to: str = "+15551234567", **kw: object) -> NewMessage:
+    return NewMessage(to_number=to, text="x", encoding="gsm7", parts_total=1, **kw)  # type: ignore[arg-type]
+
+
+def sent(store: Store, to: str, sim: str, at: dt.datetime) -> str:
+    mid = store.messages.enqueue([new(to)]).message_ids[0]
+    with store.engine.begin() as conn:
+        conn.execute(update(t.messages).where(t.messages.c.id == mid)
+                     .values(state="sent", modem_id=sim, sent_at=at))
+    return mid
+
+
+def test_sticky_lookup_takes_the_newest_send_in_the_window(store: Store) -> None:
+    number = "+15550001111"
+    for i in range(30):
+        sent(store, number, "simA", NOW - dt.timedelta(minutes=90 - i))
+    sent(store, number, "simB", NOW - dt.timedelta(minutes=30))  # the newest send
+    sent(store, number, "simC", NOW - dt.timedelta(days=30))  # outside the window
+    # Claimed but never sent (sent_at NULL): not a send.
+    claimed = store.messages.enqueue([new(number)]).message_ids[0]
+    with store.engine.begin() as conn:
+        conn.execute(update(t.messages).where(t.messages.c.id == claimed).values(modem_id="simD"))
+    sent(store, "+15550002222", "simE", NOW - dt.timedelta(days=8))
+    since = NOW - dt.timedelta(days=7)
+    assert store.messages.last_sims({number, "+15550002222", "+15550009999"}, since) == {number: "simB"}
+    # And through enqueue: the sticky SIM is the preferred one.
+    mid = store.messages.enqueue([new(number)], sticky_s=7 * 86400.0).message_ids[0]
+    assert store.messages.get_message(mid)["preferred_sim"] == "simB"  # type: ignore[index]
+
+
+def test_sticky_lookup_is_one_index_probe_on_sqlite(store: Store) -> None:
+    if not store.is_sqlite:
+        return
+    from gsmgw.store import messages as repo
+
+    sql = str(repo._LAST_SIM.compile(store.engine))  # the statement under test
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
+                                                                  ("+1", "2020-01-01 00:00:00", 1, 0)))
+    assert "ix_messages_to_number_sent" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_due_work_and_maintenance_reads_say_when_there_is_work(store: Store) -> None:
+    assert store.messages.has_due_work() is False
+    assert store.messages.maintenance_due() == (False, False)
+    later = store.messages.enqueue([new(send_at=NOW + dt.timedelta(minutes=5))]).message_ids[0]
+    assert store.messages.has_due_work() is False  # scheduled, not due
+    assert store.messages.has_due_work(NOW + dt.timedelta(minutes=6)) is True
+    assert store.messages.maintenance_due(NOW + dt.timedelta(days=2)) == (True, False)  # its validity ends
+    with store.engine.begin() as conn:
+        conn.execute(update(t.messages).where(t.messages.c.id == later).values(send_at=NOW))
+    assert store.messages.has_due_work() is True
+    c = store.claims.claim_next("sim1", lease_s=30)
+    assert c is not None and c.id == later
+    assert store.messages.has_due_work() is False  # claimed: not queued any more
+    assert store.messages.maintenance_due() == (False, False)
+    assert store.messages.maintenance_due(NOW + dt.timedelta(seconds=60)) == (False, True)  # lease ran out
+    assert store.claims.recover(only_expired_leases=True) == {"unknown": 0, "requeued": 0, "sent": 0}
+
+
+def test_settle_then_a_report_that_came_first_makes_it_delivered(store: Store) -> None:
+    """A status report committed before the settle is applied by the settle (the
+    prebuilt statements re-read the message only then)."""
+    mid = store.messages.enqueue([new("+15550003333")]).message_ids[0]
+    c = store.claims.claim_next("sim1", lease_s=30, mark_sending=True)
+    assert c is not None and c.id == mid
+    # The report overtakes the settle: it cannot match yet (the part is not sent).
+    early = store.reports.record_status_report(
+        "sim1", tp_mr=7, recipient="+15550003333", status=0, category="delivered", meaning="delivered",
+        scts=None, discharge_at=NOW, window_s=3600)
+    assert early.message_id is None
+    final = store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=7)], report_window_s=3600)
+    assert final is MessageState.DELIVERED
+    msg = store.messages.get_message(mid)
+    assert msg is not None and msg["state"] == "delivered" and msg["lease_owner"] is None
+    assert [(p["state"], p["tp_mr"], p["report_status"]) for p in msg["parts"]] == [("delivered", 7, 0)]
+
+
+def test_settle_requeue_pins_and_uncounts_like_before(store: Store) -> None:
+    mid = store.messages.enqueue([new("+15550004444")]).message_ids[0]
+    c = store.claims.claim_next("sim1", lease_s=30, mark_sending=True)
+    assert c is not None and c.attempts == 1
+    retry = NOW + dt.timedelta(seconds=5)
+    final = store.claims.settle_claim(
+        mid, [PartResult(1, MessageState.QUEUED, error_code="cms:42", error_text="congestion")], retry_at=retry)
+    assert final is MessageState.QUEUED
+    msg = store.messages.get_message(mid)
+    assert msg is not None
+    assert (msg["state"], msg["modem_id"], msg["last_failed_modem"], msg["error_code"]) == (
+        "queued", None, "sim1", "cms:42")
+    assert abs((msg["send_at"] - retry).total_seconds()) < 1e-3
+    # Handed back unwritten: the attempt is given back.
+    with store.engine.begin() as conn:
+        conn.execute(update(t.messages).where(t.messages.c.id == mid).values(send_at=NOW))
+    c = store.claims.claim_next("sim2", lease_s=30)
+    assert c is not None and c.attempts == 2
+    assert store.claims.settle_claim(mid, [], uncount_attempt=True) is MessageState.QUEUED
+    msg = store.messages.get_message(mid)
+    assert msg is not None and msg["attempts"] == 1 and msg["state"] == "queued"
