@@ -138,8 +138,8 @@ class Executor:
                 self._run_alone(batch[failed])
                 batch = batch[:failed] + batch[failed + 1 :]
                 continue
-            for (_fn, fut, loop), result in zip(batch, results, strict=True):
-                _hand_back(loop, fut, result, None)
+            _hand_back_many([(loop, fut, result, None)
+                             for (_fn, fut, loop), result in zip(batch, results, strict=True)])
             return
         for item in batch:
             self._run_alone(item)
@@ -161,6 +161,25 @@ def _hand_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result
         loop.call_soon_threadsafe(_resolve, fut, result, exc)
     except RuntimeError:
         log.debug("store result dropped: its event loop is closed")
+
+
+def _hand_back_many(items: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, BaseException | None]]
+                    ) -> None:
+    """A batch's results, one wake-up per loop (each call_soon_threadsafe writes to
+    the loop's self-pipe: one syscall per result, and one loop iteration, otherwise)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for loop, fut, result, exc in items:
+        by_loop.setdefault(loop, []).append((fut, result, exc))
+    for loop, results in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, results)
+        except RuntimeError:
+            log.debug("store results dropped: their event loop is closed")
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, exc in results:
+        _resolve(fut, result, exc)
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

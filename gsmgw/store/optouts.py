@@ -10,15 +10,18 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
 from gsmgw.numbers import lookup_keys, number_key, same_number
 from gsmgw.store import tables as t
 from gsmgw.store.events import insert_event
-from gsmgw.store.executor import Executor
+from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.records import utcnow
+
+_OPTED_OUT = select(t.optouts.c.number, t.optouts.c.number_key).where(
+    t.optouts.c.number_key.in_(bindparam("b_keys", expanding=True)))
 
 
 class OptoutsRepo:
@@ -70,15 +73,18 @@ class OptoutsRepo:
         with self.db.engine.begin() as conn:
             return self.remove_in(conn, number, utcnow(), source=source)
 
+    @batchable
     def opted_out(self, numbers: Sequence[str]) -> set[str]:
-        """Those of ``numbers`` that are on the opt-out list (any rendering of them)."""
+        """Those of ``numbers`` that are on the opt-out list (any rendering of them).
+
+        Batchable (issue 17): every single POST asks this before its enqueue; a call
+        that could not share the group commit split it, one transaction per request."""
         if not numbers:
             return set()
-        o = t.optouts
         keys_of = {n: lookup_keys(n, self.region) for n in set(numbers)}
-        keys = set().union(*keys_of.values())
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(select(o.c.number, o.c.number_key).where(o.c.number_key.in_(keys))).all()
+        keys = list(set().union(*keys_of.values()))
+        with self.db.read() as conn:
+            rows = conn.execute(_OPTED_OUT, {"b_keys": keys}).all()
         if not rows:
             return set()
         by_key: dict[str, list[str]] = {}
