@@ -61,18 +61,6 @@ def spy_stop(spy: subprocess.Popen[bytes] | None) -> None:
             spy.wait(timeout=30)
 
 
-def threads_cpu_s() -> dict[str, float]:
-    """utime+stime per thread name of this process (/proc/self/task/*/stat)."""
-    out: dict[str, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            out[name] = out.get(name, 0.0) + cpu_s(f"self/task/{task.name}")
-        except OSError:
-            continue
-    return out
-
-
 async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | None,
               phase: str = "busy") -> dict[str, Any]:
     logging.getLogger().setLevel(logging.WARNING)
@@ -116,7 +104,6 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
                 batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1) for i in range(n)]
                 spy = spy_start(pyspy) if pyspy is not None and phase == "busy" else None
                 c1 = cpu_s()
-                th1 = threads_cpu_s()
                 t1 = time.monotonic()
                 for i in range(0, n, 500):
                     await gw.store.call(gw.store.messages.enqueue, batch[i:i + 500])
@@ -129,7 +116,6 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
                     if sum(v for s, v in counts.items() if s not in ("queued", "sending")) >= n:
                         break
                 busy_cpu = cpu_s() - c1
-                th2 = threads_cpu_s()
                 busy_s = time.monotonic() - t1
                 spy_stop(spy)
             finally:
@@ -146,7 +132,6 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
         "busy_wall_s": round(busy_s, 2), "busy_cpu_s": round(busy_cpu, 3),
         "cpu_ms_per_msg": round(busy_cpu * 1000 / n, 3),
         "cpu_ms_per_msg_excl_enqueue": round((busy_cpu - c_enq) * 1000 / n, 3),
-        "busy_cpu_s_by_thread": {k: round(v - th1.get(k, 0.0), 2) for k, v in th2.items() if v - th1.get(k, 0.0) > 0},
         "per_minute": round(n / busy_s * 60, 1), "ideal_per_minute": round(k * 60 / latency_s, 1),
     }
 

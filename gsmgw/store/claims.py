@@ -58,48 +58,18 @@ class ClaimsRepo:
         quiet hours instead of claiming it (see :meth:`_care_block`).
         """
         now = now or utcnow()
-        m = t.messages
         grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
         with self.db.tx() as conn:
             alternatives = self._care_block(conn, modem_id, care)
             if alternatives is None:
                 return None
+            # Built once (_S.claim); SIM care's extra terms go on as _S.claim.where(*terms).
+            q = _S.claim
+            params = {"b_now": now, "b_modem": modem_id, "b_grace": grace_cutoff, "b_group": group}
             for _attempt in range(5 if care is None or care.window is None else 50):
-                q = (
-                    select(m.c.id)
-                    .where(
-                        m.c.state == MessageState.QUEUED,
-                        m.c.send_at <= now,
-                        # coalesce() keeps this term off the expiry index: the queue must be
-                        # walked in claim order (ix_messages_claim). Left to itself, SQLite
-                        # searches by (state, valid_until) and sorts the whole queue, which
-                        # with a million queued costs seconds per claim.
-                        func.coalesce(m.c.valid_until, m.c.valid_until) > now,
-                        or_(m.c.sim_requested.is_(None), m.c.sim_requested == modem_id),
-                        or_(
-                            m.c.last_failed_modem.is_(None),
-                            m.c.last_failed_modem != modem_id,
-                            m.c.sim_requested == modem_id,
-                            m.c.send_at <= grace_cutoff,
-                        ),
-                        or_(
-                            m.c.route_group.is_(None),
-                            m.c.route_group == group,
-                            and_(m.c.group_until.is_not(None), m.c.group_until <= now),
-                        ),
-                        or_(
-                            m.c.preferred_sim.is_(None),
-                            m.c.preferred_sim == modem_id,
-                            m.c.prefer_until <= now,
-                        ),
-                    )
-                    .order_by(m.c.priority.desc(), m.c.created_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
                 msg_id = None
                 for terms in alternatives:  # [[]] without SIM care: the query as it is
-                    msg_id = conn.execute(q.where(*terms) if terms else q).scalar()
+                    msg_id = conn.execute(q.where(*terms) if terms else q, params).scalar()
                     if msg_id is not None:
                         break
                 if msg_id is None:
@@ -358,6 +328,39 @@ class _S:
     )
     modem_of = select(m.c.modem_id).where(m.c.id == bindparam("b_mid"))
     message_state = select(m.c.state).where(m.c.id == bindparam("b_mid"))
+    # The claim: the most urgent queued message this modem may take (see claim_next).
+    claim = (
+        select(m.c.id)
+        .where(
+            m.c.state == MessageState.QUEUED.value,
+            m.c.send_at <= bindparam("b_now"),
+            # coalesce() keeps this term off the expiry index: the queue must be
+            # walked in claim order (ix_messages_claim). Left to itself, SQLite
+            # searches by (state, valid_until) and sorts the whole queue, which
+            # with a million queued costs seconds per claim.
+            func.coalesce(m.c.valid_until, m.c.valid_until) > bindparam("b_now"),
+            or_(m.c.sim_requested.is_(None), m.c.sim_requested == bindparam("b_modem")),
+            or_(
+                m.c.last_failed_modem.is_(None),
+                m.c.last_failed_modem != bindparam("b_modem"),
+                m.c.sim_requested == bindparam("b_modem"),
+                m.c.send_at <= bindparam("b_grace"),
+            ),
+            or_(
+                m.c.route_group.is_(None),
+                m.c.route_group == bindparam("b_group"),
+                and_(m.c.group_until.is_not(None), m.c.group_until <= bindparam("b_now")),
+            ),
+            or_(
+                m.c.preferred_sim.is_(None),
+                m.c.preferred_sim == bindparam("b_modem"),
+                m.c.prefer_until <= bindparam("b_now"),
+            ),
+        )
+        .order_by(m.c.priority.desc(), m.c.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
     take = (
         update(m)
         .where(m.c.id == bindparam("b_mid"), m.c.state == MessageState.QUEUED.value)

@@ -115,3 +115,15 @@ def test_settle_requeue_pins_and_uncounts_like_before(store: Store) -> None:
     assert store.claims.settle_claim(mid, [], uncount_attempt=True) is MessageState.QUEUED
     msg = store.messages.get_message(mid)
     assert msg is not None and msg["attempts"] == 1 and msg["state"] == "queued"
+
+
+def test_the_prebuilt_claim_walks_the_claim_index_on_sqlite(store: Store) -> None:
+    if not store.is_sqlite:
+        return
+    from gsmgw.store import claims
+
+    sql = str(claims._S.claim.compile(store.engine))  # the statement under test
+    params = ("x",) * (sql.count("?") - 2) + (1, 0)  # ... LIMIT ? OFFSET ?
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "ix_messages_claim" in plan and "TEMP B-TREE" not in plan, plan
