@@ -23,6 +23,12 @@ _SECRET_PATTERNS = [
 
 
 def redact(text: str) -> str:
+    # Every log line passes here (twice): an ASCII line without the words the patterns
+    # need cannot match any of them, and is returned without running them (issue 17).
+    if text.isascii():
+        low = text.lower()
+        if "cpin" not in low and "gsk_" not in text and "bearer" not in low:
+            return text
     for pattern, repl in _SECRET_PATTERNS:
         text = pattern.sub(repl, text)
     return text
