@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,20 @@ def spy_stop(spy: subprocess.Popen[bytes] | None) -> None:
         spy.send_signal(2)
         with contextlib.suppress(subprocess.TimeoutExpired):
             spy.wait(timeout=30)
+
+
+def threads_cpu_s() -> dict[str, float]:
+    """utime+stime per Python thread of this process (/proc/self/task/<native id>/stat)."""
+    out: dict[str, float] = {}
+    for th in threading.enumerate():
+        if th.native_id is None:
+            continue
+        name = th.name.split("_")[0]
+        try:
+            out[name] = out.get(name, 0.0) + cpu_s(f"self/task/{th.native_id}")
+        except OSError:
+            continue
+    return out
 
 
 async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | None,
@@ -104,6 +119,7 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
                 batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1) for i in range(n)]
                 spy = spy_start(pyspy) if pyspy is not None and phase == "busy" else None
                 c1 = cpu_s()
+                th1 = threads_cpu_s()
                 t1 = time.monotonic()
                 for i in range(0, n, 500):
                     await gw.store.call(gw.store.messages.enqueue, batch[i:i + 500])
@@ -116,6 +132,7 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
                     if sum(v for s, v in counts.items() if s not in ("queued", "sending")) >= n:
                         break
                 busy_cpu = cpu_s() - c1
+                th2 = threads_cpu_s()
                 busy_s = time.monotonic() - t1
                 spy_stop(spy)
             finally:
@@ -132,6 +149,7 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
         "busy_wall_s": round(busy_s, 2), "busy_cpu_s": round(busy_cpu, 3),
         "cpu_ms_per_msg": round(busy_cpu * 1000 / n, 3),
         "cpu_ms_per_msg_excl_enqueue": round((busy_cpu - c_enq) * 1000 / n, 3),
+        "busy_cpu_ms_per_msg_by_thread": {k: round((v - th1.get(k, 0.0)) * 1000 / n, 3) for k, v in th2.items()},
         "per_minute": round(n / busy_s * 60, 1), "ideal_per_minute": round(k * 60 / latency_s, 1),
     }
 

@@ -39,7 +39,7 @@ msglog = logging.getLogger("gsmgw.messages")
 # message for the whole of a long send.
 _PREPARE_AHEAD_MAX_PARTS = 8
 
-# An idle worker's own fallback look at the queue (the pool's due-work watcher
+# An idle worker's own fallback look at the queue (the pool's periodic read of pending work
 # wakes it within poll_interval_s when a message becomes claimable).
 IDLE_WAIT_S = 30.0
 
@@ -160,7 +160,7 @@ class SendPipeline:
         claim = await self._claim(slot, mark_sending=True)
         if claim is None:
             # Nothing for this SIM: wait for a wake-up (new work, a modem event, or the
-            # pool's one due-work watcher, which looks every poll_interval_s for all
+            # pool's one periodic read of pending work, every poll_interval_s for all
             # modems) instead of each worker asking the store every poll_interval_s.
             return None, max(poll_s, IDLE_WAIT_S)
         prepared = await self._prepare(slot, claim)

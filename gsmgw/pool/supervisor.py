@@ -52,6 +52,10 @@ LIVE_MODEM_FIELDS = frozenset({
 })
 
 
+# A modem's status row is written again after this long even if nothing changed.
+STATUS_REFRESH_S = 600.0
+
+
 class Pool:
     def __init__(
         self,
@@ -73,10 +77,11 @@ class Pool:
         self.inbound = InboundProcessor(self)
         self.reports = StatusReports(lambda: self.cfg, store, read=self.inbound.read_announced)
         self._maintenance: asyncio.Task[None] | None = None
-        self._due_task: asyncio.Task[None] | None = None
         # Claim id -> when its lease was last set (monotonic), for renewals.
         self._renewed: dict[str, float] = {}
         self._status_q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        # modem id -> (the status values last queued, when: monotonic), see _status.
+        self._status_written: dict[str, tuple[dict[str, Any], float]] = {}
         self._status_task: asyncio.Task[None] | None = None
         self._rescan = asyncio.Event()
         self._discovery_task: asyncio.Task[None] | None = None
@@ -98,7 +103,6 @@ class Pool:
         for mcfg in self.cfg.modem:
             self._add(mcfg)
         self._maintenance = asyncio.create_task(self._maintain(), name="pool-maintenance")
-        self._due_task = asyncio.create_task(self._watch_due(), name="pool-due-watcher")
         self._discovery_task = asyncio.create_task(self._discover_loop(), name="pool-discovery")
         self._listen_task = asyncio.create_task(self.store.listen_for_work(self.notify_work), name="pool-listen")
 
@@ -149,7 +153,7 @@ class Pool:
             self._hotplug.stop()
         tasks = [t for s in self.slots.values() for t in s.tasks] + list(self._bg)
         tasks += [s.driver_task for s in self.slots.values() if s.driver_task is not None]
-        tasks += [t for t in (self._discovery_task, self._listen_task, self._maintenance, self._due_task) if t is not None]
+        tasks += [t for t in (self._discovery_task, self._listen_task, self._maintenance) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -311,7 +315,17 @@ class Pool:
         task.add_done_callback(self._bg.discard)
 
     def _status(self, modem_id: str, **values: Any) -> None:
-        """Queue a change of the modem's status row (written in order by one task)."""
+        """Queue a change of the modem's status row (written in order by one task).
+
+        Values equal to what was last queued for the modem are not written again
+        (every health poll reports the same signal and registration most of the
+        time: a write and an fsync each, issue 17), unless the row has not been
+        written for ``STATUS_REFRESH_S``."""
+        now = time.monotonic()
+        last, at = self._status_written.get(modem_id, ({}, -1e9))
+        if now - at < STATUS_REFRESH_S and all(k in last and last[k] == v for k, v in values.items()):
+            return
+        self._status_written[modem_id] = ({**last, **values}, now)
         self._status_q.put_nowait((modem_id, values))
 
     async def _status_writer(self) -> None:
@@ -321,6 +335,7 @@ class Pool:
                 await self.store.call(self.store.modems.upsert_modem, modem_id, **values)
             except Exception:  # a status row is not worth crashing the pool for
                 log.exception("could not record status of modem %s", modem_id)
+                self._status_written.pop(modem_id, None)  # write it all again next time
             finally:
                 self._status_q.task_done()
 
@@ -387,24 +402,6 @@ class Pool:
 
     # --- maintenance ---------------------------------------------------------------
 
-    async def _watch_due(self) -> None:
-        """The one periodic look at the queue for all modems (issue 17): every
-        ``poll_interval_s``, while some worker waits for work, one cheap query asks
-        whether a queued message is due (a retry, a scheduled send, another host's
-        work without a NOTIFY); if so the waiting workers are woken to claim it.
-        Idle workers do not poll the store themselves."""
-        while True:
-            await asyncio.sleep(self.cfg.dispatch.poll_interval_s)
-            if self.pipeline.stopping or not any(
-                not s.busy and s.enabled and s.driver.state is ModemState.READY for s in self.slots.values()
-            ):
-                continue
-            try:
-                if await self.store.call(self.store.messages.has_due_work):
-                    self.notify_work()
-            except Exception:
-                log.exception("due-work check failed")
-
     async def _renew_leases(self) -> None:
         lease_s = self.cfg.store.lease_s
         now = self._clock()
@@ -420,17 +417,30 @@ class Pool:
                 self._renewed[cid] = now
 
     async def _maintain(self) -> None:
-        """Expire overdue messages and settle claims whose lease ran out (other hosts)."""
+        """The pool's one periodic look at the store (issue 17), every ``poll_interval_s``:
+        renew this host's leases when a third of them has gone; then one cheap read
+        says whether a queued message is due (a retry, a scheduled send, another
+        host's work without a NOTIFY: the waiting workers are woken, since idle
+        workers do not poll the store themselves), whether a validity ended, and
+        whether a lease ran out. The expiry and recovery passes (writes) run only
+        then, at most once a second."""
+        last_sweep = -1e9
         while True:
-            await asyncio.sleep(max(self.cfg.dispatch.poll_interval_s, 1.0))
+            poll_s = self.cfg.dispatch.poll_interval_s
+            await asyncio.sleep(poll_s)
             try:
                 # Renew our own leases first so that a long multipart send is never
-                # mistaken for a dead host's claim: once a third of the lease has gone
-                # (not every tick: a busy pool's claims mostly end long before that).
+                # mistaken for a dead host's claim.
                 await self._renew_leases()
-                # One cheap read says whether anything expired or any lease ran out;
-                # only then the (writing) passes run.
-                expire, recover = await self.store.call(self.store.messages.maintenance_due)
+                due, expire, recover = await self.store.call(self.store.messages.pending_work)
+                if due and not self.pipeline.stopping and any(
+                    not s.busy and s.enabled and s.driver.state is ModemState.READY for s in self.slots.values()
+                ):
+                    self.notify_work()
+                now = time.monotonic()
+                if not (expire or recover) or now - last_sweep < max(poll_s, 1.0):
+                    continue
+                last_sweep = now
                 if expire:
                     for mid in await self.store.call(self.store.messages.expire_due):
                         msglog.info("message %s -> expired (validity ended before it was sent)", mid,

@@ -186,18 +186,15 @@ class MessagesRepo:
         return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
 
     @batchable
-    def has_due_work(self, now: dt.datetime | None = None) -> bool:
-        """Whether some queued message is due now (the pool's idle watcher)."""
-        with self.db.read() as conn:
-            return conn.execute(_DUE_WORK, {"b_now": now or utcnow()}).first() is not None
-
-    @batchable
-    def maintenance_due(self, now: dt.datetime | None = None) -> tuple[bool, bool]:
-        """(some queued message's validity ended, some claim's lease ran out): whether
-        ``expire_due`` and ``ClaimsRepo.recover(only_expired_leases=True)`` have work."""
+    def pending_work(self, now: dt.datetime | None = None) -> tuple[bool, bool, bool]:
+        """(a queued message is due, a queued message's validity ended, a claim's lease
+        ran out): the pool's one periodic read, which tells it whether to wake its
+        workers and whether ``expire_due`` and ``ClaimsRepo.recover(only_expired_leases
+        =True)`` have work."""
         params = {"b_now": now or utcnow()}
         with self.db.read() as conn:
-            return (conn.execute(_EXPIRED, params).first() is not None,
+            return (conn.execute(_DUE_WORK, params).first() is not None,
+                    conn.execute(_EXPIRED, params).first() is not None,
                     conn.execute(_LEASE_RAN_OUT, params).first() is not None)
 
     def last_sims(self, numbers: set[str], since: dt.datetime) -> dict[str, str]:

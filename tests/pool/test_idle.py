@@ -1,5 +1,5 @@
-"""Idle pool (issue 17): workers with nothing to send do not poll the store; one
-due-work watcher looks for them and wakes them when a message becomes due."""
+"""Idle pool (issue 17): workers with nothing to send do not poll the store; the
+pool's one periodic read looks for them and wakes them when a message becomes due."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def count_calls(obj: Any, name: str) -> list[int]:
 
 async def test_idle_workers_do_not_poll_the_store(harness: Harness, start_pool: Any) -> None:
     claims = count_calls(harness.store.claims, "claim_next")
-    due = count_calls(harness.store.messages, "has_due_work")
+    due = count_calls(harness.store.messages, "pending_work")
     pool = await start_pool(config(*(modem(f"sim{i}") for i in range(1, 5))))  # poll_interval_s 0.05
     await until(lambda: all(s.driver.state.value == "ready" for s in pool.slots.values()), "modems ready")
     await until(lambda: claims[0] >= 4, "each worker's first look")
@@ -40,7 +40,7 @@ async def test_idle_workers_do_not_poll_the_store(harness: Harness, start_pool: 
     await asyncio.sleep(1.0)
     # Before issue 17 each of the 4 workers claimed every 0.05 s: about 80 claims here.
     assert claims[0] - before == 0, claims[0] - before
-    assert due[0] >= 5  # the one watcher did look, about every 0.05 s
+    assert due[0] >= 5  # the pool's one periodic read did look, about every 0.05 s
 
 
 async def test_a_scheduled_message_is_sent_once_due_without_any_wake_up(harness: Harness, start_pool: Any) -> None:

@@ -58,21 +58,25 @@ def test_sticky_lookup_is_one_index_probe_on_sqlite(store: Store) -> None:
     assert "ix_messages_to_number_sent" in plan and "TEMP B-TREE" not in plan, plan
 
 
-def test_due_work_and_maintenance_reads_say_when_there_is_work(store: Store) -> None:
-    assert store.messages.has_due_work() is False
-    assert store.messages.maintenance_due() == (False, False)
+def test_the_pending_work_read_says_when_there_is_work(store: Store) -> None:
+    def due(now: dt.datetime | None = None) -> bool:
+        return store.messages.pending_work(now)[0]
+
+    def sweeps(now: dt.datetime | None = None) -> tuple[bool, bool]:
+        return store.messages.pending_work(now)[1:]
+
+    assert store.messages.pending_work() == (False, False, False)
     later = store.messages.enqueue([new(send_at=NOW + dt.timedelta(minutes=5))]).message_ids[0]
-    assert store.messages.has_due_work() is False  # scheduled, not due
-    assert store.messages.has_due_work(NOW + dt.timedelta(minutes=6)) is True
-    assert store.messages.maintenance_due(NOW + dt.timedelta(days=2)) == (True, False)  # its validity ends
+    assert due() is False  # scheduled, not due
+    assert due(NOW + dt.timedelta(minutes=6)) is True
+    assert sweeps(NOW + dt.timedelta(days=2)) == (True, False)  # its validity ends
     with store.engine.begin() as conn:
         conn.execute(update(t.messages).where(t.messages.c.id == later).values(send_at=NOW))
-    assert store.messages.has_due_work() is True
+    assert due() is True
     c = store.claims.claim_next("sim1", lease_s=30)
     assert c is not None and c.id == later
-    assert store.messages.has_due_work() is False  # claimed: not queued any more
-    assert store.messages.maintenance_due() == (False, False)
-    assert store.messages.maintenance_due(NOW + dt.timedelta(seconds=60)) == (False, True)  # lease ran out
+    assert store.messages.pending_work() == (False, False, False)  # claimed: not queued any more
+    assert sweeps(NOW + dt.timedelta(seconds=60)) == (False, True)  # its lease ran out
     assert store.claims.recover(only_expired_leases=True) == {"unknown": 0, "requeued": 0, "sent": 0}
 
 
