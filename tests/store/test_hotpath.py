@@ -13,8 +13,6 @@ from gsmgw.domain import MessageState
 from gsmgw.store import NewMessage, PartResult, Store
 from gsmgw.store import tables as t
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 def new(to: str = "+15551234567", **kw: object) -> NewMessage:
     return NewMessage(to_number=to, text="x", encoding="gsm7", parts_total=1, **kw)  # type: ignore[arg-type]
@@ -29,17 +27,18 @@ def sent(store: Store, to: str, sim: str, at: dt.datetime) -> str:
 
 
 def test_sticky_lookup_takes_the_newest_send_in_the_window(store: Store) -> None:
+    t0 = dt.datetime.now(dt.UTC)  # one instant for the whole test
     number = "+15550001111"
     for i in range(30):
-        sent(store, number, "simA", NOW - dt.timedelta(minutes=90 - i))
-    sent(store, number, "simB", NOW - dt.timedelta(minutes=30))  # the newest send
-    sent(store, number, "simC", NOW - dt.timedelta(days=30))  # outside the window
+        sent(store, number, "simA", t0 - dt.timedelta(minutes=90 - i))
+    sent(store, number, "simB", t0 - dt.timedelta(minutes=30))  # the newest send
+    sent(store, number, "simC", t0 - dt.timedelta(days=30))  # outside the window
     # Claimed but never sent (sent_at NULL): not a send.
     claimed = store.messages.enqueue([new(number)]).message_ids[0]
     with store.engine.begin() as conn:
         conn.execute(update(t.messages).where(t.messages.c.id == claimed).values(modem_id="simD"))
-    sent(store, "+15550002222", "simE", NOW - dt.timedelta(days=8))
-    since = NOW - dt.timedelta(days=7)
+    sent(store, "+15550002222", "simE", t0 - dt.timedelta(days=8))
+    since = t0 - dt.timedelta(days=7)
     assert store.messages.last_sims({number, "+15550002222", "+15550009999"}, since) == {number: "simB"}
     # And through enqueue: the sticky SIM is the preferred one.
     mid = store.messages.enqueue([new(number)], sticky_s=7 * 86400.0).message_ids[0]
@@ -59,6 +58,8 @@ def test_sticky_lookup_is_one_index_probe_on_sqlite(store: Store) -> None:
 
 
 def test_the_pending_work_read_says_when_there_is_work(store: Store) -> None:
+    t0 = dt.datetime.now(dt.UTC)  # one instant for the whole test
+
     def due(now: dt.datetime | None = None) -> bool:
         return store.messages.pending_work(now)[0]
 
@@ -66,30 +67,31 @@ def test_the_pending_work_read_says_when_there_is_work(store: Store) -> None:
         return store.messages.pending_work(now)[1:]
 
     assert store.messages.pending_work() == (False, False, False)
-    later = store.messages.enqueue([new(send_at=NOW + dt.timedelta(minutes=5))]).message_ids[0]
+    later = store.messages.enqueue([new(send_at=t0 + dt.timedelta(minutes=5))]).message_ids[0]
     assert due() is False  # scheduled, not due
-    assert due(NOW + dt.timedelta(minutes=6)) is True
-    assert sweeps(NOW + dt.timedelta(days=2)) == (True, False)  # its validity ends
+    assert due(t0 + dt.timedelta(minutes=6)) is True
+    assert sweeps(t0 + dt.timedelta(days=2)) == (True, False)  # its validity ends
     with store.engine.begin() as conn:
-        conn.execute(update(t.messages).where(t.messages.c.id == later).values(send_at=NOW))
+        conn.execute(update(t.messages).where(t.messages.c.id == later).values(send_at=t0))
     assert due() is True
     c = store.claims.claim_next("sim1", lease_s=30)
     assert c is not None and c.id == later
     assert store.messages.pending_work() == (False, False, False)  # claimed: not queued any more
-    assert sweeps(NOW + dt.timedelta(seconds=60)) == (False, True)  # its lease ran out
+    assert sweeps(t0 + dt.timedelta(seconds=60)) == (False, True)  # its lease ran out
     assert store.claims.recover(only_expired_leases=True) == {"unknown": 0, "requeued": 0, "sent": 0}
 
 
 def test_settle_then_a_report_that_came_first_makes_it_delivered(store: Store) -> None:
     """A status report committed before the settle is applied by the settle (the
     prebuilt statements re-read the message only then)."""
+    t0 = dt.datetime.now(dt.UTC)  # one instant for the whole test
     mid = store.messages.enqueue([new("+15550003333")]).message_ids[0]
     c = store.claims.claim_next("sim1", lease_s=30, mark_sending=True)
     assert c is not None and c.id == mid
     # The report overtakes the settle: it cannot match yet (the part is not sent).
     early = store.reports.record_status_report(
         "sim1", tp_mr=7, recipient="+15550003333", status=0, category="delivered", meaning="delivered",
-        scts=None, discharge_at=NOW, window_s=3600)
+        scts=None, discharge_at=t0, window_s=3600)
     assert early.message_id is None
     final = store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=7)], report_window_s=3600)
     assert final is MessageState.DELIVERED
@@ -99,10 +101,11 @@ def test_settle_then_a_report_that_came_first_makes_it_delivered(store: Store) -
 
 
 def test_settle_requeue_pins_and_uncounts_like_before(store: Store) -> None:
+    t0 = dt.datetime.now(dt.UTC)  # one instant for the whole test
     mid = store.messages.enqueue([new("+15550004444")]).message_ids[0]
     c = store.claims.claim_next("sim1", lease_s=30, mark_sending=True)
     assert c is not None and c.attempts == 1
-    retry = NOW + dt.timedelta(seconds=5)
+    retry = t0 + dt.timedelta(seconds=5)
     final = store.claims.settle_claim(
         mid, [PartResult(1, MessageState.QUEUED, error_code="cms:42", error_text="congestion")], retry_at=retry)
     assert final is MessageState.QUEUED
@@ -113,7 +116,7 @@ def test_settle_requeue_pins_and_uncounts_like_before(store: Store) -> None:
     assert abs((msg["send_at"] - retry).total_seconds()) < 1e-3
     # Handed back unwritten: the attempt is given back.
     with store.engine.begin() as conn:
-        conn.execute(update(t.messages).where(t.messages.c.id == mid).values(send_at=NOW))
+        conn.execute(update(t.messages).where(t.messages.c.id == mid).values(send_at=t0))
     c = store.claims.claim_next("sim2", lease_s=30)
     assert c is not None and c.attempts == 2
     assert store.claims.settle_claim(mid, [], uncount_attempt=True) is MessageState.QUEUED
