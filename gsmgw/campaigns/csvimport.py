@@ -43,8 +43,8 @@ class ColumnMapping:
     number: str | None = None  # None: the first of NUMBER_HEADERS found
     name: str | None = None  # None: "name" if there is such a column
     fields: tuple[str, ...] | None = None
-    tags: str | None = None  # a column of tags separated by | , or ;
-    groups: str | None = None  # a column of group names separated by |
+    tags: str | None = None  # a column of tags separated by | , or ; (None: "tags" if there is one)
+    groups: str | None = None  # a column of group names separated by | (None: "groups" or "group")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class CsvReader:
         if delimiter not in (",", ";", "\t", "|"):
             raise ValidationError("invalid_csv", "delimiter must be , ; | or tab", field="delimiter")
         self.delimiter = delimiter
-        self._reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        self._reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         try:
             header = next(self._reader)
         except StopIteration:
@@ -149,8 +149,10 @@ class CsvReader:
             number = found[0]
         name = self._index(m.name, "name") if m.name is not None else (
             lowered.index("name") if "name" in lowered else None)
-        tags = self._index(m.tags, "tags") if m.tags is not None else None
-        groups = self._index(m.groups, "groups") if m.groups is not None else None
+        tags = self._index(m.tags, "tags") if m.tags is not None else (
+            lowered.index("tags") if "tags" in lowered else None)
+        groups = self._index(m.groups, "groups") if m.groups is not None else next(
+            (lowered.index(h) for h in ("groups", "group") if h in lowered), None)
         taken = {number, name, tags, groups}
         if m.fields is not None:
             fields = [self._index(f, "fields") for f in m.fields]
