@@ -523,7 +523,7 @@ class CampaignsConfig:
     # traffic is never behind a wall of campaign messages.
     window: int = 50
     # How often running campaigns are topped up (seconds); a start or resume wakes the runner.
-    poll_interval_s: float = 0.5
+    poll_interval_s: float = 0.25
     # Rows per transaction of a CSV import: small, so the dispatcher's store writes
     # (which share SQLite's one writer) wait for one batch at most.
     import_batch_rows: int = 1000
