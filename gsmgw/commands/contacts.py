@@ -120,7 +120,7 @@ async def _run(args: argparse.Namespace) -> int:
                     print(f"  ... {d['invalid'] - 20} more" + ("" if args.errors else " (--errors FILE lists all)"))
             return 0 if d["invalid"] == d["duplicates"] == 0 else 1
         if args.contacts_cmd == "export":
-            out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")  # noqa: ASYNC230, SIM115
+            out = sys.stdout.buffer if args.file == "-" else open(args.file, "wb")  # noqa: ASYNC230
             try:
                 async for chunk in svc.export_csv(group_id=group_id, tag=args.tag):
                     out.write(chunk)
