@@ -526,7 +526,7 @@ class CampaignsConfig:
     poll_interval_s: float = 0.25
     # Rows per transaction of a CSV import: small, so the dispatcher's store writes
     # (which share SQLite's one writer) wait for one batch at most.
-    import_batch_rows: int = 1000
+    import_batch_rows: int = 500
     # The largest CSV file POST /api/v1/contacts/import takes (bytes; api.max_body_bytes
     # is for JSON bodies).
     import_max_bytes: int = 64 * 1024 * 1024

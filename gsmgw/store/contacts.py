@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.store import tables as t
@@ -161,6 +161,7 @@ class ContactsRepo:
             tags: list[dict[str, str]] = []
             members: list[dict[str, str]] = []
             touched: list[str] = []
+            changes: list[dict[str, Any]] = []
             for item in items:
                 old = existing.get(item.number)
                 if old is None:
@@ -175,15 +176,17 @@ class ContactsRepo:
                 else:
                     cid = old.id
                     merged = {**json.loads(old.fields or "{}"), **item.fields}
-                    conn.execute(update(c).where(c.c.id == cid).values(
-                        name=old.name if item.name is None else item.name,
-                        fields=json.dumps(merged, ensure_ascii=False, sort_keys=True), updated_at=now))
+                    changes.append({"_id": cid, "_name": old.name if item.name is None else item.name,
+                                    "_fields": json.dumps(merged, ensure_ascii=False, sort_keys=True)})
                     touched.append(cid)
                     updated += 1
                 tags.extend({"contact_id": cid, "tag": tag} for tag in set(item.tags))
                 members.extend({"group_id": groups[g], "contact_id": cid} for g in set(item.groups))
             if new_rows:
                 conn.execute(insert(c), new_rows)
+            if changes:  # one executemany
+                conn.execute(update(c).where(c.c.id == bindparam("_id")).values(
+                    name=bindparam("_name"), fields=bindparam("_fields"), updated_at=now), changes)
             if touched:  # tags and groups are added to an updated contact: drop the ones it has
                 for chunk in _chunks(touched):
                     have_t = {(r.contact_id, r.tag) for r in conn.execute(
@@ -192,6 +195,7 @@ class ContactsRepo:
                         select(t.contact_group_members).where(t.contact_group_members.c.contact_id.in_(chunk)))}
                     tags = [x for x in tags if (x["contact_id"], x["tag"]) not in have_t]
                     members = [x for x in members if (x["group_id"], x["contact_id"]) not in have_m]
+                    # (a chunk's rows only match that chunk's contacts; the rest pass through)
             if tags:
                 conn.execute(insert(t.contact_tags), tags)
             if members:
