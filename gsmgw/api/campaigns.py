@@ -224,15 +224,16 @@ async def _read_csv(request: web.Request) -> bytes:
     limit = svc.cfg.campaigns.import_max_bytes
     if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
         raise ValidationError("invalid_csv", "send the file as the body with Content-Type: text/csv")
+    too_large = web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length or limit + 1)
     if request.content_length is not None and request.content_length > limit:
-        return b""
+        raise too_large
     chunks, size = [], 0
     try:
         async with asyncio.timeout(max(svc.cfg.api.body_timeout_s, 60.0)):
             async for data in request.content.iter_chunked(1 << 16):
                 size += len(data)
                 if size > limit:
-                    return b""
+                    raise too_large
                 chunks.append(data)
     except TimeoutError:
         raise ValidationError("body_timeout", "the file did not arrive in time") from None
@@ -245,10 +246,7 @@ async def import_contacts(request: web.Request) -> web.Response:
     q = query(ImportQuery, request.query)
     data = await _read_csv(request)
     if not data:
-        limit = request.app[SERVICES].cfg.campaigns.import_max_bytes
-        if request.content_length == 0 or (request.content_length is None and not data):
-            raise ValidationError("invalid_csv", "the body is empty: send the CSV file", field="file")
-        return error_response(413, "body_too_large", f"the file is larger than campaigns.import_max_bytes ({limit})")
+        raise ValidationError("invalid_csv", "the body is empty: send the CSV file", field="file")
     fields = tuple(f.strip() for f in q.fields.split(",") if f.strip()) if q.fields is not None else None
     options = ImportOptions(
         mapping=ColumnMapping(number=q.number, name=q.name, fields=fields, tags=q.tags, groups=q.groups),

@@ -6,6 +6,7 @@ PostgreSQL and through the HTTP API."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from gsmgw.campaigns import ColumnMapping, ContactsService, ImportOptions
 from gsmgw.campaigns.csvimport import CsvReader
-from gsmgw.config import Config
+from gsmgw.config import CampaignsConfig, Config
 from gsmgw.errors import ValidationError
 from gsmgw.store import Store
 from tests.helpers import make_config, running_gateway
@@ -185,3 +186,22 @@ async def test_import_over_http_reports_rows_and_refuses_bad_requests(tmp_path: 
         status, _ = await c.request("POST", "/api/v1/contacts/import", data=b"number\n+15550100001\n",
                                     headers=h, key=None)
         assert status == 401
+
+
+async def test_import_too_large_or_empty_is_refused_and_stores_nothing(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(make_config(tmp_path), campaigns=CampaignsConfig(import_max_bytes=1024))
+    async with running_gateway(cfg) as (gw, c):
+        h = {"Content-Type": "text/csv"}
+        big = ("number\n" + "".join(f"+1555010{i:04d}\n" for i in range(200))).encode()
+        status, body = await c.request("POST", "/api/v1/contacts/import", data=big, headers=h)
+        assert status == 413 and body["error"]["code"] == "body_too_large", body
+
+        async def chunked() -> Any:  # no Content-Length: the limit still holds
+            for i in range(0, len(big), 100):
+                yield big[i:i + 100]
+
+        status, body = await c.request("POST", "/api/v1/contacts/import", data=chunked(), headers=h)
+        assert status == 413, body
+        status, body = await c.request("POST", "/api/v1/contacts/import", data=b"", headers=h)
+        assert status == 422 and body["error"]["code"] == "invalid_csv"
+        assert await gw.store.call(gw.store.contacts.count_contacts) == 0
