@@ -64,7 +64,7 @@ class Api:
                                         **kw) as r:
             return r.status, await r.json(content_type=None)
 
-    async def up(self, timeout_s: float = 20.0) -> None:
+    async def up(self, timeout_s: float = 45.0) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
