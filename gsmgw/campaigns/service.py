@@ -55,6 +55,7 @@ MAX_TARGET_CONTACTS = 10_000
 MAX_MISSING_LISTED = 100
 MAX_CAMPAIGN_NAME = 200
 PAGE = 1000
+IMPORT_PAUSE_S = 0.005
 
 
 def idempotency_key(campaign_id: str, contact_id: str) -> str:
@@ -212,6 +213,9 @@ class ContactsService:
                 report.skipped += len(res.skipped)
                 room = MAX_ERRORS_LISTED - len(report.skipped_numbers)
                 report.skipped_numbers.extend(res.skipped[:max(room, 0)])
+            # A breath between batches for the loop and the store's writer (the parsing
+            # thread holds the GIL while it runs).
+            await asyncio.sleep(IMPORT_PAUSE_S)
         return report
 
     async def export_csv(self, *, group_id: str | None = None, tag: str | None = None) -> AsyncIterator[bytes]:
