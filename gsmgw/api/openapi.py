@@ -591,7 +591,8 @@ def _campaign_paths() -> dict[str, dict[str, Any]]:
                          ("cancel", "Cancel: unfed recipients and queued messages are cancelled")):
         out[f"/api/v1/campaigns/{{id}}/{action}"] = {
             "post": _op(what, _json(_ref("Campaign"), "the campaign now"), scope="send", tag="campaigns",
-                        params=kid, errors=state)}
+                        params=kid, errors={**state, "422": _err("missing_variable (a recipient lacks a "
+                                                                 "template variable) or no_recipients")})}
     return out
 
 
