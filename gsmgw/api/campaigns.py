@@ -120,17 +120,18 @@ class ExportQuery(Query):
 
 
 class ImportQuery(Query):
-    number: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+    number: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="the number column (default: number, phone, mobile, ...)")
-    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+    name: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="the name column (default: name, if present)")
-    fields: Annotated[StrictStr, Field(max_length=2000)] | None = Field(
-        default=None, description="field columns, comma-separated (default: all other columns)")
-    tags: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+    fields: Annotated[StrictStr, Field(max_length=200)] | None = Field(
+        default=None, description="field columns, comma-separated (default: all other columns; the whole query "
+                    "must fit an 8 KB request line)")
+    tags: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="a column of tags separated by | , or ;")
-    groups: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+    groups: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="a column of group names separated by |")
-    group: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+    group: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="put every imported contact in this group")
     tag: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="give every imported contact this tag")
