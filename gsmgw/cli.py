@@ -25,7 +25,8 @@ log = logging.getLogger("gsmgw")
 # Subcommands that live next to their feature (each module has register(sub)).
 COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.commands.probe",
                    "gsmgw.commands.doctor", "gsmgw.commands.smpp",
-                   "gsmgw.commands.schedules")
+                   "gsmgw.commands.schedules",
+                   "gsmgw.commands.contacts")  # issue 21
 
 DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 

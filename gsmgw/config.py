@@ -508,6 +508,28 @@ class RuleConfig:
     command_output_max: int = 4096
     # No rule after this one is tried when this one matches.
     stop: bool = False
+# --- contacts and campaigns (issue 21) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignsConfig:
+    """Campaigns: how fast the runner feeds the queue, and CSV imports."""
+
+    # Run campaigns on this host (on a shared PostgreSQL store, several hosts may: each
+    # recipient is still submitted once, by its idempotency key).
+    enabled: bool = True
+    # At most this many of a campaign's messages queued at once (unless the campaign
+    # says otherwise): a pause then holds back all but these, and transactional
+    # traffic is never behind a wall of campaign messages.
+    window: int = 50
+    # How often running campaigns are topped up (seconds); a start or resume wakes the runner.
+    poll_interval_s: float = 0.25
+    # Rows per transaction of a CSV import: small, so the dispatcher's store writes
+    # (which share SQLite's one writer) wait for one batch at most.
+    import_batch_rows: int = 500
+    # The largest CSV file POST /api/v1/contacts/import takes (bytes; api.max_body_bytes
+    # is for JSON bodies).
+    import_max_bytes: int = 64 * 1024 * 1024
 
 
 # --- SIM care (issue 20): pacing exemptions, the calendar, recipient quiet hours, cost ---
@@ -630,6 +652,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     keepalive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
+    campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
     modem: tuple[ModemConfig, ...] = ()
     # E-mail in and out, inbound rules (issue 19).
     email: EmailConfig = field(default_factory=EmailConfig)
@@ -862,6 +885,12 @@ def _check(cfg: Config, source: str) -> None:
     _check_sim_care(cfg, source)
     _check_mqtt(cfg.mqtt, source)
     _check_keepalive(cfg, source)
+    for key, lo, hi in (("window", 1, 1000), ("import_batch_rows", 1, 10_000),
+                        ("import_max_bytes", 1024, 1 << 31)):
+        if not lo <= getattr(cfg.campaigns, key) <= hi:
+            raise ConfigError(f"{source}: campaigns.{key}: must be from {lo} to {hi}")
+    if not cfg.campaigns.poll_interval_s > 0:
+        raise ConfigError(f"{source}: campaigns.poll_interval_s: must be positive")
     try:
         re.compile(cfg.inbound.balance_regex)
     except re.error as exc:

@@ -20,6 +20,7 @@ from gsmgw.api.context import SERVICES
 from gsmgw.api.inbound import INBOUND
 from gsmgw.api.schedules import KEEPALIVE, SCHEDULES
 from gsmgw.api.server import ApiServer
+from gsmgw.campaigns import CampaignRunner  # issue 21
 from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
 from gsmgw.errors import ListenError
@@ -100,6 +101,8 @@ class Gateway:
         self.scheduler = Scheduler(self.store, self.intake, lambda: self.cfg)
         self.keepalive = KeepAlive(self.store, lambda: self.cfg, modems=self.pool.snapshot,
                                    ussd=self.pool.inbound.ussd, notify_work=self.pool.notify_work)
+        # Campaigns (issue 21): feeds running campaigns into the queue through intake.
+        self.campaigns = CampaignRunner(self.store, self.intake, lambda: self.cfg.campaigns)
         self.api: ApiServer | None = None
         self.smpp: Any = None  # gsmgw.smpp.SmppServer when [smpp] listen is set
         # Issue 19: the e-mail door (forwarder, listener) and the inbound rules runner.
@@ -160,6 +163,7 @@ class Gateway:
             intake=self.intake,
             readiness=self.readiness_now,
             sim_care=self.pool.care_status,  # SIM care and cost in the status API (issue 20)
+            wake_campaigns=self.campaigns.wake,
         )
         app = create_app(services)
         app[INBOUND] = self.pool.inbound  # USSD and balance routes (issue 7)
@@ -184,6 +188,9 @@ class Gateway:
         self._started.append("schedules")
         await self.scheduler.start()
         await self.keepalive.start()
+        if self.cfg.campaigns.enabled:
+            self._started.append("campaigns")
+            await self.campaigns.start()
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
         await self._start_mail_and_rules()
         if self.cfg.smpp.listen:
@@ -343,6 +350,8 @@ class Gateway:
         if "schedules" in self._started:  # before the pool: nothing new is queued while it drains
             await self.keepalive.stop()
             await self.scheduler.stop()
+        if "campaigns" in self._started:  # before the pool: no new submits while it stops
+            await self.campaigns.stop()
         if "pool" in self._started:
             await self.pool.stop()
         if "webhooks" in self._started:

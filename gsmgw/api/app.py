@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gsmgw.api import compat_android, compat_kannel, inbound, openapi, v1
+from gsmgw.api import campaigns, compat_android, compat_kannel, inbound, openapi, v1
 from gsmgw.api import schedules as schedules_api
 from gsmgw.api.auth import auth_middleware
 from gsmgw.api.context import INTAKE, SERVICES, Services
@@ -34,6 +34,7 @@ def create_app(services: Services) -> web.Application:
     compat_android.add_routes(app)
     compat_kannel.add_routes(app)
     schedules_api.add_routes(app)  # recurring schedules, SIM keep-alive (issue 20)
+    campaigns.add_routes(app)  # contacts, groups, campaigns (issue 21)
     return app
 
 

@@ -36,6 +36,8 @@ class Services:
     readiness: Callable[[], Readiness] | None = None
     # SIM care per modem and cost sums (Pool.care_status; issue 20); None = not shown.
     sim_care: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # Wakes the campaign runner (gsmgw.campaigns) after a start or resume.
+    wake_campaigns: Callable[[], None] = lambda: None
     _tracker: ReadinessTracker = dataclasses.field(default_factory=lambda: ReadinessTracker(time.monotonic()))
 
     def current_readiness(self) -> Readiness:

@@ -231,7 +231,9 @@ def openapi30(schema: Any) -> Any:
 
 def _model_schemas() -> dict[str, Schema]:
     """The request bodies (and the models they use), under their class names."""
-    _, top = models_json_schema([(m, "validation") for m in schemas.BODIES],
+    from gsmgw.api import campaigns  # issue 21's bodies
+
+    _, top = models_json_schema([(m, "validation") for m in (*schemas.BODIES, *campaigns.BODIES)],
                                 ref_template="#/components/schemas/{model}")
     return {name: openapi30(sub) for name, sub in top.get("$defs", {}).items()}
 
@@ -477,10 +479,125 @@ def _schedule_paths() -> dict[str, dict[str, Any]]:
                        _json(_ref("KeepAlive"), "keep-alive state"), scope="read", tag="status", errors=unwired),
         },
     }
+# --- contacts, groups and campaigns (issue 21; gsmgw.api.campaigns) --------------------
+
+SCHEMAS.update({
+    "Contact": _obj({"id": STR, "number": STR, "name": STR, "fields": {"type": "object"},
+                     "tags": {"type": "array", "items": STR}, "groups": {"type": "array", "items": STR},
+                     "opted_out": {"type": "boolean", "description": "from the opt-out list, now"},
+                     "created_at": TIME, "updated_at": TIME}, ["id", "number"]),
+    "ContactPage": _obj({"items": {"type": "array", "items": _ref("Contact")}, "next_cursor": NSTR}, ["items"]),
+    "Group": _obj({"id": STR, "name": STR, "members": INT, "created_at": TIME}, ["id", "name"]),
+    "GroupList": _obj({"items": {"type": "array", "items": _ref("Group")}}, ["items"]),
+    "ImportReport": _obj({"rows": INT, "created": INT, "updated": INT, "skipped": INT, "invalid": INT,
+                          "duplicates": INT, "blank": INT,
+                          "errors": {"type": "array", "items": _obj({"row": INT, "reason": STR, "value": STR})},
+                          "duplicate_rows": {"type": "array",
+                                             "items": _obj({"row": INT, "number": STR, "duplicate_of": INT})}},
+                         ["rows", "created", "updated", "skipped", "invalid", "duplicates", "blank", "errors"]),
+    "Campaign": _obj({"id": STR, "name": STR, "state": STR, "template": STR, "target": {"type": "object"},
+                      "priority": INT, "window": INT, "progress": {"type": "object", "nullable": True}},
+                     ["id", "name", "state"]),
+    "CampaignPage": _obj({"items": {"type": "array", "items": _ref("Campaign")}, "next_cursor": NSTR}, ["items"]),
+    "CampaignValidation": _obj({"recipients": INT, "opted_out": INT, "missing_count": INT, "parts": INT,
+                                "ok": {"type": "boolean"}, "missing": {"type": "array", "items": {"type": "object"}}},
+                               ["recipients", "missing_count", "ok"]),
+    "RecipientPage": _obj({"items": {"type": "array", "items": {"type": "object"}}, "next_cursor": NSTR},
+                          ["items"]),
+    "Done": {"type": "object"},
+})
+
+
+def _campaign_paths() -> dict[str, dict[str, Any]]:
+    from gsmgw.api import campaigns as c
+
+    cid = [_path("id", "contact id")]
+    gid = [_path("id", "group id")]
+    kid = [_path("id", "campaign id")]
+    dup = {"409": _err("that number or name is taken")}
+    state = {**NOT_FOUND, "409": _err("invalid_state: not possible in the campaign's state")}
+    csv = {"description": "CSV, UTF-8", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    out: dict[str, dict[str, Any]] = {
+        "/api/v1/contacts": {
+            "get": _op("List contacts (id order) with groups, tags and opt-out status",
+                       _json(_ref("ContactPage"), "a page"), scope="read", tag="contacts",
+                       params=_queries(c.ContactsQuery)),
+            "post": _op("Create a contact", _json(_ref("Contact"), "created"), scope="send", tag="contacts",
+                        body="ContactBody", status="201", errors=dup),
+        },
+        "/api/v1/contacts/import": {
+            "post": {**_op("Import contacts from a CSV file (the body, Content-Type: text/csv)",
+                           _json(_ref("ImportReport"), "every row counted once; invalid rows with their reasons"),
+                           scope="send", tag="contacts", params=_queries(c.ImportQuery),
+                           errors={"413": _err("larger than campaigns.import_max_bytes")}),
+                     "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+        },
+        "/api/v1/contacts/export": {
+            "get": _op("Export contacts as CSV", csv, scope="read", tag="contacts", params=_queries(c.ExportQuery)),
+        },
+        "/api/v1/contacts/{id}": {
+            "get": _op("One contact", _json(_ref("Contact"), "the contact"), scope="read", tag="contacts",
+                       params=cid, errors=NOT_FOUND),
+            "patch": _op("Change a contact (fields, tags, groups replaced as a whole)",
+                         _json(_ref("Contact"), "changed"), scope="send", tag="contacts", body="ContactPatch",
+                         params=cid, errors={**NOT_FOUND, **dup}),
+            "delete": _op("Delete a contact", _json(_ref("Done"), "deleted"), scope="send", tag="contacts",
+                          params=cid, errors=NOT_FOUND),
+        },
+        "/api/v1/groups": {
+            "get": _op("Groups with their member counts", _json(_ref("GroupList"), "groups"), scope="read",
+                       tag="contacts"),
+            "post": _op("Create a group", _json(_ref("Group"), "created"), scope="send", tag="contacts",
+                        body="GroupBody", status="201", errors=dup),
+        },
+        "/api/v1/groups/{id}": {
+            "get": _op("One group", _json(_ref("Group"), "the group"), scope="read", tag="contacts", params=gid,
+                       errors=NOT_FOUND),
+            "patch": _op("Rename a group", _json(_ref("Group"), "renamed"), scope="send", tag="contacts",
+                         body="GroupBody", params=gid, errors={**NOT_FOUND, **dup}),
+            "delete": _op("Delete a group (its contacts stay)", _json(_ref("Done"), "deleted"), scope="send",
+                          tag="contacts", params=gid, errors=NOT_FOUND),
+        },
+        "/api/v1/groups/{id}/members": {
+            "post": _op("Add contacts to a group", _json(_ref("Done"), "how many were added"), scope="send",
+                        tag="contacts", body="MembersBody", params=gid, errors=NOT_FOUND),
+            "delete": _op("Remove contacts from a group", _json(_ref("Done"), "how many were removed"),
+                          scope="send", tag="contacts", body="MembersBody", params=gid, errors=NOT_FOUND),
+        },
+        "/api/v1/campaigns": {
+            "get": _op("Campaigns with their progress, newest first", _json(_ref("CampaignPage"), "a page"),
+                       scope="read", tag="campaigns", params=_queries(c.CampaignsQuery)),
+            "post": _op("Create a campaign (a draft: start it to send)", _json(_ref("Campaign"), "created"),
+                        scope="send", tag="campaigns", body="CampaignBody", status="201"),
+        },
+        "/api/v1/campaigns/{id}": {
+            "get": _op("A campaign and its live progress", _json(_ref("Campaign"), "the campaign"), scope="read",
+                       tag="campaigns", params=kid, errors=NOT_FOUND),
+            "delete": _op("Delete a draft, completed or cancelled campaign", _json(_ref("Done"), "deleted"),
+                          scope="send", tag="campaigns", params=kid, errors=state),
+        },
+        "/api/v1/campaigns/{id}/validate": {
+            "post": _op("What starting now would do: recipients, opted out, missing variables",
+                        _json(_ref("CampaignValidation"), "the check"), scope="send", tag="campaigns", params=kid,
+                        errors=NOT_FOUND),
+        },
+        "/api/v1/campaigns/{id}/recipients": {
+            "get": _op("A campaign's recipients and their messages' states", _json(_ref("RecipientPage"), "a page"),
+                       scope="read", tag="campaigns", params=kid + _queries(c.RecipientsQuery), errors=NOT_FOUND),
+        },
+    }
+    for action, what in (("start", "Start (idempotent: starting again changes nothing)"),
+                         ("pause", "Pause: stop feeding the queue"), ("resume", "Resume a paused campaign"),
+                         ("cancel", "Cancel: unfed recipients and queued messages are cancelled")):
+        out[f"/api/v1/campaigns/{{id}}/{action}"] = {
+            "post": _op(what, _json(_ref("Campaign"), "the campaign now"), scope="send", tag="campaigns",
+                        params=kid, errors={**state, "422": _err("missing_variable (a recipient lacks a "
+                                                                 "template variable) or no_recipients")})}
+    return out
 
 
 def document() -> dict[str, Any]:
-    paths = _paths()
+    paths = {**_paths(), **_campaign_paths()}
     for path, ops in paths.items():
         for method, op in ops.items():
             op["operationId"] = f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
@@ -500,7 +617,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"apiKeyHeader": []}, {"basic": []}],
         "tags": [{"name": t} for t in ("messages", "inbox", "optouts", "modems", "webhooks", "status", "health",
-                                        "meta", "schedules")],
+                                        "meta", "schedules", "contacts", "campaigns")],
         "paths": paths,
         "components": {
             "securitySchemes": {

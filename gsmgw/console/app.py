@@ -276,7 +276,7 @@ async def root_redirect(request: web.Request) -> web.StreamResponse:
 # --- the application ------------------------------------------------------------------------
 
 def create_console(deps: ConsoleDeps) -> web.Application:
-    from gsmgw.console import admin, compose, conversations, messages, overview
+    from gsmgw.console import admin, campaigns, compose, conversations, messages, overview
 
     app = web.Application(middlewares=[console_middleware],
                           client_max_size=deps.config().api.max_body_bytes)
@@ -307,6 +307,7 @@ def create_console(deps: ConsoleDeps) -> web.Application:
     conversations.add_routes(r)
     compose.add_routes(r)
     admin.add_routes(r)
+    campaigns.add_routes(r)  # issue 21
     return app
 
 

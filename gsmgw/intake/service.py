@@ -196,7 +196,7 @@ class IntakeService:
                 send_at=send_at, valid_until=valid_until, sim_requested=req.sim, flash=flash,
                 delivery_report=delivery_report, transactional=transactional, resend_unknown=resend_unknown,
                 callback_url=callback_url, route_group=routes[n][0], route_fallback_s=routes[n][1],
-                door=door, door_data=door_data, schedule_id=req.schedule_id,
+                door=door, door_data=door_data, schedule_id=req.schedule_id, campaign_id=req.campaign_id,
             )
             for n, text, pv in per
         ]

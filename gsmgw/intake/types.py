@@ -66,6 +66,7 @@ class SendRequest:
     door: str = "api"  # which surface took the request (stored with each message)
     door_data: Mapping[str, Any] | None = None  # the door's own JSON-able data, stored with each message
     schedule_id: str | None = None  # the recurring schedule an occurrence comes from (messages.schedule_id)
+    campaign_id: str | None = None  # the campaign that sends it (gsmgw.campaigns), stored with each message
 
 
 class SubmittedMessage(NamedTuple):

@@ -144,6 +144,7 @@ class MessagesRepo:
                     "door": m.door,
                     "door_data": m.door_data,
                     "schedule_id": m.schedule_id,
+                    "campaign_id": m.campaign_id,
                     "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
                     "attempts": 0,
                     "created_at": now,

@@ -69,6 +69,7 @@ class NewMessage:
     door: str | None = None
     door_data: str | None = None
     schedule_id: str | None = None  # the recurring schedule that queued it (issue 20)
+    campaign_id: str | None = None  # the campaign that made it (issue 21)
 
 
 @dataclass(frozen=True, slots=True)

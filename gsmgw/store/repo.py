@@ -18,6 +18,8 @@ group-commits the calls that queue up together (``gsmgw.store.executor``).
     store.rules      inbound rules: what each rule did, tags, the auto-reply window
     store.simcare    SIM care counters (pacing, calendar caps, warm-up) and cost sums
     store.schedules  recurring schedules and their claims; SIM keep-alive state, runs, alerts
+    store.contacts   contacts, groups, tags (opt-out status joined from store.optouts)
+    store.campaigns  campaigns, their recipients and progress
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from gsmgw.errors import StoreError
+from gsmgw.store.campaigns import CampaignsRepo
 from gsmgw.store.claims import ClaimsRepo
+from gsmgw.store.contacts import ContactsRepo
 from gsmgw.store.events import EventsRepo
 from gsmgw.store.executor import Executor
 from gsmgw.store.inbound import InboundRepo
@@ -119,6 +123,9 @@ class Store:
         self.rules = RulesRepo(self.engine)  # inbound rules: runs, tags, reply window (issue 19)
         self.simcare = SimCareRepo(self.db)  # SIM care counters and cost (issue 20)
         self.schedules = SchedulesRepo(self.db, host)  # recurring schedules, SIM keep-alive (issue 20)
+        # Contacts, groups and campaigns (issue 21 parts 1-2).
+        self.contacts = ContactsRepo(self.db, self.optouts)
+        self.campaigns = CampaignsRepo(self.db)
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop.

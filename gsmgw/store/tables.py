@@ -532,3 +532,86 @@ keepalive_runs = Table(
     Column("finished_at", UTCDateTime),
 )
 Index("ix_keepalive_runs_modem", keepalive_runs.c.modem_id, keepalive_runs.c.at)
+# --- contacts, groups and campaigns (issue 21 parts 1-2, migration 0012) ------------
+
+# An address book entry: one row per E.164 number. Opt-out status is not stored
+# here: it is read from ``optouts`` whenever a contact is shown (one list, no copy).
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("number", String(32), nullable=False, unique=True),  # E.164
+    Column("name", Text, nullable=False, default=""),
+    Column("fields", Text, nullable=False, default="{}"),  # JSON object of strings
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contact_groups = Table(
+    "contact_groups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+contact_group_members = Table(
+    "contact_group_members",
+    metadata,
+    Column("group_id", String(32), ForeignKey("contact_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", String(32), ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_contact_group_members_contact", contact_group_members.c.contact_id)
+
+contact_tags = Table(
+    "contact_tags",
+    metadata,
+    Column("contact_id", String(32), ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+)
+Index("ix_contact_tags_tag", contact_tags.c.tag)
+
+# A template sent to a group, a tag or a list of contacts. state: draft -> scheduled
+# (start_at in the future) -> running <-> paused -> completed | cancelled.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("template", Text, nullable=False),
+    Column("target_kind", String(8), nullable=False),  # group / tag / contacts
+    Column("target", Text, nullable=False),  # group id, tag, or JSON list of contact ids
+    Column("state", String(12), nullable=False),
+    Column("api_key_id", String(16), nullable=False),  # the key its messages are sent as
+    Column("priority", Integer, nullable=False),
+    Column("queue_window", Integer, nullable=False),  # at most this many queued at once
+    Column("sim", String(64)),
+    Column("start_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("recipients_total", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_campaigns_state", campaigns.c.state)
+
+# The recipients a campaign was started with (a snapshot: the text is rendered at
+# start), each submitted at most once: state pending -> submitted (message_id) |
+# opted_out | cancelled. The idempotency key "campaign:<id>:<contact>" makes a
+# submission repeated after a crash a replay of the first.
+campaign_recipients = Table(
+    "campaign_recipients",
+    metadata,
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", String(32), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("message_id", String(32)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_campaign_recipients_next", campaign_recipients.c.campaign_id, campaign_recipients.c.state,
+      campaign_recipients.c.seq)
+Index("ix_campaign_recipients_number", campaign_recipients.c.number)
