@@ -6,7 +6,7 @@ reads the newest one (ORDER BY sent_at DESC LIMIT 1), whatever the history. The
 index's first column serves every lookup by number the old one served.
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
