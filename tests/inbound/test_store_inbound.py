@@ -179,7 +179,7 @@ def test_fanout_waits_at_a_fresh_gap_in_event_ids(store: Any) -> None:
     def fan_until(at: dt.datetime) -> int:
         """PostgreSQL: a gap is final once the transactions open when it was seen ended,
         other databases' on the shared server too: allow a few rounds."""
-        for _ in range(200):
+        for _ in range(1000):
             got = fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=at)
             if got or store.is_sqlite:
                 return got

@@ -103,7 +103,7 @@ def read_all(store: Store, consumer: str) -> list[int]:
             return got
 
 
-def read_until(store: Store, consumer: str, want: list[int], within_s: float = 2.0) -> list[int]:
+def read_until(store: Store, consumer: str, want: list[int], within_s: float = 10.0) -> list[int]:
     """Read rounds until ``want`` was read (or ``within_s`` passed). The server is
     shared: a gap is final once every transaction open when the reader noted it has
     ended, other databases' included, so it may take a few rounds."""
@@ -141,7 +141,7 @@ def test_a_rolled_back_lower_id_is_passed_at_once(pg_store: Store) -> None:
         a.end(commit=False)
         t0 = time.monotonic()
         assert read_until(pg_store, "door", [2], within_s=10) == [2]
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # typically ms; the server is shared (see read_until)
         # A gap already final when first seen is passed in the same read (or, if some
         # other transaction on the server was open just then, in one of the next).
         a.insert()  # id 3
@@ -150,7 +150,7 @@ def test_a_rolled_back_lower_id_is_passed_at_once(pg_store: Store) -> None:
         b.end(commit=True)
         t0 = time.monotonic()
         assert read_until(pg_store, "door", [4], within_s=10) == [4]
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # typically ms; the server is shared (see read_until)
     finally:
         a.close()
         b.close()
@@ -171,7 +171,7 @@ def test_the_webhook_fanout_waits_for_an_open_transaction_too(pg_store: Store) -
         while pg_store.events.cursor("main") != 2 and time.monotonic() - t0 < 10:
             fan(lambda _e, _m: [], lambda _e, _m: "{}", gap_wait_s=NET_S)
         assert pg_store.events.cursor("main") == 2
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # typically ms; the server is shared (see read_until)
     finally:
         a.close()
         b.close()
