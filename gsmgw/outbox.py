@@ -10,8 +10,9 @@ coroutine that pushes one event; this runner does the rest:
     await consumer.stop()
 
 - events come in id order, each after every event before it was handled
-  (``EventsRepo.read_after``: on PostgreSQL an id gap is waited out for
-  ``gap_wait_s``, since the transaction that took the missing id may still commit);
+  (``EventsRepo.read_after``: on PostgreSQL a reader stops before an id gap while
+  a transaction that could fill it is open, and passes it as soon as none is, the
+  gap rule in ``gsmgw.store.events``; ``gap_wait_s`` is only a safety net);
 - the cursor (a ``webhook_cursor`` row under the consumer's name) moves past an
   event only after ``handle`` returned, so a crash or a stop replays at most the
   event in hand: delivery is at least once, and a receiver drops repeats by event id;
@@ -35,6 +36,8 @@ from gsmgw.store import OutboxEvent, Store
 log = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEvent], Awaitable[None]]
+# PostgreSQL: pass an id gap after this long even if the gap rule has not (a safety net).
+GAP_NET_S = 300.0
 # attempt (1, 2, ...) -> seconds to wait before the next one.
 Backoff = Callable[[int], float]
 
@@ -64,7 +67,8 @@ class OutboxConsumer:
     ) -> None:
         """``types``: exact event types or families (``sms:*``), None = all.
         ``gap_wait_s`` defaults to 0 on SQLite (one writer: no gaps to wait for) and
-        30 s on PostgreSQL. ``start_at``: where a consumer seen for the first time
+        300 s on PostgreSQL, where it is only the safety net of the gap rule (a
+        transaction open that long somewhere on the server). ``start_at``: where a consumer seen for the first time
         begins; "latest" (the default) spares a door switched on later from pushing
         the whole history."""
         if not name or len(name) > 40:
@@ -76,7 +80,7 @@ class OutboxConsumer:
         self.backoff = backoff or capped_backoff()
         self.poll_interval_s = poll_interval_s
         self.batch = batch
-        self.gap_wait_s = gap_wait_s if gap_wait_s is not None else (0.0 if store.is_sqlite else 30.0)
+        self.gap_wait_s = gap_wait_s if gap_wait_s is not None else (0.0 if store.is_sqlite else GAP_NET_S)
         self.start_at = start_at
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -150,4 +154,4 @@ class OutboxConsumer:
         return read.more
 
 
-__all__ = ["Backoff", "Handler", "OutboxConsumer", "capped_backoff"]
+__all__ = ["GAP_NET_S", "Backoff", "Handler", "OutboxConsumer", "capped_backoff"]

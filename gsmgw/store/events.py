@@ -9,19 +9,45 @@ compare-and-set, so two hosts running the same consumer never move it backwards
 and never both move it from the same place).
 
 The gap rule: event ids come from a sequence, and on PostgreSQL a transaction that
-took an id may commit after one that took a later id. A reader stops before a gap
-in the ids until the event after it is ``gap_wait_s`` old (a rolled-back insert
-leaves a gap forever). On SQLite writers commit one at a time, so ``gap_wait_s=0``.
-"""
+took an id may commit after one that took a later id (or roll back, leaving a gap
+for ever). A reader stops before a gap until no transaction that could still fill
+it is alive, which it learns from transaction ids, not from a clock:
 
+- a writer gets its (top-level) transaction id *before* it takes an event id
+  (``pg_current_xact_id()`` in ``insert_event``), so the transaction that took a
+  missing id ``k`` has an xid ``x_k`` assigned before ``k`` was taken;
+- when a read sees rows up to id ``upto`` with a gap below it, the reader then takes
+  a fresh xid ``R`` in a new, short transaction (the note ``(R, upto)``). Every
+  missing ``k < upto`` was taken before ``upto`` was, ``upto`` committed before the
+  read's snapshot, and ``R`` was assigned after it: ``x_k < R`` (xids are handed
+  out in increasing order);
+- the gaps up to ``upto`` are final once a later snapshot's xmin (its oldest
+  running xid; the snapshot's xmax is above ``R`` since ``R`` has ended, so every
+  running xid ``<= R`` is counted) is ``> R``: every ``x_k`` has then ended, and the
+  rows of those that committed are visible to the read that follows (READ
+  COMMITTED: a later statement, a later snapshot). Savepoints do not change this:
+  a row inserted in a subtransaction becomes visible only when its top-level
+  transaction commits, and the top-level xid is the one taken before the id, and
+  the one a snapshot lists as running.
+
+The rule is exact (a gap is never passed while its transaction may commit) and
+each host keeps its own notes, so several hosts may read the same table. Its only
+wait is a long transaction anywhere on the server that began before the note;
+``gap_wait_s`` stays as a safety net (a gap whose next event is that old is passed
+anyway, with a warning). It assumes the events sequence hands ids out in order
+(``CACHE 1``, PostgreSQL's default for a serial column). On SQLite writers commit
+one at a time, so there are no such gaps and ``gap_wait_s=0``.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
@@ -29,10 +55,24 @@ from gsmgw.store import tables as t
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.records import OutboxEvent, OutboxRead, utcnow
 
+log = logging.getLogger(__name__)
+
+# Both as bigint: xid8 values are 64-bit (epoch and xid), increasing, never wrapping.
+_XID_SQL = text("SELECT pg_current_xact_id()::text::bigint")
+_XMIN_SQL = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def _xid_before_id(conn: Connection) -> None:
+    """On PostgreSQL: give the transaction its xid before it takes an event id (the
+    gap rule above relies on it; a no-op when it has one already)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_XID_SQL)
+
 
 def insert_event(conn: Connection, type_: EventType, now: dt.datetime, *, message_id: str | None = None,
                  modem_id: str | None = None, payload: dict[str, Any] | None = None) -> None:
     """One event, in the caller's transaction."""
+    _xid_before_id(conn)
     conn.execute(
         insert(t.events).values(
             type=type_, message_id=message_id, modem_id=modem_id,
@@ -45,6 +85,7 @@ def insert_message_events(conn: Connection, type_: EventType, ids: Iterable[str]
     """One event per message (``sms:sent`` ...), in the caller's transaction."""
     rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
     if rows:
+        _xid_before_id(conn)
         conn.execute(_INSERT_EVENTS, rows)
 
 
@@ -61,17 +102,76 @@ def type_matches(patterns: Collection[str], type_: str) -> bool:
     return False
 
 
-def safe_prefix(rows: Sequence[Any], cursor: int, now: dt.datetime, gap_wait_s: float) -> list[Any]:
+def safe_prefix(rows: Sequence[Any], cursor: int, now: dt.datetime, gap_wait_s: float,
+                final_upto: int | None = None) -> list[Any]:
     """The rows after ``cursor`` (in id order) a reader may take now: up to the first
-    gap in the ids whose next event is younger than ``gap_wait_s``."""
+    gap in the ids that is not known final (every missing id ``<= final_upto``, the
+    PostgreSQL rule) and whose next event is younger than ``gap_wait_s``."""
     taken = []
     expected = cursor + 1
     for row in rows:
-        if row.id != expected and (now - row.created_at).total_seconds() < gap_wait_s:
-            break
+        if row.id != expected:
+            known_final = final_upto is not None and row.id - 1 <= final_upto
+            if not known_final:
+                age_s = (now - row.created_at).total_seconds()
+                if age_s < gap_wait_s:
+                    break
+                if final_upto is not None:
+                    log.warning("outbox: passing the id gap %d..%d after %.0f s although a transaction "
+                                "that could fill it may still be open (a long transaction on the server?)",
+                                expected, row.id - 1, age_s)
         taken.append(row)
         expected = row.id + 1
     return taken
+
+
+class GapNotes:
+    """A reader's notes on the gaps it stopped at (PostgreSQL), one per consumer:
+    ``(R, upto)``: the gaps below ``upto`` are final once no xid ``<= R`` runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notes: dict[str, tuple[int, int]] = {}
+
+    def get(self, consumer: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._notes.get(consumer)
+
+    def put(self, consumer: str, xid: int, upto: int) -> None:
+        with self._lock:
+            self._notes.setdefault(consumer, (xid, upto))
+
+    def drop(self, consumer: str, note: tuple[int, int]) -> None:
+        with self._lock:
+            if self._notes.get(consumer) == note:
+                del self._notes[consumer]
+
+
+def _note_gap(engine: Engine) -> tuple[int, bool]:
+    """A fresh xid ``R`` (in its own transaction, after the caller's read), and whether
+    every xid up to it has ended already (checked in the next transaction)."""
+    with engine.connect() as c:
+        with c.begin():
+            xid = int(c.execute(_XID_SQL).scalar_one())
+        xmin = int(c.execute(_XMIN_SQL).scalar_one())
+        c.rollback()
+    return xid, xmin > xid
+
+
+def _final_upto(conn: Connection, gaps: GapNotes, consumer: str, cursor: int) -> int:
+    """The id up to which the gaps are known final: the consumer's note, if no xid up
+    to its ``R`` runs any more (else the cursor: nothing known)."""
+    note = gaps.get(consumer)
+    if note is None:
+        return cursor
+    xid, upto = note
+    if upto <= cursor:  # passed already (by the safety net, or another host's reader)
+        gaps.drop(consumer, note)
+        return cursor
+    if int(conn.execute(_XMIN_SQL).scalar_one()) > xid:
+        gaps.drop(consumer, note)
+        return upto
+    return cursor
 
 
 def cursor_in(conn: Connection, consumer: str, now: dt.datetime) -> int:
@@ -85,12 +185,29 @@ def cursor_in(conn: Connection, consumer: str, now: dt.datetime) -> int:
 
 
 def read_after_in(conn: Connection, consumer: str, *, limit: int, gap_wait_s: float,
-                  types: Collection[str] | None, now: dt.datetime) -> OutboxRead:
-    """``EventsRepo.read_after`` on an open transaction (the webhook fan-out's)."""
+                  types: Collection[str] | None, now: dt.datetime,
+                  gaps: GapNotes | None = None) -> OutboxRead:
+    """``EventsRepo.read_after`` on an open transaction (the webhook fan-out's), which
+    must be READ COMMITTED on PostgreSQL (the default). ``gaps``: the caller's notes
+    (PostgreSQL's gap rule); None = only ``gap_wait_s`` decides."""
     e = t.events
     cursor = cursor_in(conn, consumer, now)
-    rows = conn.execute(select(e).where(e.c.id > cursor).order_by(e.c.id).limit(limit)).all()
-    taken = safe_prefix(rows, cursor, now, gap_wait_s)
+    q = select(e).where(e.c.id > cursor).order_by(e.c.id).limit(limit)
+    if gaps is None or conn.dialect.name != "postgresql":
+        rows = conn.execute(q).all()
+        taken = safe_prefix(rows, cursor, now, gap_wait_s)
+    else:
+        final_upto = _final_upto(conn, gaps, consumer, cursor)  # before the read: see module doc
+        rows = conn.execute(q).all()
+        taken = safe_prefix(rows, cursor, now, gap_wait_s, final_upto)
+        if len(taken) < len(rows) and gaps.get(consumer) is None:
+            upto = rows[-1].id  # every gap below it is covered by the note
+            xid, final = _note_gap(conn.engine)  # after the read
+            if final:  # the gaps' transactions had all ended: read again, pass them now
+                rows = conn.execute(q).all()
+                taken = safe_prefix(rows, cursor, now, gap_wait_s, max(final_upto, upto))
+            else:
+                gaps.put(consumer, xid, upto)
     events = tuple(
         OutboxEvent(id=r.id, type=r.type, message_id=r.message_id, modem_id=r.modem_id,
                     payload=r.payload, created_at=r.created_at)
@@ -116,6 +233,7 @@ def advance_in(conn: Connection, consumer: str, from_id: int, to_id: int, now: d
 class EventsRepo:
     def __init__(self, db: Executor) -> None:
         self.db = db
+        self.gaps = GapNotes()
 
     @batchable
     def add_event(
@@ -177,7 +295,7 @@ class EventsRepo:
         self.ensure_cursor(consumer)
         with self.db.engine.begin() as conn:
             return read_after_in(conn, consumer, limit=limit, gap_wait_s=gap_wait_s, types=types,
-                                 now=now or utcnow())
+                                 now=now or utcnow(), gaps=self.gaps)
 
     @batchable
     def advance(self, consumer: str, from_id: int, to_id: int) -> bool:
@@ -198,6 +316,7 @@ class EventsRepo:
 
 __all__ = [
     "EventsRepo",
+    "GapNotes",
     "advance_in",
     "cursor_in",
     "insert_event",

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 
 from gsmgw.store import tables as t
-from gsmgw.store.events import advance_in, read_after_in
+from gsmgw.store.events import GapNotes, advance_in, read_after_in
 from gsmgw.store.executor import Executor
 from gsmgw.store.records import utcnow
 
@@ -32,6 +32,7 @@ class _CursorMoved(Exception):
 class WebhooksRepo:
     def __init__(self, db: Executor, host: str) -> None:
         self.db = db
+        self.gaps = GapNotes()
         self.host = host
 
     def webhook_fanout(
@@ -47,9 +48,9 @@ class WebhooksRepo:
 
         ``targets(event, message row or None)`` names the receiver URLs of an event.
         Event ids come from a sequence, and on PostgreSQL a transaction that took an
-        id may commit after a later one: the cursor stops before a gap until the
-        event after it is ``gap_wait_s`` old (a rolled-back insert leaves a gap
-        forever).
+        id may commit after a later one: the cursor stops before a gap until no
+        transaction that could fill it is alive (``gsmgw.store.events``, the gap
+        rule), or the event after it is ``gap_wait_s`` old (a safety net).
         """
         now = now or utcnow()
         try:
@@ -61,7 +62,8 @@ class WebhooksRepo:
                 gap_wait_s: float, now: dt.datetime) -> int:
         d, m = t.webhook_deliveries, t.messages
         with self.db.engine.begin() as conn:
-            batch = read_after_in(conn, CURSOR_NAME, limit=limit, gap_wait_s=gap_wait_s, types=None, now=now)
+            batch = read_after_in(conn, CURSOR_NAME, limit=limit, gap_wait_s=gap_wait_s, types=None, now=now,
+                                  gaps=self.gaps)
             if not batch.events:
                 return 0
             msg_ids = {ev.message_id for ev in batch.events if ev.message_id}
