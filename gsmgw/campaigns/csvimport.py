@@ -95,8 +95,19 @@ def _sniff(first_line: str) -> str:
     return best if counts[best] else ","
 
 
+# A cell that starts with one of these is a formula to a spreadsheet (CSV injection):
+# export writes such text cells with a leading apostrophe, and import takes it off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(v: str) -> str:
+    """A text cell made safe to open in a spreadsheet (phone numbers are not passed here)."""
+    return "'" + v if v.startswith(FORMULA_START) else v
+
+
 def _cell(v: str) -> str:
-    return v.strip()
+    v = v.strip()
+    return v[1:] if v.startswith("'") and v[1:2].startswith(FORMULA_START) and v[1:2] else v
 
 
 class CsvReader:

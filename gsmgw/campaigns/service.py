@@ -28,6 +28,7 @@ from gsmgw.campaigns.csvimport import (
     Duplicate,
     ImportOptions,
     RowError,
+    neutralise,
 )
 from gsmgw.config import Config
 from gsmgw.errors import ConflictError, ValidationError
@@ -234,7 +235,7 @@ class ContactsService:
         fields = sorted(names)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(["number", "name", "groups", "tags", "opted_out", *fields])
+        w.writerow(["number", "name", "groups", "tags", "opted_out", *(neutralise(f) for f in fields)])
         yield buf.getvalue().encode()
         after = None
         while True:
@@ -245,8 +246,9 @@ class ContactsService:
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\r\n")
             for c in page:
-                w.writerow([c["number"], c["name"], "|".join(c["groups"]), "|".join(c["tags"]),
-                            "yes" if c["opted_out"] else "", *(c["fields"].get(f, "") for f in fields)])
+                w.writerow([c["number"], neutralise(c["name"] or ""), neutralise("|".join(c["groups"])),
+                            neutralise("|".join(c["tags"])), "yes" if c["opted_out"] else "",
+                            *(neutralise(c["fields"].get(f, "")) for f in fields)])
             yield buf.getvalue().encode()
             after = page[-1]["id"]
 

@@ -156,6 +156,29 @@ async def test_export_round_trips(store: Store, service: ContactsService) -> Non
     assert (r.invalid, r.updated) == (0, 2)
 
 
+async def test_export_defuses_spreadsheet_formulas_and_import_takes_them_back(
+        store: Store, service: ContactsService) -> None:
+    """CSV injection: a name or field that a spreadsheet would run as a formula is written
+    with a leading apostrophe; importing the export gives the original text back."""
+    src = ('number,name,note,tags\n+15550100001,"=HYPERLINK(""http://x"",""y"")",@SUM(A1),-x\n'
+           '+15550100002,+plain,ok,\n')
+    await service.import_csv(src.encode(), ImportOptions(tags=()))
+    out = b"".join([c async for c in service.export_csv()]).decode()
+    rows = {r["number"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["+15550100001"]["name"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows["+15550100001"]["note"] == "'@SUM(A1)" and rows["+15550100001"]["tags"] == "'-x"
+    assert rows["+15550100002"]["name"] == "'+plain" and rows["+15550100002"]["note"] == "ok"
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows.values()
+               for k, v in r.items() if k != "number")
+    await service.import_csv(out.encode(), ImportOptions(on_duplicate="update",
+                                                         mapping=ColumnMapping(fields=("note",))))
+    back = {c["number"]: c for c in await store.call(store.contacts.list_contacts, after=None, limit=10,
+                                                       group_id=None, tag=None)}
+    assert back["+15550100001"]["name"] == '=HYPERLINK("http://x","y")'
+    assert back["+15550100001"]["fields"] == {"note": "@SUM(A1)"} and "-x" in back["+15550100001"]["tags"]
+    assert back["+15550100002"]["name"] == "+plain"
+
+
 async def test_import_over_http_reports_rows_and_refuses_bad_requests(tmp_path: Path) -> None:
     async with running_gateway(make_config(tmp_path)) as (_gw, c):
         h = {"Content-Type": "text/csv"}
