@@ -95,6 +95,7 @@ def run_cpu(busy: tuple[int, float, int], idle: tuple[int, float, float], memory
                                                     "messages_per_modem": busy[2]},
             "idle": {"modems": idle[0], "seconds": idle[1], "settle_s": idle[2]},
             "memory": {"modems": memory[0], "latency_s": memory[1], "messages_per_modem": memory[2]},
+            "idle_overrides": {d: o for d, o in peers.IDLE_OVERRIDES.items() if d in active},
             "repeats": repeats, "unavailable": {d: why for d, why in avail.items() if why and d in daemons},
             "daemons": rows}
 
@@ -111,19 +112,23 @@ def cpu_markdown(rep: dict[str, Any]) -> str:
         "messages per modem (each asking for a status report), CPU over the busy period (first AT+CMGS → last "
         "+CMGS result) ÷ messages sent;",
         f"- idle: {i['modems']} modems, empty queue, CPU-s over {i['seconds']:g} s after {i['settle_s']:g} s "
-        "of start-up;",
+        "of start-up" + ("; " + ", ".join(f"{d} with " + ", ".join(f"{k} = {v}" for k, v in o.items())
+                                          for d, o in rep.get("idle_overrides", {}).items())
+                         + " (its default; the busy runs' 0 spins on an empty outbox)"
+                         if rep.get("idle_overrides") else "") + ";",
         f"- memory: {m['modems']} modems during a busy run ({m['messages_per_modem']} messages per modem, "
         f"L = {m['latency_s']:g} s): peak resident VmHWM, VmRSS at the peak, and Pss (shared pages split), "
         "summed over the daemon's processes.",
         "",
-        f"| daemon | CPU ms / sent msg | idle CPU-s / {i['seconds']:g} s | processes | peak RSS (VmHWM) MB "
-        "| VmRSS MB | Pss MB | load (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| daemon | CPU ms / sent msg | busy run: fraction of K·60/L | idle CPU-s / {i['seconds']:g} s "
+        f"| processes at {m['modems']} modems | peak RSS (VmHWM) MB | VmRSS MB | Pss MB | load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for d, r in rep["daemons"].items():
         procs = r["memory_processes"]
         lines.append(
-            f"| {d} | {f(r['cpu_ms_per_message'], 2)} | {f(r['idle_cpu_s'], 2)} | "
+            f"| {d} | {f(r['cpu_ms_per_message'], 2)} | {f(r['busy_fraction_of_ideal'], 2)} "
+            f"| {f(r['idle_cpu_s'], 2)} | "
             f"{int(procs['median']) if procs else '–'} | {f(r['memory_hwm_mb'], 1)} | {f(r['memory_rss_mb'], 1)} "
             f"| {f(r['memory_pss_mb'], 1)} | {f(r['load_1m'], 1)} |")
     targets = "Targets for gsmgw (#17): CPU ≤ 2 ms per sent message, idle ≤ 0.1 CPU-s per 20 s at 16 modems, "
