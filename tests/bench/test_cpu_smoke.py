@@ -78,3 +78,21 @@ def test_history_db_holds_sent_messages_to_one_number(tmp_path: Path) -> None:
         rows = db.execute("SELECT to_number, state, modem_id, sent_at IS NOT NULL FROM messages").fetchall()
     # What a sticky-SIM lookup reads: 50 messages to the number, sent from sim1, with a send time.
     assert rows == [(gateway.SAME_NUMBER, "sent", "sim1", 1)] * 50
+
+
+@pytest.mark.timeout(60)
+def test_second_process_client_stands_in_for_wrk(tmp_path: Path) -> None:
+    """Without wrk the intake's single-POST figure comes from `python -m bench.gateway load` (own process)."""
+    import asyncio
+
+    async def go() -> dict:
+        gw = gateway.Gw(tmp_path)
+        await gw.start()
+        try:
+            return await gateway._client_process(gw, 1.0, same=False, connections=4)
+        finally:
+            await gw.stop()
+
+    res = asyncio.run(go())
+    assert res["requests_per_s"] > 0 and res["non_2xx"] == 0
+    assert res["tool"].startswith("python asyncio client, 4 connections")
