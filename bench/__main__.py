@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.dispatch import _cpu_model
+from bench import procstat
 
 HERE = Path(__file__).parent
-PARTS = ("codec", "dispatch", "peers", "intake", "latency", "scale", "footprint", "multihost", "quirks", "smpp")
+PARTS = ("codec", "dispatch", "peers", "cpu", "pinned", "intake", "latency", "scale", "footprint", "multihost",
+         "quirks", "smpp")
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -55,6 +54,10 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         if quick:
             return asyncio.run(multihost.run([1], 1, 0.05, 3))
         return asyncio.run(multihost.run([1, 2, 3], 2, 0.2, 50))
+    if name in ("cpu", "pinned"):
+        from bench import cpu
+
+        return cpu.run(name, quick, progress=lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     if name == "smpp":
         from bench import smpp
 
@@ -73,26 +76,49 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "# gsmgw benchmark results",
         "",
         f"- date: {meta['date']}",
-        f"- machine: {meta['cpus']} CPUs, {meta['cpu']}, Python {meta['python']}",
+        f"- machine: {meta['cpus']} CPUs, {meta['cpu']}, Python {meta['python']}"
+        + (f", kernel {meta['kernel']}" if meta.get("kernel") else ""),
         f"- command: `{meta['command']}`",
-        "- each part's figures come from one run of that part (the dates and commands above); where a median "
-        "is given, min and max follow in brackets",
+        "- where a median is given, min and max follow in brackets; the machine is shared (2 cores, other jobs "
+        "running), so every part names its own command, date and load average (1, 5, 15 min) before and after",
+        "- regenerate: `python -m bench --render` (this file from the parts saved in bench/results/), or run "
+        "parts again with `python -m bench --only PART[,PART]` (each part's command is under its heading)",
         "",
     ]
+    parts_meta = meta.get("parts", {})
+
+    def provenance(name: str) -> list[str]:
+        pm = parts_meta.get(name)
+        if not pm:
+            return []
+        lb, la = pm.get("load_before"), pm.get("load_after")
+        load = (f"; load average before {' '.join(f'{x:.2f}' for x in lb)}, after {' '.join(f'{x:.2f}' for x in la)}"
+                if lb and la else "")
+        commit = f" at commit {pm['commit']}" if pm.get("commit") else ""
+        return [f"_Measured {pm['date']}{commit} with `{pm['command']}`, {pm.get('cpus')} CPUs ({pm.get('cpu')}), "
+                f"kernel {pm.get('kernel', '?')}, Python {pm.get('python')}{load}._", ""]
     if "dispatch" in results:
         out += ["## Modem utilisation (gsmgw)", "", dispatch.to_markdown(results["dispatch"]), ""]
     if "peers" in results:
         from bench import peers
 
-        out += ["## Side by side with gammu-smsd and smstools3", "", peers.to_markdown(results["peers"]), ""]
+        out += ["## Side by side with gammu-smsd, smstools3 and Kannel", "", *provenance("peers"),
+                peers.to_markdown(results["peers"]), ""]
+    if "cpu" in results:
+        from bench import cpu
+
+        out += ["## CPU per sent message, idle CPU and memory (gsmgw and the peers, from /proc)", "",
+                *provenance("cpu"), cpu.cpu_markdown(results["cpu"]), ""]
+    if "pinned" in results:
+        from bench import cpu
+
+        out += ["## Utilisation with the gateway pinned to one core", "", *provenance("pinned"),
+                cpu.pinned_markdown(results["pinned"]), ""]
     if "intake" in results:
-        r = results["intake"]
-        out += ["## API intake (SQLite, durable commits)", "",
-                "| measure | result | target |", "|---|---:|---:|",
-                f"| single-message requests/s ({r.get('single_tool', '-')}) | {r.get('single_requests_per_s')} | ≥ 1000 |",
-                f"| latency at {r['fixed_rate_per_s']:.0f} req/s, p50 / p99 ms | {r['fixed_rate_p50_ms']} / "
-                f"{r['fixed_rate_p99_ms']} | p99 ≤ 20 |",
-                f"| bulk messages/s (1,000 recipients per request) | {r['bulk_messages_per_s']} | ≥ 10000 |", ""]
+        from bench import gateway
+
+        out += ["## API intake (SQLite, durable commits)", "", *provenance("intake"),
+                gateway.intake_markdown(results["intake"]), ""]
     if "latency" in results:
         r = results["latency"]
         out += ["## Dispatch latency (HTTP reply → AT+CMGS, idle modem)", "",
@@ -133,6 +159,18 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _git_commit() -> str | None:
+    """The commit measured (gsmgw's code as checked out), or None outside a git checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that each benchmark runs")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="Markdown report (default bench/RESULTS.md)")
     ap.add_argument("--render", action="store_true",
-                    help="run nothing: rebuild the report from the parts saved in bench/results/")
+                    help="run nothing: rebuild the report from the parts saved in the results directory")
+    ap.add_argument("--results-dir", type=Path, default=HERE / "results",
+                    help="where each part's JSON is kept (default bench/results; e.g. bench/results/before)")
     args = ap.parse_args(argv)
-    results_dir = HERE / "results"
+    results_dir = args.results_dir
     if args.render:
         results, metas = {}, []
         for name in PARTS:
@@ -154,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         if not results:
             ap.error("no saved results in bench/results/")
         meta = dict(metas[-1])
+        meta["parts"] = {name: m for name, m in zip(results, metas, strict=True)}
         # Parts may come from different machines: name every one, not only the last.
         meta["cpu"] = "; ".join(sorted({m["cpu"] for m in metas}))
         meta["date"] = ", ".join(sorted({m["date"] for m in metas}))
@@ -166,21 +207,27 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown part(s): {', '.join(sorted(unknown))}")
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(), "cpu": _cpu_model(),
-            "python": platform.python_version(), "command": "python -m bench " + " ".join(argv or sys.argv[1:])}
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), **procstat.machine(), "command": command, "parts": {}}
     results: dict[str, Any] = {}
     for name in parts:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
+        part_meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), **procstat.machine(),
+                     "command": f"python -m bench --only {name}" + (" --quick" if args.quick else ""),
+                     "commit": _git_commit(), "load_before": procstat.loadavg()}
         results[name] = run_part(name, args.quick)
+        part_meta["load_after"] = procstat.loadavg()
+        part_meta["seconds"] = round(time.perf_counter() - t0)
+        meta["parts"][name] = part_meta
         print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     report = markdown(results, meta)
     args.out.write_text(report + "\n")
     if not args.quick:  # each part's figures, kept for --render
-        results_dir.mkdir(exist_ok=True)
+        results_dir.mkdir(parents=True, exist_ok=True)
         for name, result in results.items():
             (results_dir / f"{name}.json").write_text(
-                json.dumps({"meta": meta, "result": result}, indent=2, default=str))
+                json.dumps({"meta": meta["parts"][name], "result": result}, indent=2, default=str))
     print(report)
     return 0
 

@@ -27,32 +27,36 @@ The peers' settings, and why, are in bench/PEERS.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import concurrent.futures
 import contextlib
+import http.server
 import itertools
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.dispatch import _cpu_model
-from bench.dispatch import run_one as gsmgw_run_one
-from bench.transcripts import gaps_s, marks, pct, utilisation
+from bench import procstat
+from bench.transcripts import gaps_s, marks, pct, utilisation, walls
 from gsmgw.emulator import load_transcript
 
-DAEMONS = ("gsmgw", "gammu-smsd", "smstools")
-PEERS = ("gammu-smsd", "smstools")
+DAEMONS = ("gsmgw", "gammu-smsd", "smstools", "kannel")
+PEERS = ("gammu-smsd", "smstools", "kannel")
 REPORT_DELAY_S = 0.05  # as bench.dispatch: status reports come back quickly
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -111,12 +115,19 @@ def smstools_binary() -> str | None:
     return shutil.which("smsd") or ("/usr/sbin/smsd" if Path("/usr/sbin/smsd").exists() else None)
 
 
+def kannel_binaries() -> tuple[str, str] | None:
+    found = [shutil.which(b) or (f"/usr/sbin/{b}" if Path(f"/usr/sbin/{b}").exists() else None)
+             for b in ("bearerbox", "smsbox")]
+    return (found[0], found[1]) if found[0] and found[1] else None
+
+
 def availability() -> dict[str, str | None]:
     """None when the daemon can run, else why not (with the Debian package that provides it)."""
     return {
         "gsmgw": None,
         "gammu-smsd": None if gammu_smsd_binary() else "gammu-smsd not installed (Debian package 'gammu-smsd')",
         "smstools": None if smstools_binary() else "smsd not installed (Debian package 'smstools')",
+        "kannel": None if kannel_binaries() else "bearerbox/smsbox not installed (Debian package 'kannel')",
     }
 
 
@@ -141,7 +152,21 @@ def versions() -> dict[str, str]:
         out["gammu-smsd"] = _version([gammu_smsd_binary() or "gammu-smsd", "--version"])
     if smstools_binary():
         out["smstools"] = _version([smstools_binary() or "smsd", "-V"])
+    if kb := kannel_binaries():
+        out["kannel"] = _kannel_version(kb[0])
     return out
+
+
+def _kannel_version(bearerbox: str) -> str:
+    """bearerbox has no --version; Debian's package version, else its banner."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "kannel"], capture_output=True, text=True,
+                             timeout=10, stdin=subprocess.DEVNULL)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().split("-")[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "unknown"
 
 
 # --------------------------------------------------------------------------- the work
@@ -155,16 +180,26 @@ def messages_for(k: int, per_modem: int) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- emulator
 
 
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """``taskset -c CPU argv`` when a CPU is given (and taskset exists), else argv."""
+    if cpu is None:
+        return argv
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        raise RuntimeError("taskset not found (Debian package 'util-linux')")
+    return [taskset, "-c", str(cpu), *argv]
+
+
 @contextlib.contextmanager
-def emulator(k: int, latency_s: float, workdir: Path) -> Iterator[list[Path]]:
-    """A ``gsmgw fake-modem`` process with K modems; yields the K port symlinks."""
+def emulator(k: int, latency_s: float, workdir: Path, cpu: int | None = None) -> Iterator[list[Path]]:
+    """A ``gsmgw fake-modem`` process with K modems (pinned to ``cpu`` if given); yields the K port symlinks."""
     ports, transcripts = workdir / "ports", workdir / "transcripts"
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "fake-modem.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gsmgw", "fake-modem", "--count", str(k), "--dir", str(ports),
+            pinned([sys.executable, "-m", "gsmgw", "fake-modem", "--count", str(k), "--dir", str(ports),
              "--latency-s", str(latency_s), "--report-delay-s", str(REPORT_DELAY_S),
-             "--transcript-dir", str(transcripts)],
+             "--transcript-dir", str(transcripts)], cpu),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     try:
@@ -192,17 +227,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _session_members(sid: int) -> list[int]:
-    """PIDs in session ``sid`` (a daemon started with start_new_session: its forked children)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == sid:  # fields after "(comm)": state ppid pgrp session ...
-            pids.append(int(stat.parent.name))
-    return pids
+_session_members = procstat.session_members
 
 
 def _stop_daemon(proc: subprocess.Popen[bytes]) -> None:
@@ -232,6 +257,74 @@ def _wait_for(done: Callable[[], bool], procs: Sequence[subprocess.Popen[bytes]]
         time.sleep(0.05)
 
 
+def _hold(seconds: float, procs: Sequence[subprocess.Popen[bytes]], what: str) -> None:
+    """Sleep ``seconds``, failing if one of the processes exits meanwhile."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{what}: process {p.args[0]!r} exited with {p.returncode}")
+        time.sleep(min(0.1, left))
+
+
+class Probe:
+    """How a run waits while its daemon runs, sampling the daemon's CPU and memory from /proc.
+
+    With ``idle_s`` None (a busy run) it waits until the work is done; the CPU over the busy
+    period is taken afterwards from the samples. With ``idle_s`` the queue is empty: it waits
+    ``settle_s`` for start-up (init, probes), then holds ``idle_s`` and keeps that window.
+    """
+
+    def __init__(self, idle_s: float | None = None, settle_s: float = 8.0, interval_s: float = 0.2) -> None:
+        self.idle_s, self.settle_s, self.interval_s = idle_s, settle_s, interval_s
+        self.sampler: procstat.Sampler | None = None
+        self.window: tuple[float, float] | None = None
+
+    def run(self, pids: Callable[[], Sequence[int]], done: Callable[[], bool],
+            procs: Sequence[subprocess.Popen[bytes]], timeout_s: float, what: str,
+            start: Callable[[], None] | None = None) -> None:
+        self.sampler = procstat.Sampler(pids, self.interval_s)
+        with self.sampler:
+            if start:
+                start()
+            if self.idle_s is None:
+                _wait_for(done, procs, timeout_s, what)
+            else:
+                _hold(self.settle_s, procs, what)
+                t0 = time.time()
+                _hold(self.idle_s, procs, what)
+                self.window = (t0, time.time())
+
+    def idle_cpu_s(self) -> float:
+        assert self.sampler is not None and self.window is not None
+        return self.sampler.between(*self.window)
+
+
+def _cached_members(sid: int, every_s: float = 1.0) -> Callable[[], list[int]]:
+    """The session's PIDs, re-scanned from /proc at most every ``every_s`` (a scan is not free)."""
+    state: dict[str, Any] = {"t": -1e9, "pids": [sid]}
+
+    def pids() -> list[int]:
+        now = time.monotonic()
+        if now - state["t"] > every_s:
+            state["pids"], state["t"] = procstat.session_members(sid) or [sid], now
+        return list(state["pids"])
+
+    return pids
+
+
+_RESULT_HEX = b"+CMGS:".hex().encode()
+
+
+def results_so_far(transcripts: Path) -> int:
+    """+CMGS results in the transcripts so far (a cheap count for "done"; measure() parses)."""
+    n = 0
+    for path in transcripts.glob("*"):
+        with contextlib.suppress(OSError):
+            n += path.read_bytes().count(_RESULT_HEX)
+    return n
+
+
 def _run_timeout_s(per_modem: int, latency_s: float) -> float:
     return 60.0 + 6.0 * per_modem * (latency_s + 0.5)
 
@@ -252,14 +345,15 @@ def gammu_smsdrc(device: Path, spool: Path, latency_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_gammu_smsd(k: int, latency_s: float, per_modem: int, workdir: Path) -> Path:
+def run_gammu_smsd(k: int, latency_s: float, per_modem: int, workdir: Path, probe: Probe | None = None,
+                   pin: tuple[int, int] | None = None) -> Path:
     """One run; returns the transcript directory."""
     binary = gammu_smsd_binary()
     if binary is None:
         raise PeerUnavailable(availability()["gammu-smsd"])
     work = messages_for(k, per_modem)
     timeout_s = _run_timeout_s(per_modem, latency_s)
-    with emulator(k, latency_s, workdir) as links:
+    with emulator(k, latency_s, workdir, pin[1] if pin else None) as links:
         spools = []
         for i, link in enumerate(links):
             spool = workdir / f"gammu{i}"
@@ -277,13 +371,15 @@ def run_gammu_smsd(k: int, latency_s: float, per_modem: int, workdir: Path) -> P
                 for spool in spools:
                     procs.append(subprocess.Popen(
                         # -X: gammu-smsd kills itself after that long even if we could not stop it.
-                        [binary, "-c", str(spool / "smsdrc"), "-p", str(spool / "smsd.pid"),
-                         "-X", str(int(timeout_s + 60))],
+                        pinned([binary, "-c", str(spool / "smsdrc"), "-p", str(spool / "smsd.pid"),
+                                "-X", str(int(timeout_s + 60))], pin[0] if pin else None),
                         stdout=subprocess.DEVNULL, stderr=logs.enter_context(open(spool / "stderr.log", "wb")),
                         stdin=subprocess.DEVNULL, start_new_session=True,
                     ))
-                _wait_for(lambda: sum(_count(s / "sentsms") + _count(s / "errorsms") for s in spools) >= len(work),
-                          procs, timeout_s, "gammu-smsd")
+                (probe or Probe()).run(
+                    lambda: [p.pid for p in procs],  # one process per modem, none forks
+                    lambda: sum(_count(s / "sentsms") + _count(s / "errorsms") for s in spools) >= len(work),
+                    procs, timeout_s, "gammu-smsd")
             finally:
                 for p in procs:
                     _stop_daemon(p)
@@ -308,13 +404,14 @@ def smsd_conf(links: Sequence[Path], workdir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_smstools(k: int, latency_s: float, per_modem: int, workdir: Path) -> Path:
+def run_smstools(k: int, latency_s: float, per_modem: int, workdir: Path, probe: Probe | None = None,
+                 pin: tuple[int, int] | None = None) -> Path:
     binary = smstools_binary()
     if binary is None:
         raise PeerUnavailable(availability()["smstools"])
     work = messages_for(k, per_modem)
     timeout_s = _run_timeout_s(per_modem, latency_s)
-    with emulator(k, latency_s, workdir) as links:
+    with emulator(k, latency_s, workdir, pin[1] if pin else None) as links:
         for d in ("outgoing", "checked", "failed", "sent", "incoming", "tmp"):
             (workdir / d).mkdir()
         (workdir / "smsd.conf").write_text(smsd_conf(links, workdir))
@@ -325,12 +422,14 @@ def run_smstools(k: int, latency_s: float, per_modem: int, workdir: Path) -> Pat
             tmp.rename(workdir / "outgoing" / tmp.name)  # trust_outgoing: files appear by rename
         with open(workdir / "stderr.log", "wb") as log:
             proc = subprocess.Popen(
-                [binary, "-c", str(workdir / "smsd.conf"), "-t"],
+                pinned([binary, "-c", str(workdir / "smsd.conf"), "-t"], pin[0] if pin else None),
                 stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
             )
             try:
-                _wait_for(lambda: _count(workdir / "sent") + _count(workdir / "failed") >= len(work),
-                          [proc], timeout_s, "smsd")
+                (probe or Probe()).run(
+                    _cached_members(proc.pid),  # the main process and the modem processes it forks
+                    lambda: _count(workdir / "sent") + _count(workdir / "failed") >= len(work),
+                    [proc], timeout_s, "smsd")
             finally:
                 _stop_daemon(proc)
         failed = _count(workdir / "failed")
@@ -342,14 +441,211 @@ def run_smstools(k: int, latency_s: float, per_modem: int, workdir: Path) -> Pat
 # --------------------------------------------------------------------------- gsmgw
 
 
-def run_gsmgw(k: int, latency_s: float, per_modem: int, workdir: Path) -> Path:
-    # run_one queues k * round(seconds / latency_s) messages: seconds = per_modem * L.
-    asyncio.run(gsmgw_run_one(k, latency_s, per_modem * latency_s, workdir, delivery_reports=True))
+def gsmgw_config(links: Sequence[Path], db: Path, port: int, latency_s: float) -> str:
+    modems = "".join(f'\n[[modem]]\nid = "sim{i + 1}"\nport = "{p}"\nsend_timeout_s = {latency_s + 10}\n'
+                     for i, p in enumerate(links))
+    return (f'[api]\nlisten = "127.0.0.1:{port}"\n[store]\nurl = "sqlite:///{db}"\n'
+            f'[dispatch]\npoll_interval_s = 1.0\nsticky_s = 0\ndelivery_reports = true\n'
+            f'[logging]\nlevel = "warning"\n{modems}')
+
+
+def fill_gsmgw(db: Path, work: Sequence[tuple[str, str]]) -> None:
+    """Queue the work in a fresh store before the daemon starts (setup: no fsync per batch)."""
+    from gsmgw.store import NewMessage, Store
+
+    store = Store(f"sqlite:///{db}", sqlite_synchronous="OFF")
+    try:
+        store.migrate()
+        batch = [NewMessage(number, text, "gsm7", 1, delivery_report=True) for number, text in work]
+        for i in range(0, len(batch), 500):
+            store.messages.enqueue(batch[i:i + 500])
+    finally:
+        store.close()
+
+
+def run_gsmgw(k: int, latency_s: float, per_modem: int, workdir: Path, probe: Probe | None = None,
+              pin: tuple[int, int] | None = None) -> Path:
+    """``gsmgw run`` as its own process (like the peers), SQLite store, queue filled before it starts."""
+    from bench.gateway import _free_port
+
+    work = messages_for(k, per_modem)
+    timeout_s = _run_timeout_s(per_modem, latency_s)
+    with emulator(k, latency_s, workdir, pin[1] if pin else None) as links:
+        db = workdir / "gsmgw.db"
+        if work:
+            fill_gsmgw(db, work)
+        cfg = workdir / "gsmgw.toml"
+        cfg.write_text(gsmgw_config(links, db, _free_port(), latency_s))
+        with open(workdir / "gsmgw.log", "wb") as log:
+            proc = subprocess.Popen(
+                pinned([sys.executable, "-m", "gsmgw", "run", "--config", str(cfg)], pin[0] if pin else None),
+                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            try:
+                (probe or Probe()).run(lambda: [proc.pid],
+                                       lambda: results_so_far(workdir / "transcripts") >= len(work),
+                                       [proc], timeout_s, "gsmgw")
+            finally:
+                _stop_daemon(proc)
     return workdir / "transcripts"
 
 
-RUNNERS: dict[str, Callable[[int, float, int, Path], Path]] = {
-    "gsmgw": run_gsmgw, "gammu-smsd": run_gammu_smsd, "smstools": run_smstools,
+# --------------------------------------------------------------------------- Kannel
+
+
+KANNEL_SMSC: dict[str, str] = {
+    "smsc": "at",
+    "modemtype": "bench",  # the [modems] group below: no auto-detection round trips
+    "speed": "115200",
+    "sim-buffering": "false",  # do not poll the SIM for stored messages
+}
+KANNEL_MODEM: dict[str, str] = {
+    "id": "bench",
+    "name": '"gsmgw fake-modem (SIM800 personality)"',
+    "detect-string": '"SIMCOM"',
+    "speed": "115200",
+}
+
+
+def kannel_conf(links: Sequence[Path], workdir: Path, ports: dict[str, int], *, log_level: int = 1) -> str:
+    """bearerbox + smsbox: one ``smsc = at`` group per modem, file store, DLRs in memory."""
+    lines = [
+        "group = core", f"admin-port = {ports['admin']}", "admin-password = adminpw",
+        "admin-interface = 127.0.0.1", f"smsbox-port = {ports['box']}", "smsbox-interface = 127.0.0.1",
+        "box-allow-ip = 127.0.0.1", f'log-file = "{workdir / "bearerbox.log"}"', f"log-level = {log_level}",
+        f'access-log = "{workdir / "access.log"}"',
+        # Kannel's file store: appended and rewritten, never fsync'd (see bench/PEERS.md).
+        "store-type = file", f'store-location = "{workdir / "kannel.store"}"', "dlr-storage = internal", "",
+        "group = modems", *(f"{k} = {v}" for k, v in KANNEL_MODEM.items()), "",
+    ]
+    for i, link in enumerate(links):
+        lines += ["group = smsc", f"smsc-id = gsm{i}", f"device = {link}",
+                  *(f"{k} = {v}" for k, v in KANNEL_SMSC.items()), ""]
+    lines += [
+        "group = smsbox", "bearerbox-host = 127.0.0.1", f"bearerbox-port = {ports['box']}",
+        f"sendsms-port = {ports['sendsms']}", "sendsms-interface = 127.0.0.1",
+        f'log-file = "{workdir / "smsbox.log"}"', f"log-level = {log_level}", "",
+        "group = sendsms-user", "username = bench", "password = benchpw", "max-messages = 1",
+        "concatenation = false", "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _dlr_sink() -> Iterator[int]:
+    """A loopback HTTP server that answers 200 to Kannel's dlr-url calls; yields its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, name="bench-dlr-sink", daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def kannel_online(admin_port: int) -> int:
+    """SMSC connections bearerbox reports online (admin status.txt)."""
+    url = f"http://127.0.0.1:{admin_port}/status.txt?password=adminpw"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.read().decode(errors="replace").count("(online")
+    except (OSError, ValueError):
+        return 0
+
+
+def sendsms_url(port: int, to: str, text: str, dlr_port: int | None = None) -> str:
+    q = {"username": "bench", "password": "benchpw", "from": "bench", "to": to, "text": text}
+    if dlr_port is not None:  # dlr-mask makes the AT driver set TP-SRR: a status report, as the others ask
+        q |= {"dlr-mask": "3", "dlr-url": f"http://127.0.0.1:{dlr_port}/dlr?type=%d"}
+    return f"http://127.0.0.1:{port}/cgi-bin/sendsms?" + urllib.parse.urlencode(q)
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@contextlib.contextmanager
+def kannel_running(links: Sequence[Path], workdir: Path, pin: int | None = None,
+                   timeout_s: float = 2 * STARTUP_TIMEOUT_S) -> Iterator[tuple[dict[str, int],
+                                                                       list[subprocess.Popen[bytes]]]]:
+    """bearerbox + smsbox on the ports; yields (ports, processes) once every SMSC is online."""
+    kb = kannel_binaries()
+    if kb is None:
+        raise PeerUnavailable(availability()["kannel"])
+    from bench.gateway import _free_port
+
+    ports = {"admin": _free_port(), "box": _free_port(), "sendsms": _free_port()}
+    conf = workdir / "kannel.conf"
+    conf.write_text(kannel_conf(links, workdir, ports))
+    procs: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as logs:
+        try:
+            for binary, name in zip(kb, ("bearerbox", "smsbox"), strict=True):
+                if name == "smsbox":  # it gives up at once if bearerbox does not listen yet
+                    _wait_for(lambda: _port_open(ports["box"]), procs, timeout_s, "bearerbox start-up")
+                procs.append(subprocess.Popen(
+                    # -v 2: warnings and worse on stderr (the log file keeps log-level 1, info)
+                    pinned([binary, "-v", "2", str(conf)], pin), stdout=subprocess.DEVNULL,
+                    stderr=logs.enter_context(open(workdir / f"{name}.stderr", "wb")),
+                    stdin=subprocess.DEVNULL, start_new_session=True))
+            _wait_for(lambda: kannel_online(ports["admin"]) >= len(links) and _port_open(ports["sendsms"]),
+                      procs, timeout_s, "kannel start-up")
+            yield ports, procs
+        finally:
+            for p in reversed(procs):
+                _stop_daemon(p)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_kannel(k: int, latency_s: float, per_modem: int, workdir: Path, probe: Probe | None = None,
+               pin: tuple[int, int] | None = None) -> Path:
+    """bearerbox + smsbox, one ``smsc = at`` per modem; the work goes in through sendsms once
+    every SMSC is online (Kannel has no queue to fill before it starts)."""
+    if kannel_binaries() is None:
+        raise PeerUnavailable(availability()["kannel"])
+    work = messages_for(k, per_modem)
+    timeout_s = _run_timeout_s(per_modem, latency_s) + 3.0 * per_modem  # its AT driver pauses ~2 s per send
+    with emulator(k, latency_s, workdir, pin[1] if pin else None) as links, _dlr_sink() as dlr_port, \
+            kannel_running(links, workdir, pin[0] if pin else None) as (ports, procs):
+        statuses: list[int] = []
+
+        def submit() -> None:
+            urls = [sendsms_url(ports["sendsms"], n, t, dlr_port) for n, t in work]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                statuses.extend(pool.map(_get, urls))
+            refused = [st for st in statuses if st != 202]
+            if refused:
+                raise RuntimeError(f"kannel sendsms refused {len(refused)} of {len(work)} (HTTP {refused[0]})")
+
+        (probe or Probe()).run(lambda: [p.pid for p in procs],
+                               lambda: results_so_far(workdir / "transcripts") >= len(work),
+                               procs, timeout_s, "kannel", start=submit if work else None)
+    return workdir / "transcripts"
+
+
+RUNNERS: dict[str, Callable[..., Path]] = {
+    "gsmgw": run_gsmgw, "gammu-smsd": run_gammu_smsd, "smstools": run_smstools, "kannel": run_kannel,
 }
 
 
@@ -405,11 +701,19 @@ def measure(transcripts: Path, k: int, latency_s: float) -> dict[str, Any]:
     }
 
 
-def run_cell(daemon: str, k: int, latency_s: float, per_modem: int, workdir: Path) -> dict[str, Any]:
-    """One run of one daemon on a fresh emulated pool; the measurement, or the error."""
+def run_cell(daemon: str, k: int, latency_s: float, per_modem: int, workdir: Path,
+             pin: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One run of one daemon on a fresh emulated pool; the measurement, or the error.
+
+    Besides the modem-side figures: the daemon's CPU (user + system, all its processes, from
+    /proc) over the busy period (first AT+CMGS to last +CMGS result, wall clock from the
+    transcripts) per sent message, its peak memory, and the 1-minute load before and after.
+    """
     t0 = time.monotonic()
+    load_before = procstat.loadavg()
+    probe = Probe()
     try:
-        transcripts = RUNNERS[daemon](k, latency_s, per_modem, workdir)
+        transcripts = RUNNERS[daemon](k, latency_s, per_modem, workdir, probe=probe, pin=pin)
         result = measure(transcripts, k, latency_s)
         if result["sent"] != k * per_modem:
             raise RuntimeError(f"{result['sent']} submits accepted, {k * per_modem} queued")
@@ -417,7 +721,45 @@ def run_cell(daemon: str, k: int, latency_s: float, per_modem: int, workdir: Pat
         raise
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "wall_s": round(time.monotonic() - t0, 1)}
-    return {**result, "wall_s": round(time.monotonic() - t0, 1)}
+    assert probe.sampler is not None
+    busy_cpu = probe.sampler.between(min(walls(transcripts, "cmd")), max(walls(transcripts, "result")))
+    return {**result, "cpu_busy_s": round(busy_cpu, 3),
+            "cpu_ms_per_message": round(busy_cpu / result["sent"] * 1000, 3),
+            "memory": probe.sampler.memory, "load_before": load_before, "load_after": procstat.loadavg(),
+            "pinned": list(pin) if pin else None, "wall_s": round(time.monotonic() - t0, 1)}
+
+
+# Settings that only matter with nothing to do, set back to the daemon's default for the idle
+# measure: with LoopSleep = 0 (chosen for throughput) gammu-smsd re-reads an empty outbox
+# without pause, 27.8 CPU-s per 20 s at 16 modems (measured 2026-11-28); nobody runs it so idle.
+IDLE_OVERRIDES: dict[str, dict[str, str]] = {"gammu-smsd": {"LoopSleep": "1"}}
+
+
+@contextlib.contextmanager
+def _idle_settings(daemon: str) -> Iterator[None]:
+    saved = dict(GAMMU_SMSD_SETTINGS)
+    GAMMU_SMSD_SETTINGS.update(IDLE_OVERRIDES.get(daemon, {}))
+    try:
+        yield
+    finally:
+        GAMMU_SMSD_SETTINGS.clear()
+        GAMMU_SMSD_SETTINGS.update(saved)
+
+
+def idle_cell(daemon: str, k: int, idle_s: float, workdir: Path, settle_s: float = 8.0) -> dict[str, Any]:
+    """The daemon on K modems with nothing to send: CPU over ``idle_s`` after ``settle_s`` of start-up."""
+    load_before = procstat.loadavg()
+    probe = Probe(idle_s=idle_s, settle_s=settle_s)
+    try:
+        with _idle_settings(daemon):
+            RUNNERS[daemon](k, 1.0, 0, workdir, probe=probe)
+    except PeerUnavailable:
+        raise
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    assert probe.sampler is not None
+    return {"idle_s": idle_s, "cpu_s": round(probe.idle_cpu_s(), 3), "memory": probe.sampler.memory,
+            "load_before": load_before, "load_after": procstat.loadavg()}
 
 
 def _summary(values: list[float]) -> dict[str, float] | None:
@@ -429,7 +771,7 @@ def _summary(values: list[float]) -> dict[str, float] | None:
 
 def run(modems: Sequence[int], latencies: Sequence[float], messages_per_modem: int, repeats: int,
         daemons: Sequence[str] = DAEMONS, keep_dir: Path | None = None,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[str], None] | None = None, pin: tuple[int, int] | None = None) -> dict[str, Any]:
     """Every (K, L) cell, ``repeats`` times each daemon in turn; medians with min and max."""
     if messages_per_modem < 2:
         raise ValueError("messages_per_modem must be at least 2 (bench.dispatch queues at least 2 per modem)")
@@ -448,24 +790,26 @@ def run(modems: Sequence[int], latencies: Sequence[float], messages_per_modem: i
                 runs: dict[str, list[dict[str, Any]]] = {d: [] for d in active}
                 for r in range(repeats):
                     for d in active:
-                        res = run_cell(d, k, lat, messages_per_modem, root / f"k{k}-l{lat}-r{r}-{d}")
+                        res = run_cell(d, k, lat, messages_per_modem, root / f"k{k}-l{lat}-r{r}-{d}", pin=pin)
                         runs[d].append(res)
                         if progress:
                             progress(f"K={k} L={lat} repeat {r + 1}/{repeats} {d}: "
                                      + (res["error"] if "error" in res else
-                                        f"{res['per_minute']}/min ({res['fraction_of_ideal']:.3f})"))
+                                        f"{res['per_minute']}/min ({res['fraction_of_ideal']:.3f}), "
+                                        f"{res['cpu_ms_per_message']} ms CPU/msg, load {res['load_before'][:1]}"))
                 cells.append(_cell_summary(k, lat, messages_per_modem, runs))
     return {
         "benchmark": "peers",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"cpus": os.cpu_count() or 0, "cpu": _cpu_model(), "python": platform.python_version()},
+        "machine": procstat.machine(),
+        "pinned": {"daemon_cpu": pin[0], "emulator_cpu": pin[1]} if pin else None,
         "versions": versions(),
         "messages_per_modem": messages_per_modem,
         "repeats": repeats,
         "report_delay_s": REPORT_DELAY_S,
         "unavailable": missing,
         "settings": {"gammu-smsd": GAMMU_SMSD_SETTINGS, "smstools_global": SMSTOOLS_GLOBAL,
-                     "smstools_modem": SMSTOOLS_MODEM},
+                     "smstools_modem": SMSTOOLS_MODEM, "kannel_smsc": KANNEL_SMSC, "kannel_modem": KANNEL_MODEM},
         "cells": cells,
     }
 
@@ -481,6 +825,10 @@ def _cell_summary(k: int, lat: float, per_modem: int, runs: dict[str, list[dict[
             "gap_p50_ms": _summary([r["gap_p50_ms"] for r in ok if r["gap_p50_ms"] is not None]),
             "submit_overhead_p50_ms": _summary([r["submit_overhead_p50_ms"] for r in ok
                                                 if r["submit_overhead_p50_ms"] is not None]),
+            "cpu_ms_per_message": _summary([r["cpu_ms_per_message"] for r in ok]),
+            "hwm_mb": _summary([r["memory"]["hwm_mb"] for r in ok if r.get("memory")]),
+            "load_1m": _summary([r["load_before"][0] for r in ok if r.get("load_before")]
+                                + [r["load_after"][0] for r in ok if r.get("load_after")]),
             "errors": [r["error"] for r in rs if "error" in r],
             "runs": rs,
         }
@@ -507,8 +855,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     daemons = [d for d in DAEMONS if any(d in c["results"] for c in report["cells"])]
     peers = [d for d in daemons if d != "gsmgw"]
+    pin = report.get("pinned")
     lines = [
-        f"Modem utilisation side by side, {report['date']}, {m['cpus']} CPUs ({m['cpu']}); "
+        (f"Daemon pinned to CPU {pin['daemon_cpu']} (taskset), emulator to CPU {pin['emulator_cpu']}. " if pin else "")
+        + f"Modem utilisation side by side, {report['date']}, {m['cpus']} CPUs ({m['cpu']}); "
         f"{report['messages_per_modem']} messages per modem, each asking for a status report; "
         f"median [min–max] of {report['repeats']} run(s) per daemon; fraction of the ideal K·60/L in brackets.",
         "",
@@ -542,6 +892,25 @@ def to_markdown(report: dict[str, Any]) -> str:
             u, g, o = r.get("utilisation"), r.get("gap_p50_ms"), r.get("submit_overhead_p50_ms")
             row.append(" / ".join([f"{u['median']:.3f}" if u else "–", f"{g['median']:.0f}" if g else "–",
                                    f"{o['median']:.0f}" if o else "–"]))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "CPU per sent message (ms: user + system time of all the daemon's processes from /proc over the busy "
+        "period, ÷ messages sent) and peak resident memory (MB: VmHWM summed over its processes); "
+        "1-minute load during the runs:",
+        "",
+        "| K | L (s) | " + " | ".join(f"{d} CPU ms/msg / peak MB" for d in daemons) + " | load |",
+        "|---:|---:|" + "---:|" * len(daemons) + "---|",
+    ]
+    for c in report["cells"]:
+        row = [str(c["modems"]), f"{c['latency_s']:g}"]
+        loads: list[float] = []
+        for d in daemons:
+            r = c["results"].get(d) or {}
+            row.append(f"{_fmt(r.get('cpu_ms_per_message'), 2)} / {_fmt(r.get('hwm_mb'), 0)}")
+            if r.get("load_1m"):
+                loads += [r["load_1m"]["min"], r["load_1m"]["max"]]
+        row.append(f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–")
         lines.append("| " + " | ".join(row) + " |")
     errors = [f"- K={c['modems']} L={c['latency_s']:g} {d}: {e}"
               for c in report["cells"] for d, r in c["results"].items() for e in r["errors"]]

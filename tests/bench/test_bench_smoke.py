@@ -32,6 +32,15 @@ def test_gateway_bench_runs(which: str) -> None:
     assert result
     if which == "intake":
         assert result["fixed_rate_errors"] == 0 and result["bulk_messages_per_s"] > 0
+        # Both scenarios ran: new numbers, and one number with earlier messages (the sticky lookup's worst case).
+        for scenario in ("fresh", "same"):
+            [row] = result["scenarios"][scenario]["rows"]
+            assert row["single"]["requests_per_s"] > 0 and row["single"]["non_2xx"] == 0
+            assert row["paced"]["errors"] == 0 and row["paced"]["p99_ms"] >= row["paced"]["p50_ms"] > 0
+        assert "after 200 earlier messages" in gateway.intake_markdown(result)
+        if "rows" in result["kannel"]:  # Kannel installed: its sendsms took every request
+            [row] = result["kannel"]["rows"]
+            assert row["single"]["requests_per_s"] > 0 and row["single"]["non_2xx"] == 0
     if which == "latency":
         assert result["messages"] == 5 and result["p50_ms"] > 0
     if which == "footprint":

@@ -1,4 +1,5 @@
-"""bench.peers on one tiny cell (K=1, L=0.05 s, 3 messages) per daemon, so that it does not rot.
+"""bench.peers on one tiny cell (K=1, L=0.05 s, 3 messages) per daemon (gammu-smsd, smstools3,
+Kannel), so that it does not rot.
 
 Each peer runs beside gsmgw (the ratio needs both); a peer whose binary is missing is
 skipped with the Debian package to install.
@@ -41,6 +42,10 @@ def _check_row(report: dict, daemon: str) -> dict:
     assert 0 < run["fraction_of_ideal"] <= 1.05
     assert run["per_minute"] == pytest.approx(run["fraction_of_ideal"] * 1200, rel=0.01)
     assert 0 < run["utilisation"] <= 1.05
+    # Read from /proc over the busy period: CPU per message and peak memory of the daemon's processes.
+    assert run["cpu_ms_per_message"] >= 0 and run["cpu_busy_s"] >= 0
+    assert run["memory"]["processes"] >= 1 and run["memory"]["hwm_mb"] > 1
+    assert len(run["load_before"]) == 3
     return cell
 
 
@@ -77,6 +82,6 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         peers.run([1], [0.05], 1, 1)
     with pytest.raises(ValueError, match="unknown daemon"):
-        peers.run([1], [0.05], 3, 1, daemons=["kannel"])
+        peers.run([1], [0.05], 3, 1, daemons=["nokia-pc-suite"])
     with pytest.raises(ValueError, match="repeats"):
         peers.run([1], [0.05], 3, 0)
