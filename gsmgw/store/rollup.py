@@ -23,7 +23,9 @@ so the aggregates survive the rows.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -316,6 +318,22 @@ class RollupRepo:
         return out
 
 
+CSV_COLUMNS = ("period", "group", *(c for c in COUNTERS if not c.startswith("failed_")), "parts_failed",
+               *(f"failed_{c}" for c in FAILURE_CLASSES), "delivery_rate", "ttd_p50_s", "ttd_p95_s",
+               "ttd_samples")
+
+
+def rows_to_csv(rows: list[dict[str, Any]], group_by: str) -> str:
+    """``report()`` rows as CSV (RFC 4180), one column per counter and failure class."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([group_by if c == "group" else c for c in CSV_COLUMNS])
+    for r in rows:
+        flat = {**r, "group": r[group_by], **{f"failed_{c}": n for c, n in r["failed_by_class"].items()}}
+        w.writerow(["" if flat.get(c) is None else flat[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
 def _add(deltas: dict[Key, _Delta], contrib: dict[str, Any], sign: int) -> None:
     k = contrib["k"]
     d = deltas.setdefault((k[0], k[1], k[2], k[3]), _Delta({}, [0] * N_BUCKETS))
@@ -338,4 +356,5 @@ __all__ = [
     "failure_class",
     "latency_bucket",
     "percentile_s",
+    "rows_to_csv",
 ]
