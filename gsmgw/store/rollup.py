@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import MessageState
 from gsmgw.store import tables as t
@@ -171,6 +172,7 @@ class RollupRepo:
         now = now or utcnow()
         if gap_wait_s is None:
             gap_wait_s = 0.0 if self.db.is_sqlite else 30.0
+        self._ensure_cursor(now)
         with self.db.engine.begin() as conn:
             read = read_after_in(conn, CONSUMER, limit=limit, gap_wait_s=gap_wait_s, types=None, now=now)
             if read.through_id == read.cursor:
@@ -186,6 +188,18 @@ class RollupRepo:
             self._inbound_in(conn, read.events, deltas)
             self._apply_in(conn, deltas)
         return RollResult(len(read.events), changed, read.through_id, read.more)
+
+    def _ensure_cursor(self, now: dt.datetime) -> None:
+        """The rollup's cursor row, created once (two hosts may race to create it)."""
+        c = t.webhook_cursor
+        with self.db.engine.connect() as conn:
+            if conn.execute(select(c.c.name).where(c.c.name == CONSUMER)).first() is not None:
+                return
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(insert(c).values(name=CONSUMER, last_event_id=0, updated_at=now))
+        except IntegrityError:
+            pass  # another host made it
 
     def _messages_in(self, conn: Connection, ids: list[str], classify: ClassifyFn,
                      deltas: dict[Key, _Delta]) -> int:
