@@ -14,8 +14,17 @@ from sqlalchemy import delete
 from gsmgw.housekeeping import classify_error
 from gsmgw.store import tables as t
 from gsmgw.store.rollup import LATENCY_BOUNDS_S, latency_bucket, percentile_s
-from tests.reports.traffic import BASE, CMS_CLASS, OUTCOMES, Spec, expected, insert_message, insert_reply, \
-    move_message, same
+from tests.reports.traffic import (
+    BASE,
+    CMS_CLASS,
+    OUTCOMES,
+    Spec,
+    expected,
+    insert_message,
+    insert_reply,
+    move_message,
+    same,
+)
 
 specs = st.builds(
     Spec,
@@ -134,7 +143,7 @@ def test_two_hosts_rolling_at_once_count_each_event_once(pg_url: str) -> None:
                     r = s.rollup.roll(classify_error, limit=7, gap_wait_s=0)
                     if not r.more and r.events == 0:
                         break
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=run, args=(s,)) for s in (a, b)]
