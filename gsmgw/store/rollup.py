@@ -50,6 +50,7 @@ LATENCY_BOUNDS_S: tuple[int, ...] = (
     3600, 5400, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
 )
 N_BUCKETS = len(LATENCY_BOUNDS_S) + 1
+HIST_COLUMNS = tuple(f"ttd_b{i:02d}" for i in range(N_BUCKETS))  # report_daily's histogram
 
 FAILURE_CLASSES = ("permanent", "transient", "modem", "report", "expired", "unknown", "other")
 COUNTERS: tuple[str, ...] = (
@@ -85,18 +86,6 @@ def percentile_s(hist: list[int], p: float) -> int | None:
         if seen >= rank:
             return LATENCY_BOUNDS_S[i] if i < len(LATENCY_BOUNDS_S) else None
     return None  # pragma: no cover - rank <= n
-
-
-def parse_hist(text: str) -> list[int]:
-    h = [0] * N_BUCKETS
-    for i, v in enumerate(text.split(",") if text else ()):
-        if i < N_BUCKETS:
-            h[i] = int(v)
-    return h
-
-
-def format_hist(h: list[int]) -> str:
-    return "" if not any(h) else ",".join(str(v) for v in h)
 
 
 def failure_class(part_state: str, error_code: str | None, classify: ClassifyFn) -> str:
@@ -259,22 +248,16 @@ class RollupRepo:
     def _apply_in(self, conn: Connection, deltas: dict[Key, _Delta]) -> None:
         r = t.report_daily
         for key, d in deltas.items():
-            if not any(d.counters.values()) and not any(d.hist):
+            changes = {c: n for c, n in d.counters.items() if n}
+            changes.update({HIST_COLUMNS[i]: n for i, n in enumerate(d.hist) if n})
+            if not changes:
                 continue
             where = (r.c.day == key[0], r.c.sim == key[1], r.c.api_key_id == key[2], r.c.campaign_id == key[3])
-            q = select(r.c.latency_hist).where(*where)
-            if not self.db.is_sqlite:
-                q = q.with_for_update()
-            row = conn.execute(q).first()
-            if row is None:
-                values: dict[str, Any] = {c: d.counters.get(c, 0) for c in COUNTERS}
+            res = conn.execute(update(r).where(*where).values(**{c: r.c[c] + n for c, n in changes.items()}))
+            if res.rowcount == 0:  # the first count of this day, SIM, key and campaign
+                values = {c: changes.get(c, 0) for c in (*COUNTERS, *HIST_COLUMNS)}
                 conn.execute(insert(r).values(day=key[0], sim=key[1], api_key_id=key[2], campaign_id=key[3],
-                                              latency_hist=format_hist(d.hist), **values))
-                continue
-            h = parse_hist(row.latency_hist)
-            hist = format_hist([a + b for a, b in zip(h, d.hist, strict=True)])
-            conn.execute(update(r).where(*where).values(
-                latency_hist=hist, **{c: getattr(r.c, c) + n for c, n in d.counters.items() if n}))
+                                              **values))
 
     def roll_all(self, classify: ClassifyFn, *, limit: int = 500) -> int:
         """Roll until caught up (the pruner's "rollup before prune"); events consumed."""
@@ -306,20 +289,14 @@ class RollupRepo:
         where = [r.c.day >= date_from.isoformat(), r.c.day <= date_to.isoformat()]
         if api_key_id is not None:
             where.append(r.c.api_key_id == api_key_id)
-        sums = [func.sum(getattr(r.c, c)).label(c) for c in COUNTERS]
+        sums = [func.sum(r.c[c]).label(c) for c in (*COUNTERS, *HIST_COLUMNS)]
         with self.db.read() as conn:
             rows = conn.execute(select(per.label("period"), dim.label("grp"), *sums).where(*where)
                                 .group_by(per, dim).order_by(per, dim)).all()
-            hists: dict[tuple[str, str], list[int]] = {}
-            for h in conn.execute(select(per.label("period"), dim.label("grp"), r.c.latency_hist)
-                                  .where(*where, r.c.latency_hist != "")):
-                acc = hists.setdefault((h.period, h.grp), [0] * N_BUCKETS)
-                for i, v in enumerate(parse_hist(h.latency_hist)):
-                    acc[i] += v
         out = []
         for row in rows:
             counts = {c: int(getattr(row, c) or 0) for c in COUNTERS}
-            hist = hists.get((row.period, row.grp), [0] * N_BUCKETS)
+            hist = [int(getattr(row, c) or 0) for c in HIST_COLUMNS]
             failed = {c: counts.pop(f"failed_{c}") for c in FAILURE_CLASSES}
             sent = counts["parts_sent"]
             out.append({
@@ -362,6 +339,7 @@ __all__ = [
     "COUNTERS",
     "FAILURE_CLASSES",
     "GROUPS",
+    "HIST_COLUMNS",
     "LATENCY_BOUNDS_S",
     "ClassifyFn",
     "RollResult",

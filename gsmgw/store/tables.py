@@ -650,9 +650,10 @@ report_daily = Table(
     Column("replies", BigInteger, nullable=False, default=0),
     Column("optouts", BigInteger, nullable=False, default=0),
     Column("cost_micros", BigInteger, nullable=False, default=0),
-    # Time from sent to delivered per delivered message: counts per bucket of
-    # gsmgw.store.rollup.LATENCY_BOUNDS_S, comma-separated ("" = none).
-    Column("latency_hist", Text, nullable=False, default=""),
+    # Time from sent to delivered per delivered message: a histogram, one counter per
+    # bucket of gsmgw.store.rollup.LATENCY_BOUNDS_S (ttd_b31: longer than the last),
+    # summed in SQL by the report query.
+    *(Column(f"ttd_b{i:02d}", BigInteger, nullable=False, default=0) for i in range(32)),
 )
 
 # Admin actions: who did what to what, when (keys, modems, erasures, reloads, prunes).

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("api_key_id", sa.String(16), nullable=False),
         sa.Column("campaign_id", sa.String(32), nullable=False),
         *[sa.Column(c, sa.BigInteger(), nullable=False) for c in COUNTERS],
-        sa.Column("latency_hist", sa.Text(), nullable=False),
+        *[sa.Column(f"ttd_b{i:02d}", sa.BigInteger(), nullable=False) for i in range(32)],
         sa.PrimaryKeyConstraint("day", "sim", "api_key_id", "campaign_id", name="pk_report_daily"),
     )
     op.create_table(
