@@ -75,6 +75,7 @@ REGISTRY: dict[str, PersonalData] = {
     "smpp_parts": PersonalData(texts=("request",), derived=("user_data",)),
     "smpp_deliveries": PersonalData(texts=("pdu", "ref", "last_error")),
     "report_daily": PersonalData(),  # counts per day, SIM, key and campaign: no number
+    "report_monthly": PersonalData(),
     "audit_log": PersonalData(texts=("target", "detail")),
     "job_leases": PersonalData(),
 }

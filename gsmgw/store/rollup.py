@@ -1,7 +1,8 @@
 """Report aggregates: a daily rollup kept current from the outbox, and the reports read from it.
 
 ``report_daily`` holds, per (UTC day the message was created, SIM, API key,
-campaign), counters and a compact histogram of the time from sent to delivered.
+campaign), counters and a compact histogram of the time from sent to delivered;
+``report_monthly`` the same per month (a year by month reads 12 rows per group).
 It is kept by ``RollupRepo.roll``, an outbox consumer (cursor ``"reports"``) run off
 the hot path by ``gsmgw.housekeeping``:
 
@@ -246,18 +247,19 @@ class RollupRepo:
             d.counters[counter] = d.counters.get(counter, 0) + 1
 
     def _apply_in(self, conn: Connection, deltas: dict[Key, _Delta]) -> None:
-        r = t.report_daily
         for key, d in deltas.items():
             changes = {c: n for c, n in d.counters.items() if n}
             changes.update({HIST_COLUMNS[i]: n for i, n in enumerate(d.hist) if n})
             if not changes:
                 continue
-            where = (r.c.day == key[0], r.c.sim == key[1], r.c.api_key_id == key[2], r.c.campaign_id == key[3])
-            res = conn.execute(update(r).where(*where).values(**{c: r.c[c] + n for c, n in changes.items()}))
-            if res.rowcount == 0:  # the first count of this day, SIM, key and campaign
-                values = {c: changes.get(c, 0) for c in (*COUNTERS, *HIST_COLUMNS)}
-                conn.execute(insert(r).values(day=key[0], sim=key[1], api_key_id=key[2], campaign_id=key[3],
-                                              **values))
+            for r, period in ((t.report_daily, key[0]), (t.report_monthly, key[0][:7])):
+                pcol = r.c.day if r is t.report_daily else r.c.month
+                where = (pcol == period, r.c.sim == key[1], r.c.api_key_id == key[2], r.c.campaign_id == key[3])
+                res = conn.execute(update(r).where(*where).values(**{c: r.c[c] + n for c, n in changes.items()}))
+                if res.rowcount == 0:  # the first count of this period, SIM, key and campaign
+                    values = {c: changes.get(c, 0) for c in (*COUNTERS, *HIST_COLUMNS)}
+                    conn.execute(insert(r).values({pcol.name: period, "sim": key[1], "api_key_id": key[2],
+                                                   "campaign_id": key[3], **values}))
 
     def roll_all(self, classify: ClassifyFn, *, limit: int = 500) -> int:
         """Roll until caught up (the pruner's "rollup before prune"); events consumed."""
@@ -283,10 +285,16 @@ class RollupRepo:
     def report(self, *, group_by: Literal["sim", "key", "campaign"], period: Literal["day", "month"],
                date_from: dt.date, date_to: dt.date, api_key_id: str | None = None) -> list[dict[str, Any]]:
         """Aggregates per period and group between two UTC days (inclusive), oldest first."""
-        r = t.report_daily
+        whole_months = date_from.day == 1 and (date_to + dt.timedelta(days=1)).day == 1
+        if period == "month" and whole_months:  # the monthly rows hold exactly these days
+            r = t.report_monthly
+            per = r.c.month
+            where = [per >= date_from.isoformat()[:7], per <= date_to.isoformat()[:7]]
+        else:
+            r = t.report_daily
+            per = r.c.day if period == "day" else func.substr(r.c.day, 1, 7)
+            where = [r.c.day >= date_from.isoformat(), r.c.day <= date_to.isoformat()]
         dim = getattr(r.c, GROUPS[group_by])
-        per = r.c.day if period == "day" else func.substr(r.c.day, 1, 7)
-        where = [r.c.day >= date_from.isoformat(), r.c.day <= date_to.isoformat()]
         if api_key_id is not None:
             where.append(r.c.api_key_id == api_key_id)
         sums = [func.sum(r.c[c]).label(c) for c in (*COUNTERS, *HIST_COLUMNS)]

@@ -11,7 +11,7 @@ from gsmgw.store import tables as t
 
 def test_migration_creates_the_tables_and_columns(store: Any) -> None:
     insp = inspect(store.engine)
-    for name in ("report_daily", "audit_log", "job_leases"):
+    for name in ("report_daily", "report_monthly", "audit_log", "job_leases"):
         got = {c["name"] for c in insp.get_columns(name)}
         assert got == set(t.metadata.tables[name].c.keys()), name
     assert "report_mark" in {c["name"] for c in insp.get_columns("messages")}

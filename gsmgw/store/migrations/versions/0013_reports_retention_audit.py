@@ -1,4 +1,4 @@
-"""report_daily, audit_log, job_leases, messages.report_mark
+"""report_daily, report_monthly, audit_log, job_leases, messages.report_mark
 
 Daily report aggregates that survive pruning, the audit log of admin actions, row
 leases for one-host-at-a-time jobs (the pruner), and the rollup's mark on each
@@ -28,16 +28,17 @@ COUNTERS = (
 def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("report_mark", sa.Text(), nullable=True))
-    op.create_table(
-        "report_daily",
-        sa.Column("day", sa.String(10), nullable=False),
-        sa.Column("sim", sa.String(64), nullable=False),
-        sa.Column("api_key_id", sa.String(16), nullable=False),
-        sa.Column("campaign_id", sa.String(32), nullable=False),
-        *[sa.Column(c, sa.BigInteger(), nullable=False) for c in COUNTERS],
-        *[sa.Column(f"ttd_b{i:02d}", sa.BigInteger(), nullable=False) for i in range(32)],
-        sa.PrimaryKeyConstraint("day", "sim", "api_key_id", "campaign_id", name="pk_report_daily"),
-    )
+    for table, period, width in (("report_daily", "day", 10), ("report_monthly", "month", 7)):
+        op.create_table(
+            table,
+            sa.Column(period, sa.String(width), nullable=False),
+            sa.Column("sim", sa.String(64), nullable=False),
+            sa.Column("api_key_id", sa.String(16), nullable=False),
+            sa.Column("campaign_id", sa.String(32), nullable=False),
+            *[sa.Column(c, sa.BigInteger(), nullable=False) for c in COUNTERS],
+            *[sa.Column(f"ttd_b{i:02d}", sa.BigInteger(), nullable=False) for i in range(32)],
+            sa.PrimaryKeyConstraint(period, "sim", "api_key_id", "campaign_id", name=f"pk_{table}"),
+        )
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -63,6 +64,7 @@ def downgrade() -> None:
     op.drop_table("job_leases")
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.drop_table("audit_log")
+    op.drop_table("report_monthly")
     op.drop_table("report_daily")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("report_mark")
