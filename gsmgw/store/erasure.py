@@ -52,6 +52,8 @@ class PersonalData:
     texts: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
     on_match: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Delete a matching row instead (a row whose key is the number: nothing left to keep).
+    delete_on_match: bool = False
 
 
 REGISTRY: dict[str, PersonalData] = {
@@ -63,7 +65,8 @@ REGISTRY: dict[str, PersonalData] = {
         on_match={"text": "", "door_data": None, "callback_url": None, "error_text": None},
     ),
     "message_parts": PersonalData(numbers=("recipient",), texts=("error_text",)),
-    "inbound_messages": PersonalData(numbers=("sender",), texts=("text", "missing"), on_match={"text": ""}),
+    "inbound_messages": PersonalData(numbers=("sender",), texts=("text", "missing", "tags"),
+                                     on_match={"text": ""}),
     "inbound_parts": PersonalData(numbers=("sender",), texts=("text",), derived=("user_data", "pdu"),
                                   on_match={"text": ""}),
     "status_reports": PersonalData(numbers=("recipient",), texts=("meaning",)),
@@ -78,6 +81,13 @@ REGISTRY: dict[str, PersonalData] = {
     "report_monthly": PersonalData(),
     "audit_log": PersonalData(texts=("target", "detail")),
     "job_leases": PersonalData(),
+    # Inbound rules (issue 19).
+    "rule_runs": PersonalData(texts=("detail",)),
+    "rule_replies": PersonalData(numbers=("sender",)),
+    # SIM care (issue 20): first contacts per SIM and day are keyed by the number.
+    "sim_care": PersonalData(),
+    "sim_usage": PersonalData(),
+    "sim_contacts": PersonalData(numbers=("number",), delete_on_match=True),
 }
 
 
@@ -156,8 +166,13 @@ class ErasureRepo:
             for row in conn.execute(select(table).where(or_(*conds))).mappings().all():
                 values: dict[str, Any] = {}
                 matched = any(m.is_number(row[c]) for c in personal.numbers)
+                pk = [table.c[k.name] == row[k.name] for k in table.primary_key.columns]
                 if matched and name == "optouts":
                     self._tombstone(conn, row, e164)
+                    changed += 1
+                    continue
+                if matched and personal.delete_on_match:
+                    conn.execute(delete(table).where(*pk))
                     changed += 1
                     continue
                 if matched:
@@ -170,7 +185,6 @@ class ErasureRepo:
                 if not values:
                     continue
                 values.update({c: "" for c in personal.derived})
-                pk = [table.c[k.name] == row[k.name] for k in table.primary_key.columns]
                 conn.execute(update(table).where(*pk).values(**values))
                 changed += 1
         return changed
