@@ -646,9 +646,11 @@ class RetentionConfig:
     webhook_deliveries_days: int = 0
     # The automatic prune, once a day at this UTC time (HH:MM; "" = only `gsmgw store prune`).
     daily_at: str = "03:30"
-    # Rows deleted per transaction, and the pause between two (seconds).
-    batch_rows: int = 500
+    # Rows deleted per transaction, the least pause between two (seconds), and the
+    # largest share of the store's time the pruner may take (rest = busy time x (1/duty - 1)).
+    batch_rows: int = 200
     pause_s: float = 0.05
+    duty_cycle: float = 0.2
     # Outbox consumers whose cursor does not hold events back (a door switched off for good).
     ignore_consumers: tuple[str, ...] = ()
     # How often the report rollup reads new events from the outbox (seconds).
@@ -966,6 +968,8 @@ def _check_retention(c: RetentionConfig, source: str) -> None:
         raise ConfigError(f"{source}: retention.batch_rows: must be at least 1")
     if c.rollup_interval_s <= 0:
         raise ConfigError(f"{source}: retention.rollup_interval_s: must be positive")
+    if not 0 < c.duty_cycle <= 1:
+        raise ConfigError(f"{source}: retention.duty_cycle: expected more than 0 and at most 1, got {c.duty_cycle:g}")
 
 
 def _check_smpp(c: SmppConfig, source: str) -> None:

@@ -671,6 +671,9 @@ report_monthly = Table(
     *_report_columns(),
 )
 
+# The pruner deletes a message's status reports by message id.
+Index("ix_status_reports_message", status_reports.c.message_id)
+
 # Admin actions: who did what to what, when (keys, modems, erasures, reloads, prunes).
 audit_log = Table(
     "audit_log",

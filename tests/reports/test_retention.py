@@ -153,6 +153,8 @@ def test_retention_config_and_the_daily_time() -> None:
         from_dict({"retention": {"daily_at": "4pm"}})
     with pytest.raises(ConfigError, match=r"retention\.batch_rows"):
         from_dict({"retention": {"batch_rows": 0}})
+    with pytest.raises(ConfigError, match=r"retention\.duty_cycle"):
+        from_dict({"retention": {"duty_cycle": 0}})
     with pytest.raises(ConfigError, match=r"retention\.messages_days"):
         from_dict({"retention": {"messages_days": -1}})
     now = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)

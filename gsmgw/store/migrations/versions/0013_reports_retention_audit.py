@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_audit_log"),
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
+    op.create_index("ix_status_reports_message", "status_reports", ["message_id"])
     op.create_table(
         "job_leases",
         sa.Column("name", sa.String(40), nullable=False),
@@ -61,6 +62,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_status_reports_message", table_name="status_reports")
     op.drop_table("job_leases")
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.drop_table("audit_log")
