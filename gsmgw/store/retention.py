@@ -107,8 +107,10 @@ class RetentionRepo:
                                      .order_by(e.c.id).limit(limit)).scalars())
         if kind == "messages":
             m = t.messages
+            # No ORDER BY: SQLite would read the state index and sort every final message
+            # for each batch (0.8 s for 333,000 rows); any prunable rows will do.
             return list(conn.execute(select(m.c.id).where(*self._message_prunable(cutoff, safe))
-                                     .order_by(m.c.created_at).limit(limit)).scalars())
+                                     .limit(limit)).scalars())
         if kind == "inbound":
             i = t.inbound_messages
             return list(conn.execute(select(i.c.id).where(i.c.received_at < min(cutoff, safe))
