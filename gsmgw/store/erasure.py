@@ -88,6 +88,11 @@ REGISTRY: dict[str, PersonalData] = {
     "sim_care": PersonalData(),
     "sim_usage": PersonalData(),
     "sim_contacts": PersonalData(numbers=("number",), delete_on_match=True),
+    # Recurring schedules and SIM keep-alive (issue 20): a schedule's message JSON holds its
+    # recipients (an erased one becomes "[erased]" there, and that occurrence is refused).
+    "schedules": PersonalData(texts=("name", "message", "last_error")),
+    "sim_keepalive": PersonalData(),
+    "keepalive_runs": PersonalData(texts=("detail",)),
 }
 
 
