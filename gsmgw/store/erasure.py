@@ -93,6 +93,14 @@ REGISTRY: dict[str, PersonalData] = {
     "schedules": PersonalData(texts=("name", "message", "last_error")),
     "sim_keepalive": PersonalData(),
     "keepalive_runs": PersonalData(texts=("detail",)),
+    # Contacts and campaigns (issue 21 parts 1-2): a contact is deleted (its tags and group
+    # memberships go with it, ON DELETE CASCADE); a campaign's recipient row is anonymised.
+    "contacts": PersonalData(numbers=("number",), texts=("name", "fields"), delete_on_match=True),
+    "contact_groups": PersonalData(texts=("name",)),
+    "contact_group_members": PersonalData(),
+    "contact_tags": PersonalData(),
+    "campaigns": PersonalData(texts=("name", "template", "target", "last_error")),
+    "campaign_recipients": PersonalData(numbers=("number",), texts=("text",), on_match={"text": ""}),
 }
 
 

@@ -95,6 +95,9 @@ async def _populate(gw: Any, c: Any) -> dict[str, str]:
             conn.execute(insert(t.smpp_parts).values(
                 system_id="esme", group_key=new_id() * 2, seq=1, total=2, part_id=new_id(),
                 user_data="C8329BFD06", request=json.dumps({"destination_addr": "33612345678"}), created_at=BASE))
+            conn.execute(insert(t.contacts).values(
+                id=new_id(), number=NUMBER, name="Ann", fields=json.dumps({"mobile": "06 12 34 56 78"}),
+                created_at=BASE, updated_at=BASE))
             conn.execute(insert(t.sim_contacts).values(modem_id="sim1", number=NUMBER, day="2026-10-01"))
             conn.execute(insert(t.rule_replies).values(rule="thanks", sender="0612345678",
                                                        inbound_id=ids["inbound"], created_at=BASE))
@@ -123,7 +126,7 @@ async def _erase_everywhere(tmp_path: Path, store_url: str) -> None:
         tables_before = {x.split(".")[0] for x in before}
         assert {"messages", "message_parts", "inbound_messages", "inbound_parts", "status_reports", "events",
                 "optouts", "webhook_deliveries", "smpp_parts", "smpp_deliveries", "sim_contacts", "rule_replies",
-                "rule_runs"} <= tables_before, tables_before
+                "rule_runs", "contacts"} <= tables_before, tables_before
         status, body = await c.request("DELETE", "/api/v1/numbers/0612345678")
         assert status == 200, body
         assert body["tombstone"] is True and body["number_hash"] == number_hash(NUMBER)

@@ -5,7 +5,7 @@ leases for one-host-at-a-time jobs (the pruner), and the rollup's mark on each
 message (what it last counted for it).
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
