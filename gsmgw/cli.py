@@ -26,7 +26,8 @@ log = logging.getLogger("gsmgw")
 COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.commands.probe",
                    "gsmgw.commands.doctor", "gsmgw.commands.smpp",
                    "gsmgw.commands.schedules",
-                   "gsmgw.commands.contacts")  # issue 21
+                   "gsmgw.commands.contacts",
+                   "gsmgw.commands.reports")  # issue 21: report, audit
 
 DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 
@@ -99,6 +100,18 @@ def _open_store(cfg: Config) -> Any:
     return store
 
 
+def _cli_actor() -> str:
+    """Who the audit log names for a command run here: cli:<user>@<machine>."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     store = _open_store(cfg)
@@ -107,7 +120,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             scopes = [s.strip() for s in args.scope.split(",") if s.strip()]
             try:
                 _key_id, key = store.keys.create_api_key(
-                    args.name, scopes, rate_per_s=args.rate_per_s, daily_quota=args.daily_quota
+                    args.name, scopes, rate_per_s=args.rate_per_s, daily_quota=args.daily_quota, actor=_cli_actor()
                 )
             except ValueError as exc:
                 print(f"gsmgw keys create: {exc}", file=sys.stderr)
@@ -118,7 +131,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 state = "revoked" if k["revoked_at"] else "active"
                 print(f"{k['id']}\t{k['name']}\t{','.join(k['scopes'])}\t{state}")
         elif args.keys_cmd == "revoke":
-            if not store.keys.revoke_api_key(args.key_id):
+            if not store.keys.revoke_api_key(args.key_id, actor=_cli_actor()):
                 print(f"gsmgw keys revoke: no active key {args.key_id!r}", file=sys.stderr)
                 return 1
             from gsmgw.intake.admission import KeyCache
@@ -160,6 +173,10 @@ def cmd_store(args: argparse.Namespace) -> int:
         sqlite_path,
     )
 
+    if args.store_cmd == "prune":  # issue 21
+        from gsmgw.commands.reports import cmd_prune
+
+        return cmd_prune(args)
     if args.store_cmd in ("migrate", "init"):
         from gsmgw.store import Store
         from gsmgw.store.migrate import current_revision, head_revision
@@ -492,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "migrate":
             sm.add_argument("--create", action="store_true", help="create the store if it does not exist")
         sm.add_argument("--force", action="store_true", help="even while a running gateway holds the store")
+    from gsmgw.commands.reports import add_prune_parser
+
+    add_prune_parser(ssub)  # issue 21: gsmgw store prune
     p.set_defaults(func=cmd_store)
 
     for name in COMMAND_MODULES:

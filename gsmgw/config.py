@@ -633,6 +633,30 @@ def _check_mqtt(c: MqttConfig, source: str) -> None:
             raise ConfigError(f"{source}: mqtt.notify_to[{i}]: expected an E.164 number (+ and digits), got {n!r}")
 
 
+# --- reports and retention (issue 21) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    # Days to keep each kind of row; 0 = keep forever. Messages are kept while not
+    # final; events while an outbox consumer has not read them; deliveries while pending.
+    messages_days: int = 0
+    inbound_days: int = 0
+    events_days: int = 0
+    webhook_deliveries_days: int = 0
+    # The automatic prune, once a day at this UTC time (HH:MM; "" = only `gsmgw store prune`).
+    daily_at: str = "03:30"
+    # Rows deleted per transaction, the least pause between two (seconds), and the
+    # largest share of the store's time the pruner may take (rest = busy time x (1/duty - 1)).
+    batch_rows: int = 200
+    pause_s: float = 0.05
+    duty_cycle: float = 0.2
+    # Outbox consumers whose cursor does not hold events back (a door switched off for good).
+    ignore_consumers: tuple[str, ...] = ()
+    # How often the report rollup reads new events from the outbox (seconds).
+    rollup_interval_s: float = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -653,6 +677,7 @@ class Config:
     keepalive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     campaigns: CampaignsConfig = field(default_factory=CampaignsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     modem: tuple[ModemConfig, ...] = ()
     # E-mail in and out, inbound rules (issue 19).
     email: EmailConfig = field(default_factory=EmailConfig)
@@ -837,6 +862,7 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: api.default_region: expected an ISO 3166 two-letter code, got {cfg.api.default_region!r}"
         )
+    _check_retention(cfg.retention, source)
     if cfg.dispatch.max_parts < 1 or cfg.dispatch.max_parts > 255:
         raise ConfigError(f"{source}: dispatch.max_parts: expected 1..255, got {cfg.dispatch.max_parts}")
     seen: set[str] = set()
@@ -930,6 +956,20 @@ def _check_sim_care(cfg: Config, source: str) -> None:
         if m.warmup_days and m.warmup_start_per_day > m.max_per_day:
             raise ConfigError(f"{source}: {key}.warmup_start_per_day: must not exceed max_per_day "
                               f"({m.max_per_day}), got {m.warmup_start_per_day}")
+
+
+_DAILY_AT_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _check_retention(c: RetentionConfig, source: str) -> None:
+    if c.daily_at and not _DAILY_AT_RE.fullmatch(c.daily_at):
+        raise ConfigError(f"{source}: retention.daily_at: expected HH:MM (UTC) or \"\", got {c.daily_at!r}")
+    if c.batch_rows < 1:
+        raise ConfigError(f"{source}: retention.batch_rows: must be at least 1")
+    if c.rollup_interval_s <= 0:
+        raise ConfigError(f"{source}: retention.rollup_interval_s: must be positive")
+    if not 0 < c.duty_cycle <= 1:
+        raise ConfigError(f"{source}: retention.duty_cycle: expected more than 0 and at most 1, got {c.duty_cycle:g}")
 
 
 def _check_smpp(c: SmppConfig, source: str) -> None:

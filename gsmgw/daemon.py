@@ -25,6 +25,7 @@ from gsmgw.config import Config, ConfigError, parse_listen
 from gsmgw.config import load as load_config
 from gsmgw.errors import ListenError
 from gsmgw.health import Readiness, ReadinessTracker, evaluate
+from gsmgw.housekeeping import Housekeeper
 from gsmgw.intake import IntakeService
 from gsmgw.pool import DriverFactory, Pool, default_driver_factory
 from gsmgw.pool.routing import Router
@@ -92,6 +93,7 @@ class Gateway:
         self._started: list[str] = []
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
+        self.housekeeper = Housekeeper(lambda: self.cfg, self.store)  # issue 21: rollup, daily prune
         self.router = Router(cfg.dispatch.route)
         # The one intake path for every door; reads self.cfg on each call, so a reload applies.
         self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,
@@ -191,6 +193,8 @@ class Gateway:
         if self.cfg.campaigns.enabled:
             self._started.append("campaigns")
             await self.campaigns.start()
+        self._started.append("housekeeper")
+        await self.housekeeper.start()
         log.info("API listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
         await self._start_mail_and_rules()
         if self.cfg.smpp.listen:
@@ -356,6 +360,8 @@ class Gateway:
             await self.pool.stop()
         if "webhooks" in self._started:
             await self.webhooks.stop()
+        if "housekeeper" in self._started:
+            await self.housekeeper.stop()
         self._started.clear()
         if self.api is not None:
             await self.api.stop()
@@ -431,8 +437,13 @@ class Gateway:
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return False
-        await self.reload(new)
+        changes = await self.reload(new)
         log.info("config reloaded from %s", path)
+        try:  # issue 21: config reloads are audited
+            await self.store.call(self.store.audit.record, "daemon", "config.reload", str(path),
+                                  {"changes": changes})
+        except Exception:
+            log.exception("could not write the audit entry of the config reload")
         return True
 
 

@@ -136,4 +136,14 @@ def lookup_keys(number: str, region: str | None = None) -> set[str]:
     return keys
 
 
-__all__ = ["KEY_DIGITS", "lookup_keys", "number_key", "same_number", "to_e164"]
+def number_parts(e164: str) -> tuple[str, str, str]:
+    """(country code, national significant number, national digits as dialled at
+    home) of an E.164 number: "+33612345678" -> ("33", "612345678", "0612345678").
+    What an erasure looks for in free text (gsmgw.store.erasure)."""
+    num = phonenumbers.parse(e164, None)
+    nsn = phonenumbers.national_significant_number(num)
+    national = _digits(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return str(num.country_code), nsn, national
+
+
+__all__ = ["KEY_DIGITS", "lookup_keys", "number_key", "number_parts", "same_number", "to_e164"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gsmgw.api import campaigns, compat_android, compat_kannel, inbound, openapi, v1
+from gsmgw.api import reports as reports_api
 from gsmgw.api import schedules as schedules_api
 from gsmgw.api.auth import auth_middleware
 from gsmgw.api.context import INTAKE, SERVICES, Services
@@ -35,6 +36,7 @@ def create_app(services: Services) -> web.Application:
     compat_kannel.add_routes(app)
     schedules_api.add_routes(app)  # recurring schedules, SIM keep-alive (issue 20)
     campaigns.add_routes(app)  # contacts, groups, campaigns (issue 21)
+    reports_api.add_routes(app)  # issue 21: reports, erasure, audit
     return app
 
 

@@ -19,8 +19,10 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from gsmgw import __version__
+from gsmgw.api import reports as reports_api
 from gsmgw.api import schemas
 from gsmgw.domain import MessageState
+from gsmgw.store.rollup import COUNTERS, FAILURE_CLASSES
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 
@@ -414,6 +416,47 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/api/v1/events": {
             "get": _op("The event log, oldest first after a cursor", _json(_ref("EventPage"), "events"),
                        scope="admin", tag="webhooks", params=_queries(schemas.EventsQuery)),
+        },
+        **_paths_reports(number),
+    }
+
+
+def _paths_reports(number: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Reports, erasure and the audit log (issue 21; gsmgw.api.reports)."""
+    n_int = {"type": "integer", "minimum": 0}
+    failed = _obj({c: n_int for c in FAILURE_CLASSES})
+    row = _obj({"period": STR, "sim": STR, "key": STR, "campaign": STR,
+                **{c: n_int for c in COUNTERS if not c.startswith("failed_")},
+                "parts_failed": n_int, "failed_by_class": failed,
+                "delivery_rate": _nullable({"type": "number"}),
+                "ttd_p50_s": NINT, "ttd_p95_s": NINT, "ttd_samples": n_int},
+               description="one period and group; ttd_* are the upper bounds of the histogram bucket "
+                           "of the percentile (seconds from sent to delivered)")
+    report = _obj({"group_by": STR, "period": STR, "from": STR, "to": STR, "rolled_through_event": INT,
+                   "latest_event": INT, "items": {"type": "array", "items": row}})
+    audit = _obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target": STR,
+                  "detail": {"type": "object"}, "host": STR})
+    return {
+        "/api/v1/reports": {
+            "get": _op("Delivery reports per SIM, key or campaign and day or month (JSON, or CSV with "
+                       "format=csv or Accept: text/csv); a key that is not admin sees its own messages",
+                       {**_json(report, "the report"),
+                        "content": {"application/json": {"schema": report},
+                                    "text/csv": {"schema": STR}}},
+                       scope="read", tag="reports", params=_queries(reports_api.ReportsQuery),
+                       errors={"403": _err("key= names another key (admin only)")}),
+        },
+        "/api/v1/numbers/{number}": {
+            "delete": _op("Erase a number everywhere (an opt-out stays as a tombstone: its hash)",
+                          _json(_obj({"number_hash": STR, "rows": {"type": "object"}, "tombstone": BOOL}),
+                                "erased"),
+                          scope="admin", tag="reports", params=number,
+                          errors={"422": _err("not a phone number")}),
+        },
+        "/api/v1/audit": {
+            "get": _op("The audit log of admin actions, newest first", _json(_obj({
+                "items": {"type": "array", "items": audit}, "next_cursor": NSTR}), "a page"),
+                scope="admin", tag="reports", params=_queries(reports_api.AuditQuery)),
         },
     }
 

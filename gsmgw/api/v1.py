@@ -179,11 +179,13 @@ async def get_modems(request: web.Request) -> web.Response:
 
 
 async def patch_modem(request: web.Request) -> web.Response:
-    require_scope(request, "admin")
+    caller = require_scope(request, "admin")
     svc = request.app[SERVICES]
     body = parse(schemas.ModemPatch, await json_body(request))
     if not svc.set_modem_enabled(request.match_info["id"], body.enabled):
         return error_response(404, "not_found", "no such modem")
+    await svc.store.call(svc.store.audit.record, f"key:{caller.id}", "modem.patch", request.match_info["id"],
+                         {"enabled": body.enabled})  # issue 21
     return web.json_response({"id": request.match_info["id"], "enabled": body.enabled})
 
 

@@ -71,6 +71,8 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.StreamRespons
         return error_page(request, 404, "Not found", "There is no such modem on this host.")
     who = request_session(request).caller.name
     log.info("console: %s %s modem %s", who, "enabled" if enabled else "drained", modem_id)
+    await c.q.audit(f"console:key:{request_session(request).caller.id}", "modem.patch", modem_id,
+                    {"enabled": enabled})
     flash(request, "ok", f"{modem_id} {'enabled' if enabled else 'drained: it finishes what it sends and takes nothing new'}.")
     raise _back(modem_id)
 
@@ -203,7 +205,8 @@ async def create_key(request: web.Request) -> web.StreamResponse:
         quota = _count(v["daily_quota"], "daily quota", 1_000_000_000)
     except ValueError as exc:
         return render(request, "keys.html", await _keys_context(request, error=str(exc), v=v), status=422)
-    key_id, secret = await c.q.create_key(name, scopes, rate, quota)
+    key_id, secret = await c.q.create_key(name, scopes, rate, quota,
+                                          actor=f"console:key:{request_session(request).caller.id}")
     log.info("console: %s created key %s (%s) with scopes %s", request_session(request).caller.name, key_id,
              name, ",".join(scopes))
     # Shown in this response only: not kept by the console, not in a redirect, not cached.
@@ -215,7 +218,8 @@ async def create_key(request: web.Request) -> web.StreamResponse:
 async def revoke_key(request: web.Request) -> web.StreamResponse:
     c = console_of(request)
     key_id = request.match_info["id"]
-    if not re.fullmatch(r"[0-9A-Za-z]{1,16}", key_id) or not await c.q.revoke_key(key_id):
+    actor = f"console:key:{request_session(request).caller.id}"
+    if not re.fullmatch(r"[0-9A-Za-z]{1,16}", key_id) or not await c.q.revoke_key(key_id, actor=actor):
         flash(request, "error", "No such key, or it was already revoked.")
         raise web.HTTPSeeOther(f"{PREFIX}keys")
     me = request_session(request).caller

@@ -126,13 +126,18 @@ class Queries:
     async def keys(self) -> list[dict[str, Any]]:
         return list(await self._call(self.store.keys.list_api_keys))
 
-    async def create_key(self, name: str, scopes: list[str], rate_per_s: int, daily_quota: int) -> tuple[str, str]:
+    async def create_key(self, name: str, scopes: list[str], rate_per_s: int, daily_quota: int, *,
+                         actor: str = "console") -> tuple[str, str]:
         key_id, secret = await self._call(self.store.keys.create_api_key, name, scopes, rate_per_s=rate_per_s,
-                                          daily_quota=daily_quota)
+                                          daily_quota=daily_quota, actor=actor)
         return str(key_id), str(secret)
 
-    async def revoke_key(self, key_id: str) -> bool:
-        return bool(await self._call(self.store.keys.revoke_api_key, key_id))
+    async def revoke_key(self, key_id: str, *, actor: str = "console") -> bool:
+        return bool(await self._call(self.store.keys.revoke_api_key, key_id, actor=actor))
+
+    async def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """An entry in the audit log (issue 21)."""
+        await self._call(self.store.audit.record, actor, action, target, detail)
 
 
 __all__ = ["Queries", "utc_midnight"]

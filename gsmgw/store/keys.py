@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from gsmgw.store import tables as t
+from gsmgw.store.audit import record_in
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.records import ApiKey, utcnow
 
@@ -50,6 +51,7 @@ class KeysRepo:
         rate_per_s: int = 0,
         daily_quota: int = 0,
         key: str | None = None,
+        actor: str = "unknown",
     ) -> tuple[str, str]:
         """Create a key; returns (key id, the full key). The key is shown once only."""
         scope_set = set(scopes)
@@ -77,6 +79,8 @@ class KeysRepo:
                     created_at=utcnow(),
                 )
             )
+            record_in(conn, actor, "key.create", key_id, {"name": name, "scopes": sorted(scope_set),
+                                                          "rate_per_s": rate_per_s, "daily_quota": daily_quota})
         return key_id, full
 
     @batchable
@@ -105,13 +109,15 @@ class KeysRepo:
                 )
         return None
 
-    def revoke_api_key(self, key_id: str) -> bool:
+    def revoke_api_key(self, key_id: str, *, actor: str = "unknown") -> bool:
         with self.db.tx() as conn:
             res = conn.execute(
                 update(t.api_keys)
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            if res.rowcount == 1:
+                record_in(conn, actor, "key.revoke", key_id)
         return res.rowcount == 1
 
     def list_api_keys(self) -> list[dict[str, Any]]:

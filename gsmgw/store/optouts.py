@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from gsmgw.domain import EventType
 from gsmgw.numbers import lookup_keys, number_key, same_number
 from gsmgw.store import tables as t
+from gsmgw.store.erasure import tombstone_of
 from gsmgw.store.events import insert_event
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.records import utcnow
@@ -34,8 +35,9 @@ class OptoutsRepo:
         """The rows that list ``number``, in whatever rendering they were stored."""
         o = t.optouts
         keys = lookup_keys(number, self.region)
-        rows = conn.execute(select(o).where(o.c.number_key.in_(keys))).all()
-        return [r for r in rows if same_number(r.number, number, self.region)]
+        tomb = tombstone_of(number, self.region)
+        rows = conn.execute(select(o).where(o.c.number_key.in_(keys) | (o.c.number == tomb))).all()
+        return [r for r in rows if r.number == tomb or same_number(r.number, number, self.region)]
 
     def add_in(self, conn: Connection, number: str, source: str, keyword: str,
                inbound_id: str | None, note: str, now: dt.datetime) -> bool:
@@ -83,14 +85,22 @@ class OptoutsRepo:
             return set()
         keys_of = {n: lookup_keys(n, self.region) for n in set(numbers)}
         keys = list(set().union(*keys_of.values()))
+        # An erased number is kept as a tombstone (its hash): still refused (issue 21).
+        tombs = {n: tomb for n in set(numbers) if (tomb := tombstone_of(n, self.region)) is not None}
         with self.db.read() as conn:
-            rows = conn.execute(_OPTED_OUT, {"b_keys": keys}).all()
+            rows = list(conn.execute(_OPTED_OUT, {"b_keys": keys}).all())
+            if tombs:
+                o = t.optouts
+                rows += conn.execute(select(o.c.number, o.c.number_key)
+                                     .where(o.c.number.in_(set(tombs.values())))).all()
         if not rows:
             return set()
+        listed = {r.number for r in rows}
+        erased = {n for n, tomb in tombs.items() if tomb in listed}
         by_key: dict[str, list[str]] = {}
         for r in rows:
             by_key.setdefault(r.number_key, []).append(r.number)
-        return {
+        return erased | {
             n for n, ks in keys_of.items()
             if any(same_number(n, x, self.region) for k in ks for x in by_key.get(k, ()))
         }

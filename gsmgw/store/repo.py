@@ -20,6 +20,10 @@ group-commits the calls that queue up together (``gsmgw.store.executor``).
     store.schedules  recurring schedules and their claims; SIM keep-alive state, runs, alerts
     store.contacts   contacts, groups, tags (opt-out status joined from store.optouts)
     store.campaigns  campaigns, their recipients and progress
+    store.rollup     report aggregates (daily rollup from the outbox) and reports
+    store.retention  pruning in batches, the pruner's lease
+    store.erasure    erasing a number from every registered table
+    store.audit      the audit log of admin actions
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from gsmgw.errors import StoreError
+from gsmgw.store.audit import AuditRepo
 from gsmgw.store.campaigns import CampaignsRepo
 from gsmgw.store.claims import ClaimsRepo
 from gsmgw.store.contacts import ContactsRepo
+from gsmgw.store.erasure import ErasureRepo
 from gsmgw.store.events import EventsRepo
 from gsmgw.store.executor import Executor
 from gsmgw.store.inbound import InboundRepo
@@ -45,6 +51,8 @@ from gsmgw.store.messages import WORK_CHANNEL, MessagesRepo
 from gsmgw.store.modems import ModemsRepo
 from gsmgw.store.optouts import OptoutsRepo
 from gsmgw.store.reports import ReportsRepo
+from gsmgw.store.retention import RetentionRepo
+from gsmgw.store.rollup import RollupRepo
 from gsmgw.store.rules_repo import RulesRepo
 from gsmgw.store.schedules_repo import SchedulesRepo
 from gsmgw.store.simcare import SimCareRepo
@@ -126,6 +134,11 @@ class Store:
         # Contacts, groups and campaigns (issue 21 parts 1-2).
         self.contacts = ContactsRepo(self.db, self.optouts)
         self.campaigns = CampaignsRepo(self.db)
+        # Reports, retention, erasure and audit (issue 21).
+        self.rollup = RollupRepo(self.db)
+        self.retention = RetentionRepo(self.db, host)
+        self.erasure = ErasureRepo(self.db, region=default_region)
+        self.audit = AuditRepo(self.db, host)
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop.

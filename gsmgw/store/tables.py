@@ -615,3 +615,84 @@ campaign_recipients = Table(
 Index("ix_campaign_recipients_next", campaign_recipients.c.campaign_id, campaign_recipients.c.state,
       campaign_recipients.c.seq)
 Index("ix_campaign_recipients_number", campaign_recipients.c.number)
+# --- reports, retention, erasure and audit (issue 21, parts 3-5) ----------------------
+
+# What the report rollup last counted for this message (JSON: its day, SIM, key,
+# campaign and counters). The rollup adds the difference between what a message
+# counts now and this mark, and writes the new mark in the same transaction: a
+# message seen again counts once, a state change moves its counts. NULL = never
+# counted; a message is pruned only once counted in its final state.
+messages.append_column(Column("report_mark", Text))
+
+def _report_columns() -> list[Column[Any]]:
+    """What a report row counts (report_daily and report_monthly alike)."""
+    return [
+        Column("sim", String(64), primary_key=True),
+        Column("api_key_id", String(16), primary_key=True),
+        Column("campaign_id", String(32), primary_key=True),
+        Column("messages", BigInteger, nullable=False, default=0),
+        Column("messages_delivered", BigInteger, nullable=False, default=0),
+        Column("messages_failed", BigInteger, nullable=False, default=0),
+        Column("parts_sent", BigInteger, nullable=False, default=0),
+        Column("parts_delivered", BigInteger, nullable=False, default=0),
+        # Failed parts by class: CMS error classes of gsmgw.pool.retry, a failing status
+        # report, validity ended, outcome unknown, anything else.
+        Column("failed_permanent", BigInteger, nullable=False, default=0),
+        Column("failed_transient", BigInteger, nullable=False, default=0),
+        Column("failed_modem", BigInteger, nullable=False, default=0),
+        Column("failed_report", BigInteger, nullable=False, default=0),
+        Column("failed_expired", BigInteger, nullable=False, default=0),
+        Column("failed_unknown", BigInteger, nullable=False, default=0),
+        Column("failed_other", BigInteger, nullable=False, default=0),
+        Column("replies", BigInteger, nullable=False, default=0),
+        Column("optouts", BigInteger, nullable=False, default=0),
+        Column("cost_micros", BigInteger, nullable=False, default=0),
+        # Time from sent to delivered per delivered message: a histogram, one counter per
+        # bucket of gsmgw.store.rollup.LATENCY_BOUNDS_S (ttd_b31: longer than the last),
+        # summed in SQL by the report query.
+        *(Column(f"ttd_b{i:02d}", BigInteger, nullable=False, default=0) for i in range(32)),
+    ]
+
+
+# Aggregates per (UTC day the message was created, SIM, API key, campaign): what
+# reports read, kept after the rows are pruned. '' = none (no SIM yet, no key...).
+report_daily = Table(
+    "report_daily",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    *_report_columns(),
+)
+# The same per UTC month (YYYY-MM), written in the same transaction: a year by month
+# reads 12 rows per group instead of 365.
+report_monthly = Table(
+    "report_monthly",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    *_report_columns(),
+)
+
+# The pruner deletes a message's status reports by message id.
+Index("ix_status_reports_message", status_reports.c.message_id)
+
+# Admin actions: who did what to what, when (keys, modems, erasures, reloads, prunes).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),  # "key:<id>", "cli", "daemon"
+    Column("action", String(40), nullable=False),  # key.create, modem.patch, number.erase ...
+    Column("target", String(200), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}"),  # JSON
+    Column("host", String(100), nullable=False, default=""),
+)
+Index("ix_audit_log_at", audit_log.c.at)
+
+# Short row leases for jobs that one host at a time may run (the pruner).
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,218 @@
+"""Housekeeping off the hot path: the report rollup, the daily prune, number erasure.
+
+``Housekeeper`` (started by ``gsmgw.daemon``) runs two tasks of its own:
+
+* the **rollup**: every ``[retention] rollup_interval_s`` it counts the new outbox
+  events into the daily report aggregates (``store.rollup.roll``, batches of 500,
+  each one short transaction), until it has caught up;
+* the **daily prune** at ``[retention] daily_at`` (UTC): ``prune()``.
+
+``prune()`` is also ``gsmgw store prune``. It takes the ``prune`` row lease (one host
+of a shared PostgreSQL store prunes at a time; the others skip), rolls the report
+aggregates up to the newest event (so what goes is counted), then deletes what the
+retention allows in batches of ``batch_rows`` rows, one short transaction each, with
+``pause_s`` between batches so that the send pipeline's store calls go first.
+``erase_number()`` walks the erasure registry one table (one transaction) at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gsmgw.config import Config, RetentionConfig
+from gsmgw.errors import ValidationError
+from gsmgw.numbers import to_e164
+from gsmgw.pool.retry import classify_cms
+from gsmgw.store import Store
+from gsmgw.store.erasure import number_hash
+from gsmgw.store.records import utcnow
+from gsmgw.store.retention import SAFETY_MARGIN
+
+log = logging.getLogger(__name__)
+
+PRUNE_LEASE = "prune"
+PRUNE_LEASE_TTL_S = 300.0
+ROLL_BATCH = 500
+
+
+def classify_error(code: str) -> str:
+    """A message's ``cms:<n>`` error code -> the class gsmgw.pool.retry gives it."""
+    try:
+        n = int(code.partition(":")[2])
+    except ValueError:
+        return "other"
+    return classify_cms(n)[0].value
+
+
+async def roll_up(store: Store, *, limit: int = ROLL_BATCH) -> int:
+    """Count every outbox event not yet counted into the report aggregates; how many."""
+    total = 0
+    while True:
+        res = await store.call(store.rollup.roll, classify_error, limit=limit)
+        total += res.events
+        if not res.more:
+            return total
+        await asyncio.sleep(0)
+
+
+# (retention key, what is pruned under it)
+PLAN: tuple[tuple[str, str], ...] = (
+    ("webhook_deliveries_days", "webhook_deliveries"),
+    ("webhook_deliveries_days", "smpp_deliveries"),
+    ("messages_days", "messages"),
+    ("messages_days", "status_reports"),
+    ("inbound_days", "inbound"),
+    ("events_days", "events"),
+)
+
+
+@dataclasses.dataclass
+class PruneReport:
+    ran: bool  # False: another host holds the prune lease
+    dry_run: bool
+    deleted: dict[str, int]
+    rolled_events: int = 0
+    elapsed_s: float = 0.0
+    holder: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, actor: str = "daemon",
+                now: dt.datetime | None = None, margin: dt.timedelta = SAFETY_MARGIN,
+                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> PruneReport:
+    """One prune run (see the module doc); what it deleted (or would, with ``dry_run``)."""
+    t0 = time.monotonic()
+    now = now or utcnow()
+    report = PruneReport(ran=False, dry_run=dry_run, deleted={})
+    if not dry_run and not await store.call(store.retention.take_lease, PRUNE_LEASE, PRUNE_LEASE_TTL_S):
+        log.info("prune skipped: another host holds the prune lease")
+        return report
+    report.ran = True
+    try:
+        report.rolled_events = await roll_up(store)
+        horizon = await store.call(store.retention.horizon, ignore_consumers=rc.ignore_consumers, margin=margin)
+        for key, kind in PLAN:
+            days = getattr(rc, key)
+            if not days:
+                continue
+            cutoff = now - dt.timedelta(days=days)
+            if dry_run:
+                report.deleted[kind] = await store.call(store.retention.count, kind, cutoff, horizon)
+                continue
+            total = 0
+            while True:
+                b0 = time.monotonic()
+                n = await store.call(store.retention.prune, kind, cutoff, horizon, limit=rc.batch_rows)
+                busy_s = time.monotonic() - b0
+                total += n
+                report.deleted[kind] = total
+                if n < rc.batch_rows:
+                    break
+                await store.call(store.retention.take_lease, PRUNE_LEASE, PRUNE_LEASE_TTL_S)
+                # The hot path's store calls go between batches: the pruner takes at most
+                # duty_cycle of the store's time (a batch that took 40 ms is followed by
+                # 160 ms of rest at 0.2), and at least pause_s.
+                await sleep(max(rc.pause_s, busy_s * (1.0 / rc.duty_cycle - 1.0)))
+            report.deleted[kind] = total
+    finally:
+        if not dry_run:
+            with contextlib.suppress(Exception):
+                await store.call(store.retention.release_lease, PRUNE_LEASE)
+    report.elapsed_s = round(time.monotonic() - t0, 3)
+    if not dry_run:
+        await store.call(store.audit.record, actor, "store.prune", "",
+                         {"deleted": report.deleted, "rolled_events": report.rolled_events,
+                          "elapsed_s": report.elapsed_s})
+    log.info("prune%s: %s in %.1f s", " (dry run)" if dry_run else "", report.deleted, report.elapsed_s)
+    return report
+
+
+async def erase_number(store: Store, number: str, *, region: str | None, actor: str) -> dict[str, Any]:
+    """Erase ``number`` from every registered table, one table per transaction.
+
+    Idempotent: run again after an interruption, it finishes the job. The audit log
+    records the number's hash, never the number."""
+    e164 = to_e164(number, region)
+    if e164 is None:
+        raise ValidationError("invalid_number", f"{number!r} is not a phone number in E.164 or a national "
+                              f"rendering of the default region ({region})")
+    changed: dict[str, int] = {}
+    for table in store.erasure.tables():
+        n = await store.call(store.erasure.erase_table, table, e164)
+        if n:
+            changed[table] = n
+    tomb = number_hash(e164)
+    await store.call(store.audit.record, actor, "number.erase", tomb, {"rows": changed})
+    return {"number_hash": tomb, "rows": changed, "tombstone": changed.get("optouts", 0) > 0}
+
+
+def next_daily_run(now: dt.datetime, daily_at: str) -> dt.datetime:
+    """The next ``HH:MM`` UTC after ``now``."""
+    hh, mm = (int(x) for x in daily_at.split(":"))
+    at = now.astimezone(dt.UTC).replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return at if at > now else at + dt.timedelta(days=1)
+
+
+class Housekeeper:
+    """The rollup and the daily prune, as tasks of their own."""
+
+    def __init__(self, cfg: Callable[[], Config], store: Store, *,
+                 now: Callable[[], dt.datetime] = utcnow) -> None:
+        self._cfg = cfg
+        self.store = store
+        self._now = now
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self.last_prune: PruneReport | None = None
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._rollup_loop(), name="report-rollup"),
+                       asyncio.create_task(self._prune_loop(), name="daily-prune")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def poke(self) -> None:
+        """Roll up now (tests, and after a burst)."""
+        self._wake.set()
+
+    async def _rollup_loop(self) -> None:
+        while True:
+            try:
+                await roll_up(self.store)
+            except Exception:
+                log.exception("report rollup failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._cfg().retention.rollup_interval_s)
+            self._wake.clear()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            rc = self._cfg().retention
+            if not rc.daily_at:
+                await asyncio.sleep(3600)  # a reload may set it
+                continue
+            now = self._now()
+            wait_s = (next_daily_run(now, rc.daily_at) - now).total_seconds()
+            await asyncio.sleep(min(wait_s, 3600))  # re-read the config at least hourly
+            if wait_s > 3600:
+                continue
+            try:
+                self.last_prune = await prune(self.store, self._cfg().retention)
+            except Exception:
+                log.exception("daily prune failed; next run tomorrow")
+
+
+__all__ = ["Housekeeper", "PruneReport", "classify_error", "erase_number", "next_daily_run", "prune", "roll_up"]
