@@ -123,7 +123,13 @@ def test_api_conforms_to_its_openapi_document(case: Any, live: LiveGateway) -> N
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_stateful_sequences_conform(live: LiveGateway) -> None:
-    workflow = SCHEMA.as_state_machine()
+    # The chained phase runs over the message routes; the resource routes added later
+    # (schedules, contacts, groups, campaigns) are fuzzed above like every operation but
+    # left out here: their inferred list → item links draw ids whose presence depends on
+    # what earlier chains created on the live gateway, which hypothesis reports as
+    # FlakyStrategyDefinition (its data generation must not depend on external state).
+    workflow = SCHEMA.exclude(
+        path_regex="^/api/v1/(schedules|contacts|groups|campaigns)").as_state_machine()
 
     class LiveWorkflow(workflow):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
