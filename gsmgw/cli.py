@@ -10,12 +10,15 @@ import json
 import logging
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from gsmgw import __version__
+from gsmgw.commands.client import (
+    DEFAULT_CONFIG,
+    CliError,
+    api_call,
+)
 from gsmgw.commands.simcare import care_lines, cost_lines  # SIM care in `gsmgw status`
 from gsmgw.config import Config, ConfigError, load, store_url_problem
 from gsmgw.logs import setup_logging
@@ -29,7 +32,6 @@ COMMAND_MODULES = ("gsmgw.commands.pdu", "gsmgw.commands.fake_modem", "gsmgw.com
                    "gsmgw.commands.contacts",
                    "gsmgw.commands.reports")  # issue 21: report, audit
 
-DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 
 
 def default_state_dir() -> Path:
@@ -233,84 +235,6 @@ def cmd_store(args: argparse.Namespace) -> int:
 # --- HTTP client commands ------------------------------------------------------------
 
 
-class CliError(Exception):
-    """A refusal of the command line: printed as one line, exit status ``code``."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _client_config(args: argparse.Namespace) -> Config | None:
-    """The config that tells send/status where the gateway is and which key to use.
-
-    ``--config`` or ``GSMGW_CONFIG`` must be readable; the system default
-    (/etc/gsmgw/gsmgw.toml) is used only if this user can read it.
-    """
-    if args.config:
-        return load(args.config)
-    if os.access(DEFAULT_CONFIG, os.R_OK):
-        try:
-            return load(DEFAULT_CONFIG)
-        except ConfigError:
-            return None
-    return None
-
-
-def _client_target(args: argparse.Namespace) -> tuple[str, str]:
-    """(base URL, API key): the flags, then GSMGW_URL/GSMGW_API_KEY, then the config."""
-    url = args.url or os.environ.get("GSMGW_URL")
-    key = args.api_key or os.environ.get("GSMGW_API_KEY")
-    cfg = _client_config(args) if not (url and key) else None
-    if not url:
-        url = client_url(cfg) if cfg else "http://127.0.0.1:8080"
-    if not key and cfg is not None and cfg.client.api_key_file:
-        try:
-            key = Path(cfg.client.api_key_file).read_text().strip()
-        except OSError as exc:
-            raise CliError(f"{cfg.source}: client.api_key_file: cannot read {cfg.client.api_key_file}: "
-                           f"{exc.strerror or exc}") from None
-    if not key:
-        raise CliError("no API key: give --api-key, set GSMGW_API_KEY, or point GSMGW_CONFIG at a config "
-                       "with [client] api_key_file (gsmgw demo writes one)", code=2)
-    return url, key
-
-
-def client_url(cfg: Config) -> str:
-    """The URL of the gateway a config describes: [client] url, else from [api] listen."""
-    from gsmgw.config import parse_listen
-
-    if cfg.client.url:
-        return cfg.client.url.rstrip("/")
-    host, port = parse_listen(cfg.api.listen)
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    scheme = "https" if cfg.api.tls_cert_file else "http"
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-
-
-def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    url, key = _client_target(args)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=args.timeout_s) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except json.JSONDecodeError:
-            return exc.code, {"error": {"code": "http", "message": str(exc)}}
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach {url}: {reason} (is the gateway running? --url or GSMGW_URL "
-                       "or GSMGW_CONFIG say where)") from None
-
-
 def _error_line(status: int, reply: Any) -> str:
     err = reply.get("error") if isinstance(reply, dict) else None
     if isinstance(err, dict):
@@ -345,7 +269,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         body["sim"] = args.sim
     if args.flash:
         body["flash"] = True
-    status, reply = _api(args, "POST", "/api/v1/messages", body)
+    status, reply = api_call(args, "POST", "/api/v1/messages", body)
     if status != 202:
         print(json.dumps(reply, indent=2) if args.json else f"gsmgw send: {_error_line(status, reply)}",
               file=sys.stdout if args.json else sys.stderr)
@@ -357,7 +281,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.wait_s
         mid = (reply.get("messages") or [reply])[0]["id"]
         while time.monotonic() < deadline:
-            _, msg = _api(args, "GET", f"/api/v1/messages/{mid}")
+            _, msg = api_call(args, "GET", f"/api/v1/messages/{mid}")
             if msg.get("state") not in ("queued", "sending"):
                 if args.json:
                     print(json.dumps(msg, indent=2))
@@ -373,7 +297,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status, reply = _api(args, "GET", "/api/v1/status")
+    status, reply = api_call(args, "GET", "/api/v1/status")
     if args.json:
         print(json.dumps(reply, indent=2))
         return 0 if status == 200 else 1

@@ -16,10 +16,9 @@ import socket
 import sys
 from typing import Any
 
+from gsmgw.commands.client import DEFAULT_CONFIG
 from gsmgw.config import Config
 from gsmgw.config import load as load_config
-
-DEFAULT_CONFIG = "/etc/gsmgw/gsmgw.toml"
 
 
 def _actor() -> str:

@@ -22,12 +22,10 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
-from gsmgw.config import ConfigError, load, parse_listen
+from gsmgw.commands.client import CliError, api_call
+from gsmgw.config import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,47 +71,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _target(args: argparse.Namespace) -> tuple[str, str]:
-    url = args.url or os.environ.get("GSMGW_URL")
-    key = args.api_key or os.environ.get("GSMGW_API_KEY")
-    if not (url and key) and args.config:
-        cfg = load(args.config)
-        if not url:
-            if cfg.client.url:
-                url = cfg.client.url
-            else:
-                host, port = parse_listen(cfg.api.listen)
-                host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-                scheme = "https" if cfg.api.tls_cert_file else "http"
-                url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-        if not key and cfg.client.api_key_file:
-            try:
-                key = Path(cfg.client.api_key_file).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"{cfg.source}: client.api_key_file: cannot read: {exc.strerror or exc}") from None
-    if not key:
-        raise ConfigError("no API key: give --api-key, set GSMGW_API_KEY, or point GSMGW_CONFIG at a config with "
-                          "[client] api_key_file")
-    return (url or "http://127.0.0.1:8080").rstrip("/"), key
-
-
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    url, key = _target(args)
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body is not None else None,
-                                 method=method, headers={"Authorization": f"Bearer {key}",
-                                                         "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=args.timeout_s) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except json.JSONDecodeError:
-            return exc.code, {"error": {"code": "http", "message": str(exc)}}
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)} (is the gateway running?)") from None
-
-
 def _line(s: dict[str, Any]) -> str:
     rule = f"rrule {s['rrule']}" if "rrule" in s else f"cron {s.get('cron')}"
     state = "paused" if s["paused"] else f"next run {s['next_run_local'] or '(ended)'}"
@@ -127,18 +84,18 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.schedules_cmd
     try:
         if cmd == "list":
-            status, reply = _call(args, "GET", "/api/v1/schedules?limit=500")
+            status, reply = api_call(args, "GET", "/api/v1/schedules?limit=500")
         elif cmd == "show":
-            status, reply = _call(args, "GET", f"/api/v1/schedules/{args.id}")
+            status, reply = api_call(args, "GET", f"/api/v1/schedules/{args.id}")
         elif cmd in ("pause", "resume"):
-            status, reply = _call(args, "POST", f"/api/v1/schedules/{args.id}/{cmd}")
+            status, reply = api_call(args, "POST", f"/api/v1/schedules/{args.id}/{cmd}")
         elif cmd == "delete":
-            status, reply = _call(args, "DELETE", f"/api/v1/schedules/{args.id}")
+            status, reply = api_call(args, "DELETE", f"/api/v1/schedules/{args.id}")
         elif cmd == "keepalive":
-            status, reply = _call(args, "GET", "/api/v1/keepalive")
+            status, reply = api_call(args, "GET", "/api/v1/keepalive")
         else:
-            status, reply = _call(args, "POST", "/api/v1/schedules", _create_body(args))
-    except (ConfigError, ValueError) as exc:
+            status, reply = api_call(args, "POST", "/api/v1/schedules", _create_body(args))
+    except (CliError, ConfigError, ValueError) as exc:
         print(f"gsmgw schedules {cmd}: {exc}", file=sys.stderr)
         return 2
     if status >= 400:
