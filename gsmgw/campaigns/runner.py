@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Submissions of one round that run together (they share group commits on SQLite).
 CONCURRENCY = 25
+# With no campaign running and none scheduled sooner, the runner looks this seldom (a
+# start or resume on this host wakes it at once; one on another host is seen within this).
+IDLE_WAIT_S = 30.0
 
 
 class CampaignRunner:
@@ -41,6 +45,8 @@ class CampaignRunner:
         self._task: asyncio.Task[None] | None = None
         # Campaigns held back until then (monotonic): a full queue or a used-up quota.
         self._backoff: dict[str, float] = {}
+        # Whether the last round found a running campaign (else the runner idles).
+        self._running = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -66,15 +72,32 @@ class CampaignRunner:
             if fed:
                 continue  # room was found: look again at once (the queue drains meanwhile)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config().poll_interval_s):
+                async with asyncio.timeout(await self.next_wait_s()):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def next_wait_s(self) -> float:
+        """How long to wait for a wake-up before the next round: the poll interval while a
+        campaign runs, else until the next scheduled start (at most IDLE_WAIT_S)."""
+        poll = self.config().poll_interval_s
+        if self._running:
+            return poll
+        try:
+            start = await self.store.call(self.store.campaigns.next_start_at)
+        except Exception:
+            log.exception("campaign runner: reading the next scheduled start failed")
+            return poll
+        if start is None:
+            return IDLE_WAIT_S
+        return max(poll, min(IDLE_WAIT_S, (start - dt.datetime.now(dt.UTC)).total_seconds()))
 
     async def run_once(self) -> int:
         """One round over the running campaigns; how many recipients were fed."""
         fed = 0
         now = asyncio.get_running_loop().time()
-        for camp in await self.store.call(self.store.campaigns.due_campaigns):
+        due = await self.store.call(self.store.campaigns.due_campaigns)
+        self._running = bool(due)
+        for camp in due:
             if self._backoff.get(camp["id"], 0.0) > now:
                 continue
             fed += await self.feed(camp)

@@ -137,6 +137,12 @@ class CampaignsRepo:
             return [dict(r._mapping) for r in conn.execute(select(c).where(c.c.state == RUNNING)
                                                            .order_by(c.c.id)).all()]
 
+    def next_start_at(self) -> dt.datetime | None:
+        """When the earliest scheduled campaign is due to start (None: none is scheduled)."""
+        c = t.campaigns
+        with self.db.read() as conn:
+            return conn.execute(select(func.min(c.c.start_at)).where(c.c.state == SCHEDULED)).scalar()
+
     @batchable
     def in_flight(self, campaign_id: str) -> int:
         """The campaign's messages in the queue (queued or being sent)."""

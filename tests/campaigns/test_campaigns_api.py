@@ -180,3 +180,26 @@ async def test_contacts_and_groups_crud(tmp_path: Path) -> None:
         assert status == 200
         status, _ = await c.request("GET", f"/api/v1/contacts/{ann['id']}")
         assert status == 404
+
+
+async def test_an_idle_runner_sleeps_until_the_next_scheduled_start_and_then_feeds_it(tmp_path: Path) -> None:
+    """With nothing running the runner does not poll every poll_interval_s: it waits up
+    to IDLE_WAIT_S, or until the earliest scheduled start_at, and starts that campaign then."""
+    import datetime as dt
+
+    from gsmgw.campaigns.runner import IDLE_WAIT_S
+
+    async with running_gateway(make_config(tmp_path)) as (gw, c):
+        runner = gw.campaigns
+        await runner.run_once()
+        assert await runner.next_wait_s() == IDLE_WAIT_S  # nothing running, nothing scheduled
+        await _import(c, ["+15550100001,Ann,Oslo", "+15550100002,Bob,Rome"], "g")
+        start_at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)).isoformat()
+        status, camp = await c.request("POST", "/api/v1/campaigns", json={
+            "name": "later", "template": "Hi {name}", "group": "g", "start_at": start_at})
+        assert status == 201, camp
+        status, started = await c.request("POST", f"/api/v1/campaigns/{camp['id']}/start")
+        assert status == 200 and started["state"] == "scheduled", started
+        assert 0.25 <= await runner.next_wait_s() <= 1.5
+        p = await _wait(c, camp["id"], lambda p: p["queued"] + p["sent"] + p["delivered"] == 2, timeout_s=15.0)
+        assert p["state"] in ("running", "completed"), p
