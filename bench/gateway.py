@@ -176,7 +176,7 @@ end
 """
 
 
-def _wrk_lua(key: str, same: bool) -> str:
+def wrk_lua(key: str, same: bool) -> str:
     if same:
         return WRK_LUA % {"key": key, "to": SAME_NUMBER, "to_args": ""}
     return WRK_LUA % {"key": key, "to": "+1555%07d", "to_args": "counter % 9999999, "}
@@ -329,7 +329,7 @@ async def intake(seconds: float, workdir: Path, runs: int = 3, history: int = 10
             try:
                 row: dict[str, Any] = {"load_before": loadavg()}
                 if shutil.which("wrk"):
-                    row["single"] = await _wrk(gw.url + "/api/v1/messages", _wrk_lua(gw.key, same), seconds, d)
+                    row["single"] = await _wrk(gw.url + "/api/v1/messages", wrk_lua(gw.key, same), seconds, d)
                 else:
                     row["single"] = await _client_process(gw, seconds, same)
                 row["paced"] = await _paced(gw, seconds, 100.0, same, r)

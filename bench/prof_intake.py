@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.gateway import WRK_LUA, Gw
+from bench.gateway import Gw, wrk_lua
 from bench.prof_engine import spy_start, spy_stop
 
 
@@ -36,7 +36,7 @@ async def run(seconds: float, connections: int, pyspy: Path | None) -> dict[str,
         try:
             assert gw.proc is not None
             lua = work / "post.lua"
-            lua.write_text(WRK_LUA % gw.key)
+            lua.write_text(wrk_lua(gw.key, same=False))
             spy = None
             if pyspy is not None:
                 spy = spy_start(pyspy, gw.proc.pid)
