@@ -100,6 +100,11 @@ URC_TABLE: tuple[UrcSpec, ...] = (
 )
 
 
+# Every spec's pattern in one alternation: a line none of them matches is rejected by
+# one search in C (the table is ~50 patterns and most lines are not URCs).
+_ANY_URC = re.compile("|".join(f"(?:{spec.pattern.pattern})" for spec in URC_TABLE))
+
+
 def classify(line: str, in_flight_prefix: str | None = None) -> UrcSpec | None:
     """The URC spec matching ``line``, or ``None`` if it is not unsolicited.
 
@@ -107,6 +112,8 @@ def classify(line: str, in_flight_prefix: str | None = None) -> UrcSpec | None:
     flight (``"+CREG"`` for ``AT+CREG?``); an ambiguous URC with that prefix is
     treated as the command's response instead.
     """
+    if _ANY_URC.match(line) is None:  # most lines are responses: one regex, not one per spec
+        return None
     for spec in URC_TABLE:
         if spec.pattern.match(line):
             if spec.ambiguous and in_flight_prefix and spec.prefix == in_flight_prefix:

@@ -116,3 +116,33 @@ def test_parse_final(line: str, kind: str, code: int | None) -> None:
 @pytest.mark.parametrize("line", ["+CSQ: 20,99", "0", "OKAY", "SMS Ready", "+CMGS: 5"])
 def test_not_final(line: str) -> None:
     assert parse_final(line) is None
+
+
+# The framer splits on CR/LF in C outside a submit; its byte-by-byte loop (used while
+# a prompt is expected) is the reference: any bytes, cut anywhere, give the same frames.
+import itertools  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import gsmgw.at.lines as lines_mod  # noqa: E402
+
+_WIRE = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\x00", b"OK", b"+CMTI: \"SM\",3", b"> ", b"\xff\xfe",
+                                  b"0791", b" ", b"\x1a", b"ERROR"]), max_size=40).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_WIRE, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+       limit=st.sampled_from([4, 7, 64 * 1024]))
+def test_fast_framing_equals_the_bytewise_reference(data: bytes, cuts: list[int], limit: int) -> None:
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    fast, ref = LineFramer(), LineFramer()
+    saved, lines_mod.MAX_LINE_BYTES = lines_mod.MAX_LINE_BYTES, limit
+    try:
+        got = [f for c in chunks for f in fast.feed(c)]
+        want = [f for c in chunks for f in ref._feed_bytewise(c)]
+    finally:
+        lines_mod.MAX_LINE_BYTES = saved
+    assert got == want
+    assert fast.pending() == ref.pending()
