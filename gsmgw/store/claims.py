@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.sql.expression import Executable
 
 from gsmgw.domain import EventType, MessageState
 from gsmgw.store import tables as t
@@ -18,7 +19,7 @@ from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
-from gsmgw.store.prepared import update_message
+from gsmgw.store.prepared import prebuilt, run, update_message
 from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
 from gsmgw.store.reports import ReportsRepo, lock_message
 from gsmgw.store.simcare import care_terms, defer_in, record_in
@@ -69,24 +70,23 @@ class ClaimsRepo:
             for _attempt in range(5 if care is None or care.window is None else 50):
                 msg_id = None
                 for terms in alternatives:  # [[]] without SIM care: the query as it is
-                    msg_id = conn.execute(q.where(*terms) if terms else q, params).scalar()
+                    msg_id = run(conn, q.where(*terms) if terms else q, params).scalar()
                     if msg_id is not None:
                         break
                 if msg_id is None:
                     return None
                 if care is not None and care.window is not None and self._deferred(conn, msg_id, care, now):
                     continue
-                res = conn.execute(
-                    _S.take, {"b_mid": msg_id, "b_modem": modem_id, "b_host": self.host,
+                res = run(
+                    conn, _S.take, {"b_mid": msg_id, "b_modem": modem_id, "b_host": self.host,
                               "b_until": now + dt.timedelta(seconds=lease_s), "b_now": now},
                 ).first()
                 if res is None:
                     continue  # another host took it between select and update
-                seqs = list(conn.execute(_S.queued_seqs, {"b_mid": msg_id}).scalars())
+                seqs = list(run(conn, _S.queued_seqs, {"b_mid": msg_id}).scalars())
                 if mark_sending and seqs:
                     # The idle path: claim and mark in one commit, the PDU follows at once.
-                    conn.execute(_S.mark_sending, {"b_mid": msg_id, "b_seqs": seqs, "b_modem": modem_id,
-                                                   "b_now": now})
+                    mark_sending_in(conn, msg_id, seqs, modem_id, now)
                 return ClaimedMessage(
                     id=res.id,
                     to_number=res.to_number,
@@ -129,8 +129,7 @@ class ClaimsRepo:
         """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
         now = utcnow()
         with self.db.tx() as conn:
-            conn.execute(_S.mark_sending, {"b_mid": message_id, "b_seqs": list(seqs), "b_modem": modem_id,
-                                           "b_now": now})
+            mark_sending_in(conn, message_id, seqs, modem_id, now)
 
     @batchable
     def settle_claim(
@@ -183,23 +182,23 @@ class ClaimsRepo:
         now = utcnow()
         for r in results:
             if r.state is MessageState.SENT:
-                conn.execute(_S.part_sent, {"b_mid": message_id, "b_seq": r.seq, "b_tp_mr": r.tp_mr, "b_now": now})
+                run(conn, _S.part_sent, {"b_mid": message_id, "b_seq": r.seq, "b_tp_mr": r.tp_mr, "b_now": now})
             else:
-                conn.execute(_S.part_other, {"b_mid": message_id, "b_seq": r.seq, "b_state": r.state,
+                run(conn, _S.part_other, {"b_mid": message_id, "b_seq": r.seq, "b_state": r.state,
                                              "b_code": r.error_code, "b_text": r.error_text})
-        conn.execute(_S.unsent_back, {"b_mid": message_id})
-        states = [s for (s,) in conn.execute(_S.part_states, {"b_mid": message_id})]
+        run(conn, _S.unsent_back, {"b_mid": message_id})
+        states = [s for (s,) in run(conn, _S.part_states, {"b_mid": message_id})]
         settled = settle_states(states)
         if settled in (MessageState.FAILED, MessageState.UNKNOWN):
             # The rest was never written; it will not be either.
-            conn.execute(_S.rest_cancelled, {"b_mid": message_id})
+            run(conn, _S.rest_cancelled, {"b_mid": message_id})
         last_err = next((r for r in reversed(results) if r.error_code), None)
         values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_until": None}
         if last_err is not None:
             values.update(error_code=last_err.error_code, error_text=last_err.error_text)
         if settled is None:
             values.update(state=MessageState.QUEUED, send_at=retry_at or now)
-            modem_id = conn.execute(_S.modem_of, {"b_mid": message_id}).scalar()
+            modem_id = run(conn, _S.modem_of, {"b_mid": message_id}).scalar()
             if last_err is not None:
                 values["last_failed_modem"] = modem_id  # other SIMs get the retry first
             if MessageState.SENT in states:
@@ -217,12 +216,11 @@ class ClaimsRepo:
             insert_message_events(conn, EventType.for_message(final), [message_id], now)
         if then_mark is not None:
             next_id, next_seqs, next_modem = then_mark
-            conn.execute(_S.mark_sending, {"b_mid": next_id, "b_seqs": list(next_seqs), "b_modem": next_modem,
-                                           "b_now": now})
+            mark_sending_in(conn, next_id, next_seqs, next_modem, now)
         if any(r.state is MessageState.SENT for r in results):
             if self.reports.match_waiting(conn, message_id, report_window_s) and final is MessageState.SENT:
                 # A report that came before this commit may have made it delivered or failed.
-                final = MessageState(conn.execute(_S.message_state, {"b_mid": message_id}).scalar_one())
+                final = MessageState(run(conn, _S.message_state, {"b_mid": message_id}).scalar_one())
         return final
 
 
@@ -241,7 +239,7 @@ class ClaimsRepo:
     @batchable
     def renew_lease(self, message_id: str, lease_s: float) -> None:
         with self.db.tx() as conn:
-            conn.execute(_S.renew, {"b_mid": message_id, "b_host": self.host,
+            run(conn, _S.renew, {"b_mid": message_id, "b_host": self.host,
                                     "b_until": utcnow() + dt.timedelta(seconds=lease_s)})
 
     def recover(self, *, only_expired_leases: bool = False, exclusive: bool = False) -> dict[str, int]:
@@ -377,6 +375,24 @@ class _S:
         update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq.in_(bindparam("b_seqs", expanding=True)))
         .values(state=MessageState.SENDING.value, modem_id=bindparam("b_modem"), sending_at=bindparam("b_now"))
     )
+    # The same for one part (most messages): no expanding IN, so the fast path takes it.
+    mark_one_sending = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
+        .values(state=MessageState.SENDING.value, modem_id=bindparam("b_modem"), sending_at=bindparam("b_now"))
+    )
+
+
+for _name, _stmt in vars(_S).items():
+    if isinstance(_stmt, Executable) and not _name.startswith("_"):
+        prebuilt(_stmt)
+
+
+def mark_sending_in(conn: Connection, message_id: str, seqs: Sequence[int], modem_id: str, now: dt.datetime) -> None:
+    """Mark these parts ``sending`` (committed before their PDUs are written)."""
+    if len(seqs) == 1:
+        run(conn, _S.mark_one_sending, {"b_mid": message_id, "b_seq": seqs[0], "b_modem": modem_id, "b_now": now})
+    else:
+        run(conn, _S.mark_sending, {"b_mid": message_id, "b_seqs": list(seqs), "b_modem": modem_id, "b_now": now})
 
 
 __all__ = ["ClaimsRepo"]

@@ -47,12 +47,13 @@ import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
 from gsmgw.store import tables as t
 from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import OutboxEvent, OutboxRead, utcnow
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,15 @@ def insert_event(conn: Connection, type_: EventType, now: dt.datetime, *, messag
 
 def insert_message_events(conn: Connection, type_: EventType, ids: Iterable[str], now: dt.datetime) -> None:
     """One event per message (``sms:sent`` ...), in the caller's transaction."""
-    rows = [{"type": type_, "message_id": i, "payload": "{}", "created_at": now} for i in ids]
+    rows = [{"b_type": type_, "b_mid": i, "b_now": now} for i in ids]
     if rows:
         _xid_before_id(conn)
-        conn.execute(_INSERT_EVENTS, rows)
+        run(conn, _INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
 
 
-_INSERT_EVENTS = insert(t.events)  # built once: every settle writes an event through it
+# Built once: every settle writes an event through it.
+_INSERT_EVENTS = prebuilt(insert(t.events).values(type=bindparam("b_type"), message_id=bindparam("b_mid"),
+                                                  payload="{}", created_at=bindparam("b_now")))
 
 
 def type_matches(patterns: Collection[str], type_: str) -> bool:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.sql.expression import Executable
 
 from gsmgw.domain import EventType, MessageState
 from gsmgw.numbers import same_number
@@ -13,7 +14,7 @@ from gsmgw.store import tables as t
 from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
-from gsmgw.store.prepared import update_message
+from gsmgw.store.prepared import prebuilt, run, update_message
 from gsmgw.store.records import ReportIn, ReportMatch, utcnow
 
 
@@ -55,7 +56,7 @@ class ReportsRepo:
         """
         now = utcnow()
         with self.db.tx() as conn:
-            report_id = conn.execute(_R.insert_report, {
+            report_id = run(conn, _R.insert_report, {
                 "b_modem": modem_id, "b_tp_mr": tp_mr, "b_recipient": recipient, "b_status": status,
                 "b_category": category, "b_meaning": meaning, "b_scts": scts, "b_discharge_at": discharge_at,
                 "b_now": now,
@@ -68,7 +69,7 @@ class ReportsRepo:
     ) -> ReportMatch:
         modem_id, tp_mr, recipient, status = rep.modem_id, rep.tp_mr, rep.recipient, rep.status
         category, meaning, scts, discharge_at = rep.category, rep.meaning, rep.scts, rep.discharge_at
-        rows = conn.execute(_R.candidates, {"b_modem": modem_id, "b_tp_mr": tp_mr,
+        rows = run(conn, _R.candidates, {"b_modem": modem_id, "b_tp_mr": tp_mr,
                                             "b_since": now - dt.timedelta(seconds=window_s)}).all()
         cands = [r for r in rows if same_number(r.recipient, recipient, self.region)]
         if not cands:
@@ -79,19 +80,19 @@ class ReportsRepo:
         # a multipart message come in on several connections, and each would otherwise
         # see only its own part delivered and leave the message "sent" for ever.
         lock_message(conn, best.message_id)
-        conn.execute(_R.report_matched, {"b_rid": report_id, "b_mid": best.message_id, "b_seq": best.seq})
+        run(conn, _R.report_matched, {"b_rid": report_id, "b_mid": best.message_id, "b_seq": best.seq})
         key = {"b_mid": best.message_id, "b_seq": best.seq, "b_status": status}
         if category == "delivered":
-            conn.execute(_R.part_delivered, {**key, "b_at": discharge_at or now})
+            run(conn, _R.part_delivered, {**key, "b_at": discharge_at or now})
         elif category in ("failed", "failed-temporary"):
-            conn.execute(_R.part_failed, {**key, "b_code": f"report:0x{status:02X}", "b_text": meaning})
+            run(conn, _R.part_failed, {**key, "b_code": f"report:0x{status:02X}", "b_text": meaning})
         else:
-            conn.execute(_R.part_status, key)
-        msg_state = conn.execute(_R.message_state, {"b_mid": best.message_id}).scalar()
+            run(conn, _R.part_status, key)
+        msg_state = run(conn, _R.message_state, {"b_mid": best.message_id}).scalar()
         if msg_state not in (MessageState.SENT, MessageState.DELIVERED):
             # Still sending other parts (or already final): the claim's settlement decides.
             return ReportMatch(report_id=report_id, message_id=best.message_id, seq=best.seq)
-        states = [s for (s,) in conn.execute(_R.part_states, {"b_mid": best.message_id})]
+        states = [s for (s,) in run(conn, _R.part_states, {"b_mid": best.message_id})]
         settled = settle_states(states)
         new_state = None
         if settled is not None and settled != msg_state:
@@ -110,12 +111,12 @@ class ReportsRepo:
     def match_waiting(self, conn: Connection, message_id: str, window_s: float) -> bool:
         """Reports that arrived before this message's parts were recorded as sent;
         whether there was any (then the message's state may have changed)."""
-        parts = conn.execute(_R.sent_parts, {"b_mid": message_id}).all()
+        parts = run(conn, _R.sent_parts, {"b_mid": message_id}).all()
         now = utcnow()
         since = now - dt.timedelta(seconds=window_s)
         applied = False
         for part in parts:
-            waiting = conn.execute(_R.waiting, {"b_modem": part.modem_id, "b_tp_mr": part.tp_mr,
+            waiting = run(conn, _R.waiting, {"b_modem": part.modem_id, "b_tp_mr": part.tp_mr,
                                                 "b_since": since}).all()
             for w in waiting:
                 rep = ReportIn(w.modem_id, w.tp_mr, w.recipient, w.status, w.category, w.meaning,
@@ -168,6 +169,11 @@ class _R:
         sr.c.modem_id == bindparam("b_modem"), sr.c.tp_mr == bindparam("b_tp_mr"), sr.c.message_id.is_(None),
         sr.c.received_at >= bindparam("b_since"),
     )
+
+
+for _name, _stmt in vars(_R).items():
+    if isinstance(_stmt, Executable) and not _name.startswith("_"):
+        prebuilt(_stmt)
 
 
 __all__ = ["ReportsRepo", "lock_message"]
