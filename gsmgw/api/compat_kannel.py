@@ -313,8 +313,11 @@ def _event_handler(app: web.Application) -> Any:
         if event_family(event["type"]) != "sms" or not event.get("message_id"):
             return
         svc = app[SERVICES]
-        # Every message's events come here: one column first, the message only if it is ours.
-        if await svc.store.call(svc.store.messages.door_of, event["message_id"]) != DOOR:
+        # Every message's events come here: the door first (the follower reads it with the
+        # event), the message only if it is ours.
+        door = event["door"] if "door" in event else await svc.store.call(svc.store.messages.door_of,
+                                                                          event["message_id"])
+        if door != DOOR:
             return
         row = await svc.store.call(svc.store.messages.get_message, event["message_id"])
         if row is None or row.get("door") != DOOR or not row.get("door_data"):

@@ -92,7 +92,8 @@ class EventFollower:
                 await asyncio.sleep(self.poll_interval_s)
 
     async def run_once(self) -> int:
-        rows = await self.store.call(self.store.events.list_events, after_id=self.cursor, limit=self.batch)
+        rows = await self.store.call(self.store.events.list_events, after_id=self.cursor, limit=self.batch,
+                                    with_door=True)
         now = dt.datetime.now(dt.UTC)
         for row in rows:
             if int(row["id"]) != self.cursor + 1 and self.gap_wait_s > 0:

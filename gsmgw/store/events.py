@@ -251,9 +251,16 @@ class EventsRepo:
             insert_event(conn, type_, utcnow(), message_id=message_id, modem_id=modem_id, payload=payload)
 
     @batchable
-    def list_events(self, *, after_id: int = 0, type_: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        e = t.events
-        q = select(e).where(e.c.id > after_id).order_by(e.c.id).limit(limit)
+    def list_events(self, *, after_id: int = 0, type_: str | None = None, limit: int = 100,
+                    with_door: bool = False) -> list[dict[str, Any]]:
+        """Events after ``after_id`` in id order; with ``with_door`` each carries its
+        message's ``door`` (None without one), read in the same query."""
+        e, m = t.events, t.messages
+        if with_door:
+            q = (select(e, m.c.door).select_from(e.outerjoin(m, m.c.id == e.c.message_id))
+                 .where(e.c.id > after_id).order_by(e.c.id).limit(limit))
+        else:
+            q = select(e).where(e.c.id > after_id).order_by(e.c.id).limit(limit)
         if type_:
             q = q.where(e.c.type == type_)
         with self.db.read() as conn:

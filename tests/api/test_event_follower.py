@@ -28,7 +28,8 @@ class FakeEvents:
     def max_id(self) -> int:
         return max(self.ids, default=0)
 
-    def list_events(self, *, after_id: int = 0, type_: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list_events(self, *, after_id: int = 0, type_: str | None = None, limit: int = 100,
+                    with_door: bool = False) -> list[dict[str, Any]]:
         now = dt.datetime.now(dt.UTC)
         return [{"id": i, "type": "sms:sent", "message_id": None, "payload": "{}",
                  "created_at": now - dt.timedelta(seconds=self.ages_s.get(i, 60.0))}
