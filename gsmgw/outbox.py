@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 # PostgreSQL: pass an id gap after this long even if the gap rule has not (a safety net).
 GAP_NET_S = 300.0
+# A consumer is woken by the store after each commit that wrote events (Store.on_events_committed),
+# at most once per WAKE_GAP_S: in a burst it reads batches, not one event per commit.
+WAKE_GAP_S = 0.05
+# On SQLite every event is signalled (one process owns the file): the poll is only a safety net.
+SIGNALLED_POLL_S = 10.0
 # attempt (1, 2, ...) -> seconds to wait before the next one.
 Backoff = Callable[[int], float]
 
@@ -84,6 +89,7 @@ class OutboxConsumer:
         self.start_at = start_at
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._unlisten: Callable[[], None] | None = None
         # Consecutive failed rounds (handler or database); resets on success.
         self.failures = 0
         self.handled_total = 0
@@ -91,10 +97,14 @@ class OutboxConsumer:
 
     async def start(self) -> None:
         await self.store.call(self.store.events.ensure_cursor, self.name, start=self.start_at)
+        self._unlisten = self.store.on_events_committed(self.notify)
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
 
     async def stop(self) -> None:
         """Stop at once; an event being handled is not advanced past (it comes again)."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -120,8 +130,12 @@ class OutboxConsumer:
             self.failures = 0
             if more:
                 continue
+            poll_s = self.poll_interval_s
+            if self.store.events_signalled:
+                poll_s = max(poll_s, SIGNALLED_POLL_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, self.poll_interval_s))
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, poll_s))
+            await asyncio.sleep(WAKE_GAP_S)  # let a burst's commits land: one read for them
             self._wake.clear()
 
     async def run_once(self) -> bool:
@@ -154,4 +168,4 @@ class OutboxConsumer:
         return read.more
 
 
-__all__ = ["GAP_NET_S", "Backoff", "Handler", "OutboxConsumer", "capped_backoff"]
+__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "capped_backoff"]

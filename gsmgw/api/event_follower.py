@@ -25,6 +25,7 @@ from aiohttp import web
 
 from gsmgw import __version__
 from gsmgw.api.context import SERVICES
+from gsmgw.outbox import SIGNALLED_POLL_S, WAKE_GAP_S
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class EventFollower:
         self._session: aiohttp.ClientSession | None = None
         self._posts: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._wake = asyncio.Event()
+        self._unlisten: Any = None
         self.posted_total = 0
         self.failed_total = 0
 
@@ -67,10 +70,15 @@ class EventFollower:
 
     async def start(self) -> None:
         self.cursor = await latest_event_id(self.store)
+        if hasattr(self.store, "on_events_committed"):
+            self._unlisten = self.store.on_events_committed(self._wake.set)
         self._session = aiohttp.ClientSession(headers={"User-Agent": f"gsmgw/{__version__}"})
         self._task = asyncio.create_task(self._run(), name="compat-event-follower")
 
     async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         tasks = [t for t in (self._task, *self._posts) if t is not None]
         for t in tasks:
             t.cancel()
@@ -89,7 +97,15 @@ class EventFollower:
                 log.exception("compat event round failed")
                 n = 0
             if n < self.batch:
-                await asyncio.sleep(self.poll_interval_s)
+                # Woken after a commit that wrote events; the poll is the safety net (and,
+                # on PostgreSQL, how other hosts' events are seen).
+                poll_s = self.poll_interval_s
+                if getattr(self.store, "events_signalled", False):
+                    poll_s = max(poll_s, SIGNALLED_POLL_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll_s)
+                await asyncio.sleep(WAKE_GAP_S)
+                self._wake.clear()
 
     async def run_once(self) -> int:
         rows = await self.store.call(self.store.events.list_events, after_id=self.cursor, limit=self.batch,

@@ -52,7 +52,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
 from gsmgw.store import tables as t
-from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.executor import Executor, batchable, note_events_written
 from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import OutboxEvent, OutboxRead, utcnow
 
@@ -74,6 +74,7 @@ def insert_event(conn: Connection, type_: EventType, now: dt.datetime, *, messag
                  modem_id: str | None = None, payload: dict[str, Any] | None = None) -> None:
     """One event, in the caller's transaction."""
     _xid_before_id(conn)
+    note_events_written(conn)
     conn.execute(
         insert(t.events).values(
             type=type_, message_id=message_id, modem_id=modem_id,
@@ -87,6 +88,7 @@ def insert_message_events(conn: Connection, type_: EventType, ids: Iterable[str]
     rows = [{"b_type": type_, "b_mid": i, "b_now": now} for i in ids]
     if rows:
         _xid_before_id(conn)
+        note_events_written(conn)
         run(conn, _INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
 
 

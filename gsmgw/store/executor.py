@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,56 @@ R = TypeVar("R")
 
 # (the call, its future, the loop that awaits it)
 _Item = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+# Keys in a pooled connection's info: events written in its open transaction, and
+# events of a transaction that is committing (see install_events_signal).
+_WRITTEN = "gsmgw.events_written"
+_COMMITTING = "gsmgw.events_committing"
+
+
+def note_events_written(conn: Connection) -> None:
+    """``conn``'s transaction wrote outbox events: wake the consumers once it commits."""
+    conn.info[_WRITTEN] = True
+
+
+def install_events_signal(engine: Engine, signal: Callable[[], None]) -> None:
+    """Call ``signal`` (on the committing thread) after each commit that wrote events.
+
+    Core has no after-commit event: ``commit`` fires before the DBAPI commit, so it
+    only marks the transaction; the pool's ``checkin``, which follows the commit when
+    the connection is given back, fires the signal. A rollback clears the mark.
+    """
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Connection) -> None:
+        if conn.info.pop(_WRITTEN, False):
+            conn.info[_COMMITTING] = True
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Connection) -> None:
+        conn.info.pop(_WRITTEN, None)
+        conn.info.pop(_COMMITTING, None)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record.info.pop(_COMMITTING, False):
+            signal()
+
+
+class _Listener:
+    """A loop-side callback woken after commits that wrote events (at most one
+    wake-up queued at a time: a burst of commits costs the loop one call)."""
+
+    __slots__ = ("callback", "loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self.loop = loop
+        self.callback = callback
+        self.pending = False
+
+    def fire(self) -> None:
+        self.pending = False
+        self.callback()
 
 
 def batchable(fn: Callable[P, R]) -> Callable[P, R]:
@@ -52,6 +102,30 @@ class Executor:
         self._queue_lock = threading.Lock()
         self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
         self._flushing = False
+        self._listeners: list[_Listener] = []
+
+    def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` on the running loop after each commit (through this
+        executor) that wrote outbox events; returns the function that unregisters it."""
+        listener = _Listener(asyncio.get_running_loop(), callback)
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    def signal_events(self) -> None:
+        """After a commit that wrote events (any thread): wake the listeners."""
+        for listener in list(self._listeners):
+            if listener.pending:
+                continue
+            listener.pending = True
+            try:
+                listener.loop.call_soon_threadsafe(listener.fire)
+            except RuntimeError:  # its loop is closed
+                listener.pending = False
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop (group commit on SQLite)."""
@@ -191,4 +265,4 @@ def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -
         fut.set_result(result)
 
 
-__all__ = ["Executor", "batchable"]
+__all__ = ["Executor", "batchable", "install_events_signal", "note_events_written"]

@@ -163,7 +163,9 @@ def run(conn: Connection, stmt: Executable, params: dict[str, Any] | list[dict[s
     anything the fast path does not cover) through ``conn.execute``."""
     # Connection events (a test or a probe watching the SQL) see every statement: with
     # a listener on the engine the slow path is taken.
-    if conn.dialect.name != "sqlite" or not conn.in_transaction() or conn._has_events or conn.engine._has_events:
+    dispatch = conn.dispatch
+    if (conn.dialect.name != "sqlite" or not conn.in_transaction()
+            or dispatch.before_cursor_execute or dispatch.after_cursor_execute):
         return conn.execute(stmt, params)
     plan = _plan_for(stmt, conn)
     if plan is None:

@@ -44,7 +44,7 @@ from gsmgw.store.claims import ClaimsRepo
 from gsmgw.store.contacts import ContactsRepo
 from gsmgw.store.erasure import ErasureRepo
 from gsmgw.store.events import EventsRepo
-from gsmgw.store.executor import Executor
+from gsmgw.store.executor import Executor, install_events_signal
 from gsmgw.store.inbound import InboundRepo
 from gsmgw.store.keys import KeysRepo
 from gsmgw.store.messages import WORK_CHANNEL, MessagesRepo
@@ -116,6 +116,7 @@ class Store:
         self.host = host
         self.engine, self.is_sqlite = open_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.db = Executor(self.engine, is_sqlite=self.is_sqlite)
+        install_events_signal(self.engine, self.db.signal_events)
         self._closed = False
         self.keys = KeysRepo(self.db)
         self.messages = MessagesRepo(self.db)
@@ -149,6 +150,19 @@ class Store:
         modems from waiting on the disk. On PostgreSQL each call runs on its own.
         """
         return await self.db.call(fn, *args, **kwargs)
+
+    def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Wake ``callback`` (on the running loop) after this process commits outbox
+        events; returns the function that unregisters it. Other processes' events
+        (PostgreSQL hosts) are not signalled: consumers still poll for those."""
+        return self.db.on_events_committed(callback)
+
+    @property
+    def events_signalled(self) -> bool:
+        """Whether every event of this store is committed by this process, so the
+        signal above tells of each one: SQLite, whose file this gateway holds
+        exclusively (store.ownership). Consumers then poll only as a safety net."""
+        return self.is_sqlite
 
     def close(self) -> None:
         if self._closed:

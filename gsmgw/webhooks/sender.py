@@ -23,6 +23,7 @@ import aiohttp
 from gsmgw import __version__
 from gsmgw.backoff import backoff_s
 from gsmgw.config import Config
+from gsmgw.outbox import SIGNALLED_POLL_S, WAKE_GAP_S
 from gsmgw.webhooks import payload
 from gsmgw.webhooks.signing import SIGNATURE_HEADER, signature_header
 
@@ -41,6 +42,14 @@ class WebhookSender:
         self._blocked: dict[str, float] = {}
         # Receivers whose last attempt failed: their next success wakes their backlog.
         self._failing: set[str] = set()
+        # When every event is signalled (SQLite, Store.events_signalled), a round reads
+        # the outbox only after a signal and claims deliveries only when some may be
+        # due: right after a fan-out, after a round that found some, or when a retry
+        # this sender scheduled comes due; otherwise both wait for the safety poll.
+        # Monotonic times; 0 = at the next round.
+        self._fanout_due = 0.0
+        self._claim_due = 0.0
+        self._unlisten: Callable[[], None] | None = None
 
     @property
     def cfg(self) -> Config:
@@ -53,9 +62,14 @@ class WebhookSender:
             headers={"User-Agent": f"gsmgw/{__version__}"},
             connector=aiohttp.TCPConnector(limit=32),
         )
+        if hasattr(self.store, "on_events_committed"):
+            self._unlisten = self.store.on_events_committed(self.notify)
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
     async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -69,7 +83,12 @@ class WebhookSender:
 
     def notify(self) -> None:
         """New events were committed: look at the outbox now."""
+        self._fanout_due = 0.0
         self._wake.set()
+
+    @property
+    def _signalled(self) -> bool:
+        return bool(getattr(self.store, "events_signalled", False))
 
     async def _run(self) -> None:
         while True:
@@ -77,8 +96,13 @@ class WebhookSender:
                 await self.run_once()
             except Exception:
                 log.exception("webhook round failed")
+                self._fanout_due = self._claim_due = 0.0
+            wait_s = self.cfg.webhooks.poll_interval_s
+            if self._signalled:
+                wait_s = min(self._fanout_due, self._claim_due) - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, self.cfg.webhooks.poll_interval_s))
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, wait_s))
+            await asyncio.sleep(WAKE_GAP_S)  # a burst's commits: one round for them
             self._wake.clear()
 
     def _targets(self, event: Any, message: Any) -> list[str]:
@@ -87,11 +111,22 @@ class WebhookSender:
 
     async def run_once(self) -> int:
         """Fan out new events, then attempt due deliveries; returns the attempts made."""
-        while await self.store.call(
-            self.store.webhooks.webhook_fanout, self._targets, payload.render_event,
-            gap_wait_s=0.0 if self.store.is_sqlite else 300.0,  # PostgreSQL: the gap rule's safety net
-        ) >= 500:
-            pass  # a backlog: keep fanning out before sending
+        signalled = self._signalled
+        now = time.monotonic()
+        if not signalled or now >= self._fanout_due:
+            self._fanout_due = now + SIGNALLED_POLL_S
+            fanned = 0
+            while (n := await self.store.call(
+                self.store.webhooks.webhook_fanout, self._targets, payload.render_event,
+                gap_wait_s=0.0 if self.store.is_sqlite else 300.0,  # PostgreSQL: the gap rule's safety net
+            )):
+                fanned += n
+                if n < 500:
+                    break  # else a backlog: keep fanning out before sending
+            if fanned:
+                self._claim_due = 0.0
+        if signalled and now < self._claim_due:
+            return 0
         now = time.monotonic()
         self._blocked = {u: until for u, until in self._blocked.items() if until > now}
         wcfg = self.cfg.webhooks
@@ -102,6 +137,13 @@ class WebhookSender:
         by_url: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_url.setdefault(r["url"], []).append(r)
+        # A full batch: there may be more at once. Else the next claim is due when a
+        # blocked receiver's backoff ends, when a retry this round schedules comes due
+        # (_deliver_url lowers it), or at the safety poll.
+        nxt = time.monotonic() + SIGNALLED_POLL_S
+        if self._blocked:
+            nxt = min(nxt, *self._blocked.values())
+        self._claim_due = 0.0 if len(rows) >= self.batch_size else nxt
         counts = await asyncio.gather(*(self._deliver_url(u, rs) for u, rs in by_url.items()))
         return sum(counts)
 
@@ -119,6 +161,7 @@ class WebhookSender:
                     # It was failing and answers again: its backlog is due now.
                     self._failing.discard(url)
                     await self.store.call(self.store.webhooks.wake_webhook_target, url)
+                    self._claim_due = 0.0
                 continue
             delay = backoff_s(n, initial_s=wcfg.retry_initial_s, max_s=wcfg.retry_max_s)
             give_up = wcfg.max_attempts > 0 and n >= wcfg.max_attempts
@@ -130,6 +173,7 @@ class WebhookSender:
             log.warning("webhook event %s to %s: attempt %d failed (%s); %s", row["event_id"], url, n,
                         error or status, "giving up" if state == "failed" else f"next in {delay:.1f} s")
             self._blocked[url] = time.monotonic() + delay
+            self._claim_due = min(self._claim_due, time.monotonic() + delay)
             self._failing.add(url)
             for rest in rows[i + 1:]:
                 await self.store.call(self.store.webhooks.settle_webhook_delivery, rest["id"], ok=False, status=None,
