@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
 
@@ -38,9 +39,28 @@ log = logging.getLogger(__name__)
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 # PostgreSQL: pass an id gap after this long even if the gap rule has not (a safety net).
 GAP_NET_S = 300.0
-# A consumer is woken by the store after each commit that wrote events (Store.on_events_committed),
-# at most once per WAKE_GAP_S: in a burst it reads batches, not one event per commit.
+# A consumer is woken by the store after each commit that wrote events (Store.on_events_committed)
+# and reads WAKE_GAP_S later (the burst's other commits land meanwhile); within BUSY_FOR_S of
+# its previous round it waits BUSY_GAP_S: in a busy minute it reads a few batches a second, not
+# one event per commit (each round is a store call: CPU per sent message).
 WAKE_GAP_S = 0.05
+BUSY_GAP_S = 0.25
+BUSY_FOR_S = 1.0
+
+
+class WakeGap:
+    """How long a woken consumer waits before its round (see WAKE_GAP_S)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def next_s(self) -> float:
+        now = time.monotonic()
+        gap = BUSY_GAP_S if now - self._last < BUSY_FOR_S else WAKE_GAP_S
+        self._last = now + gap
+        return gap
 # On SQLite every event is signalled (one process owns the file): the poll is only a safety net.
 SIGNALLED_POLL_S = 10.0
 # attempt (1, 2, ...) -> seconds to wait before the next one.
@@ -88,6 +108,7 @@ class OutboxConsumer:
         self.gap_wait_s = gap_wait_s if gap_wait_s is not None else (0.0 if store.is_sqlite else GAP_NET_S)
         self.start_at = start_at
         self._wake = asyncio.Event()
+        self._gap = WakeGap()
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
         # Consecutive failed rounds (handler or database); resets on success.
@@ -135,7 +156,7 @@ class OutboxConsumer:
                 poll_s = max(poll_s, SIGNALLED_POLL_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, poll_s))
-            await asyncio.sleep(WAKE_GAP_S)  # let a burst's commits land: one read for them
+            await asyncio.sleep(self._gap.next_s())  # let a burst's commits land: one read for them
             self._wake.clear()
 
     async def run_once(self) -> bool:
@@ -168,4 +189,4 @@ class OutboxConsumer:
         return read.more
 
 
-__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "capped_backoff"]
+__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "WakeGap", "capped_backoff"]

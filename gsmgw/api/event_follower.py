@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gsmgw import __version__
 from gsmgw.api.context import SERVICES
-from gsmgw.outbox import SIGNALLED_POLL_S, WAKE_GAP_S
+from gsmgw.outbox import SIGNALLED_POLL_S, WakeGap
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class EventFollower:
         self._posts: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
+        self._gap = WakeGap()
         self._unlisten: Any = None
         self.posted_total = 0
         self.failed_total = 0
@@ -104,7 +105,7 @@ class EventFollower:
                     poll_s = max(poll_s, SIGNALLED_POLL_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=poll_s)
-                await asyncio.sleep(WAKE_GAP_S)
+                await asyncio.sleep(self._gap.next_s())
                 self._wake.clear()
 
     async def run_once(self) -> int:

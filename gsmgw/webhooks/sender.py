@@ -23,7 +23,7 @@ import aiohttp
 from gsmgw import __version__
 from gsmgw.backoff import backoff_s
 from gsmgw.config import Config
-from gsmgw.outbox import SIGNALLED_POLL_S, WAKE_GAP_S
+from gsmgw.outbox import SIGNALLED_POLL_S, WakeGap
 from gsmgw.webhooks import payload
 from gsmgw.webhooks.signing import SIGNATURE_HEADER, signature_header
 
@@ -50,6 +50,7 @@ class WebhookSender:
         self._fanout_due = 0.0
         self._claim_due = 0.0
         self._unlisten: Callable[[], None] | None = None
+        self._gap = WakeGap()
 
     @property
     def cfg(self) -> Config:
@@ -102,7 +103,7 @@ class WebhookSender:
                 wait_s = min(self._fanout_due, self._claim_due) - time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, wait_s))
-            await asyncio.sleep(WAKE_GAP_S)  # a burst's commits: one round for them
+            await asyncio.sleep(self._gap.next_s())  # a burst's commits: one round for them
             self._wake.clear()
 
     def _targets(self, event: Any, message: Any) -> list[str]:
