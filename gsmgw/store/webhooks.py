@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, or_, select, update
 
@@ -27,6 +27,12 @@ CURSOR_NAME = "main"
 
 class _CursorMoved(Exception):
     pass
+
+
+class _CallbackOnly(NamedTuple):
+    """What ``targets`` reads of a message (its own receiver URL)."""
+
+    callback_url: str | None
 
 
 class WebhooksRepo:
@@ -67,15 +73,24 @@ class WebhooksRepo:
             if not batch.events:
                 return 0
             msg_ids = {ev.message_id for ev in batch.events if ev.message_id}
-            messages = {}
+            # Targets depend on a message's callback_url only: read that first, and the
+            # whole rows (for the bodies) only of events that go somewhere.
+            callbacks = {}
             if msg_ids:
-                messages = {r.id: r for r in conn.execute(select(m).where(m.c.id.in_(msg_ids))).all()}
-            rows = []
+                callbacks = dict(conn.execute(select(m.c.id, m.c.callback_url).where(m.c.id.in_(msg_ids))).all())
+            routed = []
             for ev in batch.events:
+                stub = _CallbackOnly(callbacks[ev.message_id]) if ev.message_id in callbacks else None
+                urls = list(dict.fromkeys(targets(ev, stub)))
+                if urls:
+                    routed.append((ev, urls))
+            need = {ev.message_id for ev, _urls in routed if ev.message_id in callbacks}
+            messages = {}
+            if need:
+                messages = {r.id: r for r in conn.execute(select(m).where(m.c.id.in_(need))).all()}
+            rows = []
+            for ev, urls in routed:
                 msg = messages.get(ev.message_id) if ev.message_id else None
-                urls = list(dict.fromkeys(targets(ev, msg)))
-                if not urls:
-                    continue
                 body = render(ev, msg)
                 for url in urls:
                     rows.append({
