@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gsmgw.at import urc as urcmod
 from gsmgw.at.lines import CTRL_Z, ESC, Final, FinalKind, Line, LineFramer, parse_final
@@ -65,6 +66,37 @@ class Response:
     lines: list[str]
     final: Final
 
+
+
+T = TypeVar("T")
+
+
+async def _within(fut: asyncio.Future[T], timeout_s: float) -> T:
+    """Await one of the channel's own futures for at most ``timeout_s`` (TimeoutError).
+
+    What ``wait_for(shield(fut), timeout_s)`` does, without its task and outer future
+    (two per AT command on the hot path): the future itself is never cancelled here,
+    neither by the timeout nor by a cancel of the caller; the caller's ``finally``
+    decides what becomes of it.
+    """
+    if not fut.done():
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(timeout_s, wake)
+        fut.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            fut.remove_done_callback(wake)
+        if not fut.done():
+            raise TimeoutError
+    return fut.result()
 
 class ATChannel:
     """AT command channel over an ``(reader, writer)`` pair from :mod:`gsmgw.transport`."""
@@ -204,7 +236,7 @@ class ATChannel:
         try:
             await self._write((command + "\r").encode("ascii", "replace"))
             try:
-                final = await asyncio.wait_for(asyncio.shield(pending.final), timeout_s)
+                final = await _within(pending.final, timeout_s)
             except TimeoutError:
                 self._count_timeout()
                 raise ATTimeout(f"{command!r}: no final result within {timeout_s:g} s") from None
@@ -271,7 +303,7 @@ class ATChannel:
             self._prompt_may_be_open = True
             await self._write(pdu.encode("ascii") + CTRL_Z)
             try:
-                final = await asyncio.wait_for(asyncio.shield(pending.final), final_timeout_s)
+                final = await _within(pending.final, final_timeout_s)
             except TimeoutError:
                 self._count_timeout()
                 return SendOutcome(SendOutcomeKind.UNKNOWN, detail=f"no final result within {final_timeout_s:g} s after the PDU")
@@ -339,7 +371,11 @@ class ATChannel:
             self._trace(time.time(), "tx", data)
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), self._write_timeout_s)
+            # Written through at once (the usual case on a tty): nothing to wait for,
+            # and no drain task to make. Else wait, with the write timeout.
+            transport = getattr(self._writer, "transport", None)
+            if transport is None or transport.is_closing() or transport.get_write_buffer_size() > 0:
+                await asyncio.wait_for(self._writer.drain(), self._write_timeout_s)
         except TimeoutError:
             self._mark_closed(f"write blocked for {self._write_timeout_s:g} s")
             raise PortClosed(f"{self.name}: write blocked") from None

@@ -301,3 +301,37 @@ async def test_info_final_without_the_info_line_still_times_out(peer: Peer, chan
     with pytest.raises(ATTimeout):
         await task
     assert ch.consecutive_timeouts == 1
+
+
+# --- _within: the channel's cheap wait for its own futures ------------------------------------
+
+
+async def test_within_returns_the_result_and_leaves_a_timed_out_future_alone() -> None:
+    from gsmgw.at.channel import _within
+
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[str] = loop.create_future()
+    loop.call_later(0.01, fut.set_result, "OK")
+    assert await _within(fut, 1.0) == "OK"
+    assert await _within(fut, 0.0) == "OK"  # already done
+    slow: asyncio.Future[str] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        await _within(slow, 0.02)
+    assert not slow.done()  # not cancelled: the caller decides
+    slow.set_result("late")
+
+
+async def test_within_a_cancelled_caller_does_not_cancel_the_future() -> None:
+    from gsmgw.at.channel import _within
+
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[str] = loop.create_future()
+    task = asyncio.create_task(_within(fut, 5.0))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not fut.done()
+    fut.set_exception(ValueError("boom"))
+    with pytest.raises(ValueError):
+        await _within(fut, 1.0)
