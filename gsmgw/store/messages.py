@@ -17,6 +17,7 @@ from gsmgw.domain import FINAL_MESSAGE_STATES, EventType, MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.events import insert_message_events
 from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import EnqueueResult, NewMessage, id_floor, new_id, utcnow
 
 # PostgreSQL NOTIFY channel: a commit that queues work wakes every host's pool.
@@ -74,6 +75,18 @@ _LAST_SIM = (
     .limit(1)
 )
 _DOOR_OF = select(t.messages.c.door).where(t.messages.c.id == bindparam("b_mid"))
+
+# The enqueue's inserts, built once with every column enqueue writes (bound as b_<column>).
+_MESSAGE_COLUMNS = (
+    "id", "batch_id", "api_key_id", "idempotency_key", "idempotency_fingerprint", "to_number", "text", "encoding",
+    "parts_total", "state", "priority", "sim_requested", "flash", "delivery_report", "transactional",
+    "resend_unknown", "callback_url", "door", "door_data", "schedule_id", "campaign_id", "concat_ref", "attempts",
+    "created_at", "updated_at", "send_at", "valid_until", "route_group", "group_until", "preferred_sim",
+    "prefer_until",
+)
+_INSERT_MESSAGE = prebuilt(insert(t.messages).values({c: bindparam(f"b_{c}") for c in _MESSAGE_COLUMNS}))
+_INSERT_PART = prebuilt(insert(t.message_parts).values(
+    {c: bindparam(f"b_{c}") for c in ("message_id", "seq", "state", "recipient")}))
 _EXPIRED = (
     select(t.messages.c.id)
     .where(t.messages.c.state == MessageState.QUEUED.value, t.messages.c.valid_until <= bindparam("b_now"))
@@ -122,56 +135,56 @@ class MessagesRepo:
             preferred = sticky.get(m.to_number) if m.sim_requested is None else None
             rows.append(
                 {
-                    "id": mid,
-                    "batch_id": batch_id,
-                    "api_key_id": api_key_id,
+                    "b_id": mid,
+                    "b_batch_id": batch_id,
+                    "b_api_key_id": api_key_id,
                     # Only the first row carries the key: the unique constraint then
                     # makes a replayed request fail as a whole.
-                    "idempotency_key": idempotency_key if i == 0 else None,
-                    "idempotency_fingerprint": idempotency_fingerprint if i == 0 and idempotency_key else None,
-                    "to_number": m.to_number,
-                    "text": m.text,
-                    "encoding": m.encoding,
-                    "parts_total": m.parts_total,
-                    "state": MessageState.QUEUED.value,
-                    "priority": m.priority,
-                    "sim_requested": m.sim_requested,
-                    "flash": m.flash,
-                    "delivery_report": m.delivery_report,
-                    "transactional": m.transactional,
-                    "resend_unknown": m.resend_unknown,
-                    "callback_url": m.callback_url,
-                    "door": m.door,
-                    "door_data": m.door_data,
-                    "schedule_id": m.schedule_id,
-                    "campaign_id": m.campaign_id,
-                    "concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "send_at": send_at,
-                    "valid_until": m.valid_until or now + dt.timedelta(seconds=default_ttl_s),
-                    "route_group": m.route_group,
-                    "group_until": send_at + dt.timedelta(seconds=m.route_fallback_s)
+                    "b_idempotency_key": idempotency_key if i == 0 else None,
+                    "b_idempotency_fingerprint": idempotency_fingerprint if i == 0 and idempotency_key else None,
+                    "b_to_number": m.to_number,
+                    "b_text": m.text,
+                    "b_encoding": m.encoding,
+                    "b_parts_total": m.parts_total,
+                    "b_state": MessageState.QUEUED.value,
+                    "b_priority": m.priority,
+                    "b_sim_requested": m.sim_requested,
+                    "b_flash": m.flash,
+                    "b_delivery_report": m.delivery_report,
+                    "b_transactional": m.transactional,
+                    "b_resend_unknown": m.resend_unknown,
+                    "b_callback_url": m.callback_url,
+                    "b_door": m.door,
+                    "b_door_data": m.door_data,
+                    "b_schedule_id": m.schedule_id,
+                    "b_campaign_id": m.campaign_id,
+                    "b_concat_ref": secrets.randbelow(256),  # 8-bit IEI: what every phone reassembles
+                    "b_attempts": 0,
+                    "b_created_at": now,
+                    "b_updated_at": now,
+                    "b_send_at": send_at,
+                    "b_valid_until": m.valid_until or now + dt.timedelta(seconds=default_ttl_s),
+                    "b_route_group": m.route_group,
+                    "b_group_until": send_at + dt.timedelta(seconds=m.route_fallback_s)
                     if m.route_group and m.route_fallback_s
                     else None,
-                    "preferred_sim": preferred,
-                    "prefer_until": send_at + dt.timedelta(seconds=sticky_fallback_s) if preferred else None,
+                    "b_preferred_sim": preferred,
+                    "b_prefer_until": send_at + dt.timedelta(seconds=sticky_fallback_s) if preferred else None,
                 }
             )
             for seq in range(1, m.parts_total + 1):
                 parts.append(
                     {
-                        "message_id": mid,
-                        "seq": seq,
-                        "state": MessageState.QUEUED.value,
-                        "recipient": m.to_number,
+                        "b_message_id": mid,
+                        "b_seq": seq,
+                        "b_state": MessageState.QUEUED.value,
+                        "b_recipient": m.to_number,
                     }
                 )
         try:
             with self.db.tx() as conn:
-                conn.execute(insert(t.messages), rows)
-                conn.execute(insert(t.message_parts), parts)
+                run(conn, _INSERT_MESSAGE, rows[0] if len(rows) == 1 else rows)
+                run(conn, _INSERT_PART, parts[0] if len(parts) == 1 else parts)
                 if not self.db.is_sqlite:
                     # Wakes idle dispatchers on every host at commit (LISTEN in listen_for_work).
                     conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
@@ -184,7 +197,7 @@ class MessagesRepo:
             if replay is None:
                 raise
             return replay
-        return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["id"] for r in rows))
+        return EnqueueResult(batch_id=batch_id, message_ids=tuple(r["b_id"] for r in rows))
 
     @batchable
     def pending_work(self, now: dt.datetime | None = None) -> tuple[bool, bool, bool]:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Update, bindparam, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 from gsmgw.store import tables as t
@@ -171,11 +172,14 @@ def run(conn: Connection, stmt: Executable, params: dict[str, Any] | list[dict[s
     if plan is None:
         return conn.execute(stmt, params)
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    args: Any = None
     try:
         if isinstance(params, list):
-            cur.executemany(plan.sql, [plan.args(p) for p in params])
+            args = [plan.args(p) for p in params]
+            cur.executemany(plan.sql, args)
             return FastResult([], cur.rowcount)
-        cur.execute(plan.sql, plan.args(params))
+        args = plan.args(params)
+        cur.execute(plan.sql, args)
         if plan.row_type is None:
             return FastResult([], cur.rowcount)
         procs = plan.processors or []
@@ -183,6 +187,10 @@ def run(conn: Connection, stmt: Executable, params: dict[str, Any] | list[dict[s
         rows = [make([v if p is None or v is None else p(v) for p, v in zip(procs, raw, strict=True)])
                 for raw in cur.fetchall()]
         return FastResult(rows, cur.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # As Connection.execute raises it: callers catch IntegrityError, OperationalError...
+        raise DBAPIError.instance(plan.sql, args, exc, conn.dialect.loaded_dbapi.Error,
+                                  dialect=conn.dialect) from exc
     finally:
         cur.close()
 

@@ -31,12 +31,19 @@ def _params(stmt: Any, mid: str, dialect: Any) -> dict[str, Any]:
         "b_rid": 1, "b_recipient": "+15550001111", "b_category": "delivered", "b_meaning": "ok",
         "b_scts": SINCE, "b_discharge_at": None, "b_type": "sms:sent",
     }
+    if getattr(stmt, "table", None) is t.message_parts and stmt.is_insert:
+        values["b_seq"] = 3  # a new part of the seeded message
     compiled = stmt.compile(dialect=dialect)
     out = {}
     for name, bp in compiled.binds.items():
         if not bp.required:
             continue
-        if name.startswith("v_"):
+        if name not in values and not name.startswith("v_"):  # the enqueue's inserts: one value per column
+            py = bp.type.python_type if not isinstance(bp.type, t.UTCDateTime) else dt.datetime
+            out[name] = {int: 1, bool: True, dt.datetime: SINCE}.get(py, f"x-{name}")
+            if name == "b_message_id":
+                out[name] = mid
+        elif name.startswith("v_"):
             col = name[2:]
             out[name] = {"state": "sent", "updated_at": NOW, "lease_owner": None, "lease_until": None,
                          "sent_at": SINCE, "error_code": "e", "error_text": None, "send_at": NOW,
@@ -172,5 +179,24 @@ def test_outside_a_transaction_it_is_sqlalchemy(monkeypatch: pytest.MonkeyPatch,
         with engine.connect() as conn:
             assert prepared.run(conn, reports._R.message_state, {"b_mid": mid}).scalar() == "sent"
         assert seen, "a read outside a transaction went around SQLAlchemy"
+    finally:
+        engine.dispose()
+
+
+def test_a_constraint_violation_is_sqlalchemys_integrity_error(seeded: tuple[Path, str], tmp_path: Path) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from gsmgw.store import messages
+
+    seed, mid = seeded
+    path = tmp_path / "dup.db"
+    shutil.copy(seed, path)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            params = _params(messages._INSERT_PART, mid, conn.dialect)
+            params["b_seq"] = 1  # exists
+            assert prepared._plan_for(messages._INSERT_PART, conn) is not None
+            prepared.run(conn, messages._INSERT_PART, params)
     finally:
         engine.dispose()
