@@ -184,7 +184,13 @@ class MqttDoor:
     # --- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Returns at once: the broker may be down; the door connects when it can."""
+        """Returns at once: the broker may be down; the door connects when it can.
+
+        The outbox cursor is made first (a door switched on for the first time starts
+        after the latest event): every event from the start on is published once the
+        broker is reached, also one that comes before the first connection is up."""
+        store = self.deps.store
+        await store.call(store.events.ensure_cursor, self.consumer_name, start="latest")
         self._task = asyncio.create_task(self._run(), name="mqtt-door")
 
     async def stop(self) -> None:

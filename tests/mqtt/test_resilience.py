@@ -109,7 +109,9 @@ async def test_the_cursor_moves_only_after_the_broker_acknowledged(
                     recorder("127.0.0.1", own_broker.port, f"{base}/events/#") as rec:
                 # Connected, everything published, and the outbox consumer running.
                 deadline = time.monotonic() + 10
-                while await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name) is None:
+                # (The cursor exists from the door's start, before it connects.)
+                while not (gw.mqtt.status()["connected"] and gw.mqtt._consumer is not None
+                           and await gw.store.call(gw.store.events.cursor, gw.mqtt.consumer_name) is not None):
                     assert time.monotonic() < deadline, "the door did not connect"
                     await asyncio.sleep(0.02)
                 os.kill(own_broker.proc.pid, signal.SIGSTOP)
