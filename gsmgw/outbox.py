@@ -25,7 +25,6 @@ coroutine that pushes one event; this runner does the rest:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -33,6 +32,7 @@ from typing import Literal
 
 from gsmgw.backoff import backoff_s
 from gsmgw.store import OutboxEvent, Store
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,7 @@ class OutboxConsumer:
             poll_s = self.poll_interval_s
             if self.store.events_signalled:
                 poll_s = max(poll_s, SIGNALLED_POLL_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, poll_s))
+            await wait_event(self._wake, max(0.01, poll_s))
             await asyncio.sleep(self._gap.next_s())  # let a burst's commits land: one read for them
             self._wake.clear()
 
