@@ -21,7 +21,7 @@ from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
 from gsmgw.store.prepared import prebuilt, run, update_message
 from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
-from gsmgw.store.reports import ReportsRepo, lock_message
+from gsmgw.store.reports import ReportsRepo, lock_message, lock_report_matching
 from gsmgw.store.simcare import care_terms, defer_in, record_in
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,11 @@ class ClaimsRepo:
         """settle_claim's work on an open connection (recover() settles through it too).
 
         Its statements are built once (``_S``): per send this runs on the hot path."""
+        sent_seqs = [r.seq for r in results if r.state is MessageState.SENT]
+        if sent_seqs and conn.dialect.name != "sqlite":
+            # A report of these parts may be in a transaction of its own right now.
+            lock_report_matching(conn, conn.execute(_S.modems_of_parts, {"b_mid": message_id,
+                                                                          "b_seqs": sent_seqs}).scalars().all())
         lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
         for r in results:
@@ -301,6 +306,9 @@ class ClaimsRepo:
 
 class _S:
     p, m = t.message_parts, t.messages
+    modems_of_parts = select(p.c.modem_id).distinct().where(
+        p.c.message_id == bindparam("b_mid"), p.c.seq.in_(bindparam("b_seqs", expanding=True)),
+        p.c.modem_id.is_not(None))
     part_sent = (
         update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
         .values(state=MessageState.SENT.value, tp_mr=bindparam("b_tp_mr"), sent_at=bindparam("b_now"),
