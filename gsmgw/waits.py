@@ -1,15 +1,16 @@
 """Waiting for an ``asyncio.Event`` with a timeout, in a task that may be cancelled.
 
-Not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 ``wait_for`` swallows a
-cancellation that arrives in the same loop turn as the event being set (the inner
-``wait()`` finished first, so ``wait_for`` returns its result and the ``CancelledError``
-is lost; fixed in 3.12, where ``wait_for`` is built on ``asyncio.timeout``). A service
-loop parked there (``wait for a wake-up or the next poll``) then ignores its stop's
-``cancel()`` and runs on, and the ``await gather(task)`` of the stop never returns: a
-``notify()`` at the moment of a stop hung the gateway's shutdown
-(``tests/mail/test_mail_out.py``, and ``tests/test_waits.py`` shows it on 3.11).
-``asyncio.timeout`` tells its own cancellation from an outside one and lets the
-outside one through.
+Not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 ``wait_for`` can lose a
+cancellation (a known CPython race, gone in 3.12 where ``wait_for`` is built on
+``asyncio.timeout``): one that comes in the same loop turn as the event being set
+(the inner ``wait()`` finished first, so ``wait_for`` returns its result), and one
+that comes while the timeout is cancelling the inner wait (it turns into a
+``TimeoutError``, which these loops ignore). A service loop parked there (wait for a
+wake-up or the next poll) then runs on after its stop's ``cancel()``, and the stop's
+``await gather(task)`` never returns: with a 20 ms poll, the e-mail outbox consumer
+hung a gateway's shutdown until the test's 60 s timeout
+(``tests/mail/test_mail_out.py``; ``tests/test_waits.py`` shows it). ``asyncio.timeout``
+tells its own cancellation from an outside one and lets the outside one through.
 """
 
 from __future__ import annotations
