@@ -63,3 +63,33 @@ async def test_outbox_consumer_stops_when_notified_at_the_moment_of_its_stop(tmp
 async def test_wait_event_with_no_time_left_does_not_block(timeout_s: float) -> None:
     async with asyncio.timeout(1):
         assert await wait_event(asyncio.Event(), timeout_s) is False
+
+
+async def test_outbox_consumer_stops_even_when_its_handler_swallows_the_cancel(tmp_path: Path) -> None:
+    """On 3.11 a library's own asyncio.wait_for may lose the cancel of a stop (aiosmtplib's,
+    reading the server's reply): the handler then returns as if nothing happened."""
+    from gsmgw.domain import EventType
+
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}", host="t")
+    await store.call(store.migrate)
+    entered = asyncio.Event()
+
+    async def handle(ev: OutboxEvent) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # the reply came: the send completes, the cancel is gone
+
+    consumer = OutboxConsumer("t", store, handle, poll_interval_s=0.02)
+    try:
+        await consumer.start()
+        for _ in range(3):
+            await store.call(store.events.add_event, EventType.SMS_RECEIVED, payload={})
+        consumer.notify()
+        await asyncio.wait_for(entered.wait(), 5)
+        async with asyncio.timeout(5):
+            await consumer.stop()
+        assert consumer.handled_total == 1  # the one in hand; the next ones wait for the next start
+    finally:
+        store.close()
