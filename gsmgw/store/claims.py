@@ -181,7 +181,7 @@ class ClaimsRepo:
         sent_seqs = [r.seq for r in results if r.state is MessageState.SENT]
         if sent_seqs and conn.dialect.name != "sqlite":
             # A report of these parts may be in a transaction of its own right now.
-            lock_report_matching(conn, conn.execute(_S.modems_of_parts, {"b_mid": message_id,
+            lock_report_matching(conn, conn.execute(_MODEMS_OF_PARTS, {"b_mid": message_id,
                                                                           "b_seqs": sent_seqs}).scalars().all())
         lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
@@ -304,11 +304,15 @@ class ClaimsRepo:
 # it on every call (most of the store's CPU per send was that).
 
 
+# The modems a settle's sent parts went out on (PostgreSQL only: the report-matching lock).
+_MODEMS_OF_PARTS = select(t.message_parts.c.modem_id).distinct().where(
+    t.message_parts.c.message_id == bindparam("b_mid"),
+    t.message_parts.c.seq.in_(bindparam("b_seqs", expanding=True)),
+    t.message_parts.c.modem_id.is_not(None))
+
+
 class _S:
     p, m = t.message_parts, t.messages
-    modems_of_parts = select(p.c.modem_id).distinct().where(
-        p.c.message_id == bindparam("b_mid"), p.c.seq.in_(bindparam("b_seqs", expanding=True)),
-        p.c.modem_id.is_not(None))
     part_sent = (
         update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"))
         .values(state=MessageState.SENT.value, tp_mr=bindparam("b_tp_mr"), sent_at=bindparam("b_now"),
