@@ -34,6 +34,7 @@ from gsmgw.store import Store
 from gsmgw.store.erasure import number_hash
 from gsmgw.store.records import utcnow
 from gsmgw.store.retention import SAFETY_MARGIN
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,7 @@ class Housekeeper:
                 await roll_up(self.store)
             except Exception:
                 log.exception("report rollup failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._cfg().retention.rollup_interval_s)
+            await wait_event(self._wake, self._cfg().retention.rollup_interval_s)
             self._wake.clear()
 
     async def _prune_loop(self) -> None:

@@ -25,7 +25,6 @@ coroutine that pushes one event; this runner does the rest:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -33,6 +32,7 @@ from typing import Literal
 
 from gsmgw.backoff import backoff_s
 from gsmgw.store import OutboxEvent, Store
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class OutboxConsumer:
         self._gap = WakeGap()
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
+        self._stopping = asyncio.Event()  # set by stop(): ends the loop at its next turn
         # Consecutive failed rounds (handler or database); resets on success.
         self.failures = 0
         self.handled_total = 0
@@ -122,21 +123,32 @@ class OutboxConsumer:
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
 
     async def stop(self) -> None:
-        """Stop at once; an event being handled is not advanced past (it comes again)."""
+        """Stop at once; an event being handled is not advanced past (it comes again).
+
+        The cancel alone is not enough: a handler may swallow it (on Python 3.11 a
+        library's ``asyncio.wait_for`` loses a cancel that comes as its reply arrives:
+        aiosmtplib's, when a stop came while the e-mail door read the server's 250),
+        and the loop then ran on and the gateway's stop waited for it for ever. The
+        loop also checks ``_stopping`` after every step, so it ends at its next turn.
+        """
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._stopping.clear()
 
     def notify(self) -> None:
         """New events were committed: read now instead of at the next poll."""
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 more = await self.run_once()
             except Exception as exc:
@@ -145,8 +157,8 @@ class OutboxConsumer:
                 delay_s = self.backoff(self.failures)
                 log.warning("outbox consumer %s: %s; retrying in %.1f s", self.name,
                             f"{type(exc).__name__}: {exc}"[:300], delay_s)
-                # A notify does not cut a backoff short: the receiver is what failed.
-                await asyncio.sleep(delay_s)
+                # A notify does not cut a backoff short (the receiver is what failed); a stop does.
+                await wait_event(self._stopping, delay_s)
                 continue
             self.failures = 0
             if more:
@@ -154,8 +166,7 @@ class OutboxConsumer:
             poll_s = self.poll_interval_s
             if self.store.events_signalled:
                 poll_s = max(poll_s, SIGNALLED_POLL_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, poll_s))
+            await wait_event(self._wake, max(0.01, poll_s))
             await asyncio.sleep(self._gap.next_s())  # let a burst's commits land: one read for them
             self._wake.clear()
 
@@ -170,6 +181,8 @@ class OutboxConsumer:
                                 gap_wait_s=self.gap_wait_s, types=self.types)
         cursor = read.cursor
         for ev in read.events:
+            if self._stopping.is_set():
+                return False
             try:
                 await self.handle(ev)
             except Exception:

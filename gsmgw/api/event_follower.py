@@ -26,6 +26,7 @@ from aiohttp import web
 from gsmgw import __version__
 from gsmgw.api.context import SERVICES
 from gsmgw.outbox import SIGNALLED_POLL_S, WakeGap
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,7 @@ class EventFollower:
                 poll_s = self.poll_interval_s
                 if getattr(self.store, "events_signalled", False):
                     poll_s = max(poll_s, SIGNALLED_POLL_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll_s)
+                await wait_event(self._wake, poll_s)
                 await asyncio.sleep(self._gap.next_s())
                 self._wake.clear()
 

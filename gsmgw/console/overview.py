@@ -3,8 +3,6 @@ recent errors; kept current by a Server-Sent Events stream."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from aiohttp import web
@@ -21,6 +19,7 @@ from gsmgw.console.core import (
 )
 from gsmgw.console.fmt import iso
 from gsmgw.console.live import TILES_EVERY_S, sse
+from gsmgw.waits import wait_event
 
 HEARTBEAT_S = 15.0
 
@@ -77,8 +76,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if time.monotonic() - last_write > HEARTBEAT_S:
                 await resp.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(c.closing.wait(), timeout=TILES_EVERY_S)
+            await wait_event(c.closing, TILES_EVERY_S)
     except ConnectionError:
         pass  # the browser went away
     return resp

@@ -58,6 +58,7 @@ from gsmgw.modem import sequences as seq
 from gsmgw.modem.quirks import GENERIC, Quirks, pick_quirks
 from gsmgw.modem.ussd import decode_response, encode_request
 from gsmgw.transport import open_port
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +296,7 @@ class Modem:
         self._wake.clear()
         if self._stopping:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay_s)
+        await wait_event(self._wake, delay_s)
 
     async def _connect(self) -> None:
         s = self.settings
@@ -576,8 +576,7 @@ class Modem:
                     break  # PDU mode works; a module whose AT+CPMS? fails is still usable
                 else:
                     raise ModemError(f"SMS service not ready ({exc}) after {time.monotonic() - started:.1f} s") from exc
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._boot_progress.wait(), min(delay_s, max(0.0, deadline - time.monotonic())))
+            await wait_event(self._boot_progress, min(delay_s, max(0.0, deadline - time.monotonic())))
         self.features.sms_ready_wait_s = round(time.monotonic() - started, 3)
 
     @staticmethod
@@ -655,8 +654,7 @@ class Modem:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RegistrationTimeout(f"not registered after {s.registration_timeout_s:g} s ({reg})")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reg_changed.wait(), min(poll_s, remaining))
+            await wait_event(self._reg_changed, min(poll_s, remaining))
             if self._port_lost_reason is not None:
                 raise PortClosed(self._port_lost_reason)
 

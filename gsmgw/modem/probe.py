@@ -14,6 +14,7 @@ from gsmgw.config import ModemConfig
 from gsmgw.domain import ModemIdentity, ModemState
 from gsmgw.modem.device import Features, Modem
 from gsmgw.modem.events import Health, StateChanged
+from gsmgw.waits import wait_event
 
 
 @dataclass
@@ -79,8 +80,7 @@ async def probe(settings: ModemConfig, *, timeout_s: float | None = None,
                 report.reason = f"gave up after {budget_s:g} s in state {report.state}"
                 break
             changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 0.05))
+            await wait_event(changed, min(remaining, 0.05))
         report.identity = modem.identity
         report.quirks = modem.quirks.family
         report.features = modem.features

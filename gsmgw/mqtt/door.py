@@ -48,6 +48,7 @@ from gsmgw.mqtt.state import gateway_state, sim_state
 from gsmgw.mqtt.topics import Topics, safe_subtopic
 from gsmgw.outbox import OutboxConsumer, capped_backoff
 from gsmgw.store import OutboxEvent, Store
+from gsmgw.waits import wait_event
 from gsmgw.webhooks import render_event
 
 log = logging.getLogger(__name__)
@@ -336,8 +337,7 @@ class MqttDoor:
 
     async def _state_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_kick.wait(), timeout=self.cfg.state_interval_s)
+            await wait_event(self._state_kick, self.cfg.state_interval_s)
             self._state_kick.clear()
             self._maybe_slow_down()
             try:

@@ -14,7 +14,6 @@ restart; a message whose parts do not all come within
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from gsmgw.pool.reports import StatusReports
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import Deliver, StatusReport, decode_pdu, preview
 from gsmgw.store import InboundPart, IngestResult, NewMessage, Store, StoredInbound
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
@@ -234,8 +234,7 @@ class InboundProcessor:
                 # Not ready: a wake-up now would spin this loop. _on_modem_ready() wakes it
                 # again when the modem is back, and that sweep runs at once.
                 wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=max(0.01, self.cfg.sweep_interval_s))
+            await wait_event(wake, max(0.01, self.cfg.sweep_interval_s))
         self._forget_loop(self._loops, slot)
 
     async def sweep(self, slot: ModemSlot) -> int:

@@ -31,6 +31,7 @@ from gsmgw.pool.retry import ErrorClass, classify_cms
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import encode_submit
 from gsmgw.store import CareRecord, ClaimCare, ClaimedMessage, PartResult, Store, utcnow
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
@@ -143,8 +144,7 @@ class SendPipeline:
         return None
 
     async def _sleep(self, slot: ModemSlot, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(slot.wake.wait(), timeout=max(0.0, timeout_s))
+        await wait_event(slot.wake, max(0.0, timeout_s))
         slot.wake.clear()
 
     # --- claim and prepare -----------------------------------------------------------

@@ -37,6 +37,7 @@ from gsmgw.pool.pipeline import SendPipeline
 from gsmgw.pool.reports import StatusReports
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.store import Store
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 msglog = logging.getLogger("gsmgw.messages")
@@ -358,8 +359,7 @@ class Pool:
         udev = self._hotplug.start()
         interval = dcfg.rescan_interval_s if not udev else max(dcfg.rescan_interval_s, 300.0)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rescan.wait(), timeout=min(interval, dcfg.rediscover_after_s))
+            await wait_event(self._rescan, min(interval, dcfg.rediscover_after_s))
             self._rescan.clear()
             try:
                 await self._discover_once()

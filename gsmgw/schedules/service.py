@@ -16,7 +16,6 @@ The clock is injectable (``clock``), so tests make time pass without sleeping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -37,6 +36,7 @@ from gsmgw.schedules.rules import (
     zone,
 )
 from gsmgw.store import Store, new_id
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ class Scheduler:
             except Exception:
                 log.exception("schedules: tick failed")
                 wait_s = self.config().schedules.poll_interval_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+            await wait_event(self._wake, wait_s)
             self._wake.clear()
 
     async def _sleep_s(self) -> float:

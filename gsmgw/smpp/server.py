@@ -46,6 +46,7 @@ from gsmgw.smpp.session import BindMode, Session, SessionClosed, status_name
 from gsmgw.smpp.submit import Parsed, Submission, group_key, parse_submit
 from gsmgw.store import OutboxEvent
 from gsmgw.store.smpp_repo import SmppDelivery
+from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -389,8 +390,7 @@ class SmppServer:
                     wait_s = cfg.poll_interval_s * 20
                     if due is not None:
                         wait_s = min(wait_s, max(0.01, (due - utcnow()).total_seconds()))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), wait_s)
+                    await wait_event(wake, wait_s)
                     continue
                 jobs = []
                 for row in rows:

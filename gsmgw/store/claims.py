@@ -21,7 +21,7 @@ from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
 from gsmgw.store.prepared import prebuilt, run, update_message
 from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
-from gsmgw.store.reports import ReportsRepo, lock_message
+from gsmgw.store.reports import ReportsRepo, lock_message, lock_report_matching
 from gsmgw.store.simcare import care_terms, defer_in, record_in
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,11 @@ class ClaimsRepo:
         """settle_claim's work on an open connection (recover() settles through it too).
 
         Its statements are built once (``_S``): per send this runs on the hot path."""
+        sent_seqs = [r.seq for r in results if r.state is MessageState.SENT]
+        if sent_seqs and conn.dialect.name != "sqlite":
+            # A report of these parts may be in a transaction of its own right now.
+            lock_report_matching(conn, conn.execute(_MODEMS_OF_PARTS, {"b_mid": message_id,
+                                                                          "b_seqs": sent_seqs}).scalars().all())
         lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
         for r in results:
@@ -297,6 +302,13 @@ class ClaimsRepo:
 # SQLAlchemy keys its compiled-statement cache on a statement's structure; a
 # statement object built once with bind parameters skips rebuilding and re-hashing
 # it on every call (most of the store's CPU per send was that).
+
+
+# The modems a settle's sent parts went out on (PostgreSQL only: the report-matching lock).
+_MODEMS_OF_PARTS = select(t.message_parts.c.modem_id).distinct().where(
+    t.message_parts.c.message_id == bindparam("b_mid"),
+    t.message_parts.c.seq.in_(bindparam("b_seqs", expanding=True)),
+    t.message_parts.c.modem_id.is_not(None))
 
 
 class _S:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.sql.expression import Executable
 
 from gsmgw.domain import EventType, MessageState
@@ -24,6 +25,29 @@ def lock_message(conn: Connection, message_id: str) -> None:
     if conn.dialect.name == "sqlite":
         return
     conn.execute(select(t.messages.c.id).where(t.messages.c.id == message_id).with_for_update()).first()
+
+
+_MATCH_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+
+
+def lock_report_matching(conn: Connection, modem_ids: Sequence[str]) -> None:
+    """Serialise, per modem, matching a status report with recording a part as sent
+    (PostgreSQL; nothing on SQLite, whose one writer serialises them anyway).
+
+    A report that overtakes its send's commit is kept unmatched and matched again by
+    the settle (``match_waiting``). On PostgreSQL both run at once on two connections,
+    and under READ COMMITTED neither sees the other's uncommitted row: the report's
+    transaction finds no sent part, the settle's finds no waiting report, both commit,
+    and the report stays unmatched for ever (the message ``sent``, its receipt never
+    pushed: seen as a 3-part SMPP message with no receipts). With this transaction
+    lock taken first by both, the one that comes second sees the other's commit.
+    Taken before any message row lock (``lock_message``), in sorted order, so the two
+    paths lock in the same order.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    for modem_id in sorted(set(modem_ids)):
+        conn.execute(_MATCH_LOCK, {"k": f"gsmgw-report-match|{modem_id}"})
 
 
 class ReportsRepo:
@@ -56,6 +80,7 @@ class ReportsRepo:
         """
         now = utcnow()
         with self.db.tx() as conn:
+            lock_report_matching(conn, [modem_id])  # before the match: see there
             report_id = run(conn, _R.insert_report, {
                 "b_modem": modem_id, "b_tp_mr": tp_mr, "b_recipient": recipient, "b_status": status,
                 "b_category": category, "b_meaning": meaning, "b_scts": scts, "b_discharge_at": discharge_at,

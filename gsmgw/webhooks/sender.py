@@ -24,6 +24,7 @@ from gsmgw import __version__
 from gsmgw.backoff import backoff_s
 from gsmgw.config import Config
 from gsmgw.outbox import SIGNALLED_POLL_S, WakeGap
+from gsmgw.waits import wait_event
 from gsmgw.webhooks import payload
 from gsmgw.webhooks.signing import SIGNATURE_HEADER, signature_header
 
@@ -101,8 +102,7 @@ class WebhookSender:
             wait_s = self.cfg.webhooks.poll_interval_s
             if self._signalled:
                 wait_s = min(self._fanout_due, self._claim_due) - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, wait_s))
+            await wait_event(self._wake, max(0.01, wait_s))
             await asyncio.sleep(self._gap.next_s())  # a burst's commits: one round for them
             self._wake.clear()
 

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,11 +132,26 @@ def test_a_lost_lease_is_taken_again_or_reported_when_another_process_took_the_h
         admin.dispose()
 
 
-# A gateway that loses its lease stops itself from inside; once in a full CI run a socket
-# of that abrupt stop was collected unclosed (an unraisable ResourceWarning, which the
-# suite's `error` filter turns into a failure). The behaviour under test is asserted below;
-# the leak on this abnormal path is noted in the session note to be found and closed.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.fixture
+def garbage_collected_around() -> Iterator[None]:
+    """Collect garbage before and after the test, so that an unclosed socket is charged to
+    the test that left it: collected in setup it is an earlier test's (reported as an error
+    at setup), collected at teardown it is this test's.
+
+    Once in CI an "unclosed socket" PytestUnraisableExceptionWarning failed this test.
+    It was not reproduced here (50 runs under two CPU burners with -W error for it; the
+    whole of tests/ownership and 3 more runs with a gc after every test); what was
+    reproduced is a gateway whose stop hung
+    (tests/mail, fixed in gsmgw.outbox / gsmgw.waits): cut by pytest-timeout, it leaves
+    its API listening socket and a client session to a later gc, i.e. in whichever test
+    runs then.
+    """
+    gc.collect()
+    yield
+    gc.collect()
+
+
+@pytest.mark.usefixtures("garbage_collected_around")
 async def test_a_gateway_whose_host_id_was_taken_over_stops_by_itself(tmp_path: Path, pg_url: str) -> None:
     # No periodic check here (it would take the lease back before the thief): the test checks once.
     cfg = make_config(tmp_path, store_url=pg_url)

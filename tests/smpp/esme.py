@@ -66,10 +66,14 @@ class Receiver:
         return smpplib.consts.SMPP_ESME_ROK
 
     def _run(self) -> None:
-        c = smpplib.client.Client(self.host, self.port, timeout=0.3, allow_unknown_opt_params=True)
+        # The bind waits as long as a bind may take (the password is an scrypt check: under
+        # load, a 0.3 s socket timeout here failed the bind as "ConnectionError()"); only
+        # then the short timeout that lets the read loop look at _stop.
+        c = smpplib.client.Client(self.host, self.port, timeout=10, allow_unknown_opt_params=True)
         try:
             c.connect()
             getattr(c, f"bind_{self.mode}")(system_id=self.system_id, password=self.password)
+            c._socket.settimeout(0.3)
             self._bound.set()
             c.set_message_received_handler(self._on_pdu)
             while not self._stop.is_set():

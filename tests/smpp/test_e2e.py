@@ -56,7 +56,14 @@ async def test_smpplib_transmitter_and_receiver_end_to_end(tmp_path: Path, store
             mos = await asyncio.to_thread(rx.wait_for, 1, kind="mo")
             assert not rx.errors, rx.errors
             by_id = {r.receipted_message_id: r for r in receipts}
-            assert set(by_id) == {i for group in ids for i in group}
+            expected = {i for group in ids for i in group}
+            if set(by_id) != expected:  # say why: the messages' states and the unmatched reports
+                states = {r["id"]: (r["state"], r["parts_total"]) for r in
+                          await gw.store.call(gw.store.messages.list_messages, limit=10)}
+                unmatched = [(r["modem_id"], r["tp_mr"], r["recipient"]) for r in await gw.store.call(
+                    gw.store.reports.list_status_reports, unmatched_only=True)]
+                raise AssertionError(f"receipts missing for {sorted(expected - set(by_id))}; messages (state, "
+                                     f"parts): {states}; unmatched status reports: {unmatched}")
             for r in receipts:
                 fields = parse_receipt(r.short_message.decode())
                 assert fields["id"] == r.receipted_message_id and fields["stat"] == "DELIVRD"
