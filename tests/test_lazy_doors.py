@@ -40,11 +40,18 @@ async def main() -> None:
 
 asyncio.run(main())
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"gsmgw", "aiomqtt", "paho",
-      "aiosmtpd", "aiosmtplib", "jinja2", "aiohttp_jinja2"})))
+      "aiosmtpd", "aiosmtplib", "jinja2", "aiohttp_jinja2", "sqlalchemy", "alembic"})))
 """
 
 
 def _imported(tmp_path: Path, variant: str) -> set[str]:
+    from gsmgw.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'gsmgw.db'}")  # an existing store, as on every restart
+    try:
+        store.migrate()
+    finally:
+        store.close()
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), variant], capture_output=True,
                          text=True, timeout=60, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -59,6 +66,10 @@ def test_run_path_imports_no_unconfigured_door(tmp_path: Path) -> None:
     mods = _imported(tmp_path, "plain")
     assert "gsmgw.daemon" in mods and "gsmgw.api" in mods
     assert _doors(mods) == set()
+    # Nor alembic for a store already at head (Store.migrate), nor SQLAlchemy's PostgreSQL
+    # dialect on SQLite (store/tables.py: postgresql_options).
+    assert "alembic" not in mods
+    assert "sqlalchemy.dialects.postgresql" not in mods
 
 
 @pytest.mark.timeout(90)
@@ -68,3 +79,27 @@ def test_configured_door_is_imported(tmp_path: Path) -> None:
     others = {"gsmgw.mqtt", "gsmgw.mail", "gsmgw.rules", "aiomqtt", "paho", "aiosmtpd", "aiosmtplib"}
     assert _doors(mods) & others == set() and not any(m.startswith(tuple(o + "." for o in others))
                                                       for m in mods)
+
+
+@pytest.mark.timeout(30)
+def test_postgresql_index_options_added_when_a_postgresql_engine_opens() -> None:
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
+    from gsmgw.store.repo import open_engine
+    from gsmgw.store.tables import claim_tx_index
+
+    engine, _ = open_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # no connection made
+    engine.dispose()
+    ddl = str(CreateIndex(claim_tx_index).compile(dialect=postgresql.dialect()))
+    assert ddl.endswith("WHERE transactional = true")
+
+
+@pytest.mark.timeout(30)
+def test_script_heads_agree_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    from gsmgw.store.migrate import alembic_config
+    from gsmgw.store.repo import script_heads
+
+    assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
