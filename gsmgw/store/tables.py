@@ -466,8 +466,19 @@ messages.append_column(Column("wait_reason", String(40)))
 Index("ix_messages_sent_at", messages.c.sent_at)
 # A paced SIM may still take transactional messages: their own claim order, in a
 # partial index (only transactional rows: no cost for the rest of the queue).
-Index("ix_messages_claim_tx", messages.c.state, messages.c.priority.desc(), messages.c.created_at,
-      sqlite_where=messages.c.transactional == true(), postgresql_where=messages.c.transactional == true())
+# Its PostgreSQL half (postgresql_where) is added by postgresql_options() when a PostgreSQL
+# engine opens: naming a postgresql_* argument here would import SQLAlchemy's PostgreSQL
+# dialect (~1.7 MB resident) into every SQLite gateway (issue 17).
+claim_tx_index = Index("ix_messages_claim_tx", messages.c.state, messages.c.priority.desc(),
+                       messages.c.created_at, sqlite_where=messages.c.transactional == true())
+
+
+def postgresql_options() -> None:
+    """Add the PostgreSQL-only index options (idempotent); called where a PostgreSQL
+    connection is made (``repo.open_engine``, the alembic environment)."""
+    options = claim_tx_index.dialect_options["postgresql"]  # imports the dialect
+    if options["where"] is None:
+        options["where"] = messages.c.transactional == true()
 
 # --- schedules and keep-alive (issue 20 parts 2-3, migration 0010) ----------------------
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine
 
-from gsmgw.store.tables import metadata
+from gsmgw.store.tables import metadata, postgresql_options
 
 config = context.config
 connection = config.attributes.get("connection")
 
 
-def _run(conn: object) -> None:
+def _run(conn: Any) -> None:
+    if conn.dialect.name == "postgresql":
+        postgresql_options()
     context.configure(
-        connection=conn,  # type: ignore[arg-type]
+        connection=conn,
         target_metadata=metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things in place
         compare_type=True,
