@@ -649,6 +649,9 @@ class RetentionConfig:
     # Rows deleted per transaction, the least pause between two (seconds), and the
     # largest share of the store's time the pruner may take (rest = busy time x (1/duty - 1)).
     batch_rows: int = 200
+    # Time budget of one batch (ms): each next batch is sized from the last one's rows
+    # per ms so that it takes about this long (10..10,000 rows); 0 = always batch_rows.
+    batch_ms: float = 8.0
     pause_s: float = 0.05
     duty_cycle: float = 0.2
     # Outbox consumers whose cursor does not hold events back (a door switched off for good).
@@ -966,6 +969,8 @@ def _check_retention(c: RetentionConfig, source: str) -> None:
         raise ConfigError(f"{source}: retention.daily_at: expected HH:MM (UTC) or \"\", got {c.daily_at!r}")
     if c.batch_rows < 1:
         raise ConfigError(f"{source}: retention.batch_rows: must be at least 1")
+    if c.batch_ms < 0:
+        raise ConfigError(f"{source}: retention.batch_ms: must not be negative, got {c.batch_ms:g}")
     if c.rollup_interval_s <= 0:
         raise ConfigError(f"{source}: retention.rollup_interval_s: must be positive")
     if not 0 < c.duty_cycle <= 1:

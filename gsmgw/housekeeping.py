@@ -10,8 +10,11 @@
 ``prune()`` is also ``gsmgw store prune``. It takes the ``prune`` row lease (one host
 of a shared PostgreSQL store prunes at a time; the others skip), rolls the report
 aggregates up to the newest event (so what goes is counted), then deletes what the
-retention allows in batches of ``batch_rows`` rows, one short transaction each, with
-``pause_s`` between batches so that the send pipeline's store calls go first.
+retention allows in batches, one short transaction each, with ``pause_s`` between
+batches so that the send pipeline's store calls go first. The first batch has
+``batch_rows`` rows; each next one is sized to take about ``batch_ms`` at the last
+one's rate. Batches go through ``Store.call_idle``: on SQLite the writer thread runs
+one only when no hot-path call is queued, and never in a group commit with them.
 ``erase_number()`` walks the erasure registry one table (one transaction) at a time.
 """
 
@@ -87,6 +90,30 @@ class PruneReport:
         return dataclasses.asdict(self)
 
 
+MIN_BATCH_ROWS = 10
+MAX_BATCH_ROWS = 10_000
+
+
+def _timed_prune(store: Store, kind: str, cutoff: dt.datetime, horizon: tuple[int, dt.datetime],
+                 limit: int) -> tuple[int, float]:
+    """One prune batch on the store's thread: (rows deleted, seconds it took, commit included)."""
+    b0 = time.perf_counter()
+    n = store.retention.prune(kind, cutoff, horizon, limit=limit)
+    return n, time.perf_counter() - b0
+
+
+def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> int:
+    """The next batch's size: about ``batch_ms`` at the last batch's rate (rows per
+    second), at most doubling at a time, within MIN_BATCH_ROWS..MAX_BATCH_ROWS;
+    ``batch_rows`` always when ``batch_ms`` is 0."""
+    if rc.batch_ms <= 0:
+        return rc.batch_rows
+    if n <= 0:
+        return limit
+    fit = int(n * (rc.batch_ms / 1000.0) / max(busy_s, 1e-6))
+    return max(MIN_BATCH_ROWS, min(MAX_BATCH_ROWS, 2 * limit, fit))
+
+
 async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, actor: str = "daemon",
                 now: dt.datetime | None = None, margin: dt.timedelta = SAFETY_MARGIN,
                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> PruneReport:
@@ -110,14 +137,16 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
                 report.deleted[kind] = await store.call(store.retention.count, kind, cutoff, horizon)
                 continue
             total = 0
+            limit = rc.batch_rows
             while True:
-                b0 = time.monotonic()
-                n = await store.call(store.retention.prune, kind, cutoff, horizon, limit=rc.batch_rows)
-                busy_s = time.monotonic() - b0
+                # At low priority: on SQLite the batch runs only when no hot-path store
+                # call is queued, in a transaction of its own (never in a group commit).
+                n, busy_s = await store.call_idle(_timed_prune, store, kind, cutoff, horizon, limit)
                 total += n
                 report.deleted[kind] = total
-                if n < rc.batch_rows:
+                if n < limit:
                     break
+                limit = next_batch_rows(limit, n, busy_s, rc)
                 await store.call(store.retention.take_lease, PRUNE_LEASE, PRUNE_LEASE_TTL_S)
                 # The hot path's store calls go between batches: the pruner takes at most
                 # duty_cycle of the store's time (a batch that took 40 ms is followed by

@@ -7,6 +7,11 @@ many sends' bookkeeping, which keeps a busy pool's modems from waiting on the
 disk. A call that fails inside a shared transaction is re-run alone, so each
 caller gets its own outcome. On PostgreSQL each call runs on its own thread and
 transaction.
+
+Background work (the prune's batches) goes through ``call_idle``: on SQLite the
+writer thread runs such a call only when no other call is queued, alone in its own
+transaction, so a hot-path call never waits behind a prune batch's deletes and
+commit (it can still arrive while one runs: keep those short, see ``batch_ms``).
 """
 
 from __future__ import annotations
@@ -102,6 +107,8 @@ class Executor:
         self._queue_lock = threading.Lock()
         self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
         self._flushing = False
+        # Background calls (call_idle): served only when _queue is empty, one at a time.
+        self._idle: list[_Item] = []
         self._listeners: list[_Listener] = []
 
     def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -141,6 +148,22 @@ class Executor:
             self._pool.submit(self._flush)
         return await fut
 
+    async def call_idle(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Like ``call``, at low priority: on SQLite the writer thread runs it only
+        when no other call is queued, alone in its own transaction (never sharing a
+        group commit with hot-path calls). On PostgreSQL it is just ``call``."""
+        loop = asyncio.get_running_loop()
+        if not self.is_sqlite:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        fut: asyncio.Future[R] = loop.create_future()
+        with self._queue_lock:
+            self._idle.append((lambda: fn(*args, **kwargs), fut, loop))
+            start = not self._flushing
+            self._flushing = True
+        if start:
+            self._pool.submit(self._flush)
+        return await fut
+
     @property
     def in_batch(self) -> bool:
         """Whether this thread is inside a shared group-commit transaction."""
@@ -172,14 +195,19 @@ class Executor:
         """Writer thread: run queued calls, in order, until the queue is empty.
 
         Consecutive calls of ``@batchable`` methods share one transaction; any
-        other call runs on its own.
+        other call runs on its own. A background call (``call_idle``) runs, alone,
+        only when the queue is empty, and the queue is looked at again after it.
         """
         while True:
             with self._queue_lock:
                 queued, self._queue = self._queue, []
-                if not queued:
+                idle = self._idle.pop(0) if not queued and self._idle else None
+                if not queued and idle is None:
                     self._flushing = False
                     return
+            if idle is not None:
+                self._run_alone(idle)
+                continue
             run: list[_Item] = []
             for fn, fut, loop, shareable in queued:
                 if not shareable and run:

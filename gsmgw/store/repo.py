@@ -176,6 +176,12 @@ class Store:
         """
         return await self.db.call(fn, *args, **kwargs)
 
+    async def call_idle(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``call`` at low priority (background work such as the prune's batches): on
+        SQLite it runs only when no other store call is queued, in a transaction of
+        its own, never in a group commit with the hot path's calls."""
+        return await self.db.call_idle(fn, *args, **kwargs)
+
     def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Wake ``callback`` (on the running loop) after this process commits outbox
         events; returns the function that unregisters it. Other processes' events
