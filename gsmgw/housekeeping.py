@@ -12,7 +12,7 @@ of a shared PostgreSQL store prunes at a time; the others skip), rolls the repor
 aggregates up to the newest event (so what goes is counted), then deletes what the
 retention allows in batches, one short transaction each, with ``pause_s`` between
 batches so that the send pipeline's store calls go first. The first batch has
-``batch_rows`` rows; each next one is sized to take about ``batch_ms`` at the last
+``batch_rows`` rows; with ``batch_ms`` > 0 each next one is sized to take about that long at the last
 one's rate. Batches go through ``Store.call_idle``: on SQLite the writer thread runs
 one only when no hot-path call is queued, and never in a group commit with them.
 ``erase_number()`` walks the erasure registry one table (one transaction) at a time.
