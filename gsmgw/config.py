@@ -651,7 +651,7 @@ class RetentionConfig:
     batch_rows: int = 200
     # Time budget of one batch (ms): each next batch is sized from the last one's rows
     # per ms so that it takes about this long (10..10,000 rows); 0 = always batch_rows.
-    batch_ms: float = 0.0
+    batch_ms: float = 10.0
     pause_s: float = 0.05
     duty_cycle: float = 0.2
     # Outbox consumers whose cursor does not hold events back (a door switched off for good).

@@ -1,0 +1,52 @@
+"""A prune batch of messages stays cheap at any store size: the re-check under the write
+reads the batch's rows by primary key (with the retention rule's terms in its WHERE,
+SQLite walked the state index, every final message, for batches over ~15 ids)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, insert
+
+from gsmgw.store import Store
+from gsmgw.store import tables as t
+from gsmgw.store.records import utcnow
+from gsmgw.store.retention import SAFETY_MARGIN
+
+
+def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
+    store.migrate()
+    old = utcnow() - dt.timedelta(days=60)
+    rows = [{"id": f"m{i:06d}", "batch_id": f"b{i:06d}", "to_number": "+15550001111", "text": "x",
+             "encoding": "gsm7", "parts_total": 1, "state": "delivered", "priority": 0, "created_at": old,
+             "updated_at": old, "send_at": old, "valid_until": old, "report_mark": "{}", "flash": False,
+             "delivery_report": True, "transactional": False, "resend_unknown": False, "concat_ref": 0,
+             "attempts": 1} for i in range(3000)]
+    with store.engine.begin() as conn:
+        conn.execute(insert(t.messages), rows)
+    cutoff = utcnow() - dt.timedelta(days=30)
+    horizon = store.retention.horizon(margin=SAFETY_MARGIN)
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "messages.id IN" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        assert store.retention.prune("messages", cutoff, horizon, limit=200) == 200
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    assert seen, "the re-check was not seen"
+    with store.engine.connect() as conn:
+        for sql, params in seen:
+            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()]
+            assert any("PRIMARY KEY" in p or "sqlite_autoindex_messages" in p for p in plan), plan
+            assert not any("ix_messages" in p for p in plan), plan
+    with store.engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+    assert left == 2800
+    store.close()
