@@ -68,6 +68,14 @@ class RetentionRepo:
             conn.execute(delete(t.job_leases).where(t.job_leases.c.name == name,
                                                     t.job_leases.c.owner == self.host))
 
+    def checkpoint(self) -> None:
+        """SQLite: copy the WAL back into the database now, without waiting for readers
+        (``PRAGMA wal_checkpoint(PASSIVE)``); nothing elsewhere."""
+        if not self.db.is_sqlite:
+            return
+        with self.db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+
     # --- what consumers still need --------------------------------------------------------------
 
     @batchable
