@@ -14,7 +14,8 @@ retention allows in batches, one short transaction each, with ``pause_s`` betwee
 batches so that the send pipeline's store calls go first. The first batch has
 ``batch_rows`` rows; with ``batch_ms`` > 0 each next one is sized to take about that long at the last
 one's rate. Batches go through ``Store.call_idle``: on SQLite the writer thread runs
-one only when no hot-path call is queued, and never in a group commit with them.
+one only when no hot-path call is queued, and never in a group commit with them; a
+batch ends early (committing what it deleted) when a hot-path call queues up behind it.
 ``erase_number()`` walks the erasure registry one table (one transaction) at a time.
 """
 
@@ -36,7 +37,7 @@ from gsmgw.pool.retry import classify_cms
 from gsmgw.store import Store
 from gsmgw.store.erasure import number_hash
 from gsmgw.store.records import utcnow
-from gsmgw.store.retention import SAFETY_MARGIN
+from gsmgw.store.retention import SAFETY_MARGIN, Batch
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -95,17 +96,13 @@ MAX_BATCH_ROWS = 10_000
 
 
 def _timed_prune(store: Store, kind: str, cutoff: dt.datetime, horizon: tuple[int, dt.datetime],
-                 limit: int) -> tuple[int, float]:
-    """One prune batch on the store's thread: (rows deleted, seconds it took, commit and
-    WAL checkpoint included). On SQLite the batch's pages are copied back from the WAL at
-    once (a passive checkpoint, here in the low-priority lane): left to SQLite's automatic
-    checkpoint, the WAL the deletes filled was copied back by whichever commit crossed
-    1,000 pages, often a send's settle, which then waited tens of milliseconds."""
+                 limit: int) -> tuple[Batch, float]:
+    """One prune batch on the store's writer thread: (what it did, seconds it took,
+    commit included). It ends early, committing what it deleted, as soon as a hot-path
+    store call is waiting for the writer thread."""
     b0 = time.perf_counter()
-    n = store.retention.prune(kind, cutoff, horizon, limit=limit)
-    if n:
-        store.retention.checkpoint()
-    return n, time.perf_counter() - b0
+    batch = store.retention.prune(kind, cutoff, horizon, limit=limit, stop=store.db.hot_waiting)
+    return batch, time.perf_counter() - b0
 
 
 def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> int:
@@ -148,12 +145,22 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
             while True:
                 # At low priority: on SQLite the batch runs only when no hot-path store
                 # call is queued, in a transaction of its own (never in a group commit).
-                n, busy_s = await store.call_idle(_timed_prune, store, kind, cutoff, horizon, limit)
+                batch, write_s = await store.call_idle(_timed_prune, store, kind, cutoff, horizon, limit)
+                n, busy_s = batch.deleted, write_s
                 total += n
                 report.deleted[kind] = total
-                if n < limit:
+                if n and store.is_sqlite:
+                    # On SQLite the batch's pages are copied back from the WAL at once, by
+                    # a passive checkpoint on a thread of its own (it takes no write lock:
+                    # the writer thread goes on). Left to SQLite's automatic checkpoint,
+                    # the WAL the deletes filled was copied back by whichever commit
+                    # crossed 1,000 pages, often a send's settle, which waited tens of ms.
+                    c0 = time.perf_counter()
+                    await asyncio.to_thread(store.retention.checkpoint)
+                    busy_s += time.perf_counter() - c0
+                if not batch.more:
                     break
-                limit = next_batch_rows(limit, n, busy_s, rc)
+                limit = next_batch_rows(limit, n, write_s, rc)
                 if time.monotonic() - leased_at > PRUNE_LEASE_TTL_S / 3:  # renewed, not written per batch
                     await store.call_idle(store.retention.take_lease, PRUNE_LEASE, PRUNE_LEASE_TTL_S)
                     leased_at = time.monotonic()

@@ -83,7 +83,7 @@ async def list_optouts(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
     q = query(schemas.OptOutsQuery, request.query)
-    rows = await svc.store.call(svc.store.optouts.list_optouts, after=q.cursor, limit=q.limit)
+    rows = await svc.store.call_read(svc.store.optouts.list_optouts, after=q.cursor, limit=q.limit)
     items = [optout_view(r) for r in rows]
     return web.json_response({"items": items, "next_cursor": items[-1]["number"] if len(items) == q.limit else None})
 
@@ -162,7 +162,7 @@ async def get_webhooks(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
     w = svc.cfg.webhooks
-    counts = await svc.store.call(svc.store.webhooks.webhook_counts)
+    counts = await svc.store.call_read(svc.store.webhooks.webhook_counts)
     return web.json_response({
         "subscriptions": [{"url": s.url, "events": list(s.events)} for s in w.subscription],
         "allowed_callback_hosts": list(w.allowed_hosts),
@@ -178,7 +178,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     q = query(schemas.DeliveriesQuery, request.query)
     before = int(q.cursor) if q.cursor is not None else None
-    rows = await svc.store.call(svc.store.webhooks.list_webhook_deliveries, state=q.state, before_id=before, limit=q.limit)
+    rows = await svc.store.call_read(svc.store.webhooks.list_webhook_deliveries, state=q.state, before_id=before, limit=q.limit)
     items = [delivery_view(r) for r in rows]
     return web.json_response({"items": items,
                               "next_cursor": str(items[-1]["id"]) if len(items) == q.limit else None})

@@ -86,13 +86,13 @@ async def get_reports(request: web.Request) -> web.StreamResponse:
     owner = request.app[INTAKE].owner_filter(caller)
     if q.key is not None and owner is not None and q.key != owner:
         return error_response(403, "forbidden", "a key that is not admin sees only its own messages")
-    rows = await svc.store.call(svc.store.rollup.report, group_by=q.group_by, period=q.period,
+    rows = await svc.store.call_read(svc.store.rollup.report, group_by=q.group_by, period=q.period,
                                 date_from=frm, date_to=to, api_key_id=owner or q.key)
     fmt = q.format or ("csv" if "text/csv" in request.headers.get("Accept", "") else "json")
     if fmt == "csv":
         return web.Response(text=rows_to_csv(rows, q.group_by), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="report-{frm}-{to}.csv"'})
-    lag = await svc.store.call(svc.store.rollup.lag)
+    lag = await svc.store.call_read(svc.store.rollup.lag)
     return web.json_response({"group_by": q.group_by, "period": q.period, "from": frm.isoformat(),
                               "to": to.isoformat(), "rolled_through_event": lag["cursor"],
                               "latest_event": lag["latest_event_id"], "items": rows})
@@ -113,7 +113,7 @@ async def get_audit(request: web.Request) -> web.Response:
     require_scope(request, "admin")
     svc = request.app[SERVICES]
     q = query(AuditQuery, request.query)
-    rows = await svc.store.call(svc.store.audit.list_entries, before_id=int(q.cursor) if q.cursor else None,
+    rows = await svc.store.call_read(svc.store.audit.list_entries, before_id=int(q.cursor) if q.cursor else None,
                                 action=q.action, limit=q.limit)
     items = [jsonable(r) for r in rows]
     next_cursor = str(rows[-1]["id"]) if len(rows) == q.limit else None

@@ -198,7 +198,7 @@ async def keepalive_status(request: web.Request) -> dict[str, Any]:
 async def get_status(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
-    counts = await svc.store.call(svc.store.messages.counts_by_state)
+    counts = await svc.store.call_read(svc.store.messages.counts_by_state)
     modems = await all_modems(svc)
     care = await _sim_care(svc, modems)
     uptime_s = time.time() - svc.started_at
@@ -227,7 +227,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     require_scope(request, "read")
     svc = request.app[SERVICES]
     metrics = request.app[METRICS]
-    metrics.pool.counts = await svc.store.call(svc.store.messages.counts_by_state)
+    metrics.pool.counts = await svc.store.call_read(svc.store.messages.counts_by_state)
     return web.Response(body=metrics.render(), headers={"Content-Type": content_type()})
 
 

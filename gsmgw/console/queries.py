@@ -29,12 +29,17 @@ class Queries:
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await self.store.call(fn, *args, **kwargs)
 
+    async def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A read for a page: beside the writer thread (``Store.call_read``), so the
+        dashboard's counts never hold a send's commit back."""
+        return await self.store.call_read(fn, *args, **kwargs)
+
     # --- modems -------------------------------------------------------------------
 
     async def modems(self) -> list[dict[str, Any]]:
         """This host's modems live, with what the store knows (registration), then
         the modems other hosts of a shared store last reported (read-only here)."""
-        rows = {r["id"]: r for r in await self._call(self.store.modems.list_modems)}
+        rows = {r["id"]: r for r in await self._read(self.store.modems.list_modems)}
         out = []
         for m in self.deps.modems():
             row = rows.get(m["id"], {})
@@ -53,67 +58,67 @@ class Queries:
     # --- overview -----------------------------------------------------------------
 
     async def sim_counts_today(self) -> dict[str, dict[str, int]]:
-        return dict(await self._call(self.store.views.sim_counts, utc_midnight()))
+        return dict(await self._read(self.store.views.sim_counts, utc_midnight()))
 
     async def queue(self) -> dict[str, Any]:
-        return dict(await self._call(self.store.views.queue))
+        return dict(await self._read(self.store.views.queue))
 
     async def oldest_due(self) -> dt.datetime | None:
-        at: dt.datetime | None = await self._call(self.store.views.oldest_due)
+        at: dt.datetime | None = await self._read(self.store.views.oldest_due)
         return at
 
     async def throughput(self, since: dt.datetime, bucket_s: int) -> list[tuple[str, int, int]]:
-        return list(await self._call(self.store.views.throughput, since, bucket_s))
+        return list(await self._read(self.store.views.throughput, since, bucket_s))
 
     async def delivery(self, since: dt.datetime) -> dict[str, Any]:
-        return dict(await self._call(self.store.views.delivery, since))
+        return dict(await self._read(self.store.views.delivery, since))
 
     async def recent_errors(self, since: dt.datetime) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.recent_errors, since=since))
+        return list(await self._read(self.store.views.recent_errors, since=since))
 
     async def unread(self) -> int:
-        return int(await self._call(self.store.inbound.unread_count))
+        return int(await self._read(self.store.inbound.unread_count))
 
     # --- messages -------------------------------------------------------------------
 
     async def search(self, **filters: Any) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.messages.search, **filters))
+        return list(await self._read(self.store.messages.search, **filters))
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
-        row = await self._call(self.store.messages.get_message, message_id)
+        row = await self._read(self.store.messages.get_message, message_id)
         return dict(row) if row is not None else None
 
     async def reports_of(self, message_id: str) -> list[dict[str, Any]]:
-        rows = await self._call(self.store.reports.list_status_reports, message_id=message_id)
+        rows = await self._read(self.store.reports.list_status_reports, message_id=message_id)
         return sorted(rows, key=lambda r: r["id"])  # in the order they came
 
     async def batch(self, batch_id: str, owner: str | None) -> dict[str, Any] | None:
-        return await self._call(self.store.messages.batch_progress, batch_id, owner=owner)  # type: ignore[no-any-return]
+        return await self._read(self.store.messages.batch_progress, batch_id, owner=owner)  # type: ignore[no-any-return]
 
     async def recent_batches(self, owner: str | None) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.recent_batches, owner=owner))
+        return list(await self._read(self.store.views.recent_batches, owner=owner))
 
     # --- conversations ----------------------------------------------------------------
 
     async def conversations(self, owner: str | None) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.conversations, owner=owner))
+        return list(await self._read(self.store.views.conversations, owner=owner))
 
     async def thread(self, number: str, owner: str | None) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.views.thread, number, owner=owner))
+        return list(await self._read(self.store.views.thread, number, owner=owner))
 
     async def mark_read(self, number: str) -> int:
         return int(await self._call(self.store.inbound.mark_read, number))
 
     async def opted_out(self, number: str) -> bool:
-        return bool(await self._call(self.store.optouts.opted_out, [number]))
+        return bool(await self._read(self.store.optouts.opted_out, [number]))
 
     # --- webhooks -----------------------------------------------------------------------
 
     async def deliveries(self, state: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.webhooks.list_webhook_deliveries, state=state, limit=limit))
+        return list(await self._read(self.store.webhooks.list_webhook_deliveries, state=state, limit=limit))
 
     async def delivery_counts(self) -> dict[str, int]:
-        return dict(await self._call(self.store.webhooks.webhook_counts))
+        return dict(await self._read(self.store.webhooks.webhook_counts))
 
     async def retry_failed_webhooks(self) -> int:
         return int(await self._call(self.store.webhooks.retry_failed_webhooks))
@@ -121,10 +126,10 @@ class Queries:
     # --- keys -------------------------------------------------------------------------
 
     async def key_active(self, key_id: str) -> bool:
-        return bool(await self._call(self.store.keys.is_active, key_id))
+        return bool(await self._read(self.store.keys.is_active, key_id))
 
     async def keys(self) -> list[dict[str, Any]]:
-        return list(await self._call(self.store.keys.list_api_keys))
+        return list(await self._read(self.store.keys.list_api_keys))
 
     async def create_key(self, name: str, scopes: list[str], rate_per_s: int, daily_quota: int, *,
                          actor: str = "console") -> tuple[str, str]:

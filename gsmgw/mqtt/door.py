@@ -319,8 +319,8 @@ class MqttDoor:
         now = _now_iso()
         midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         rows = {r["id"]: r for r in await store.call(store.modems.list_modems) if r.get("host") == d.host}
-        today = await store.call(store.views.sim_counts, midnight)
-        queue = await store.call(store.views.queue)
+        today = await store.call_read(store.views.sim_counts, midnight)
+        queue = await store.call_read(store.views.queue)
         balances = d.balances()
         sims = [sim_state(m, stored=rows.get(str(m["id"])), today=today.get(str(m["id"])),
                           balance=balances.get(str(m["id"])), updated_at=now) for m in d.modems()]

@@ -11,7 +11,14 @@ transaction.
 Background work (the prune's batches) goes through ``call_idle``: on SQLite the
 writer thread runs such a call only when no other call is queued, alone in its own
 transaction, so a hot-path call never waits behind a prune batch's deletes and
-commit (it can still arrive while one runs: keep those short, see ``batch_ms``).
+commit. One can still arrive while such a call runs: the call asks ``hot_waiting``
+between its steps and ends early (the prune commits what it has deleted so far).
+
+Reads that walk whole tables (the API's status and metrics counts, reports, the
+console's dashboard) go through ``call_read``: on SQLite they run on reader threads
+of their own, on connections that cannot write (``PRAGMA query_only``), beside the
+writer thread (WAL readers never block the writer): a 30 ms count over a million
+messages no longer holds every send's settle behind it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,24 @@ class _Listener:
         self.callback()
 
 
+# Reader threads of the read lane (SQLite): the console, the API and a scraper at once.
+READERS = 2
+
+
+def _read_only_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s SQLite file whose connections cannot write."""
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(reader, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA query_only=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return reader
+
+
 def batchable(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark a repository method safe to share a group-commit transaction.
 
@@ -110,6 +135,9 @@ class Executor:
         # Background calls (call_idle): served only when _queue is empty, one at a time.
         self._idle: list[_Item] = []
         self._listeners: list[_Listener] = []
+        # The read lane (SQLite): its threads and its engine are made on first use.
+        self._readers: ThreadPoolExecutor | None = None
+        self._reader_engine: Engine | None = None
 
     def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` on the running loop after each commit (through this
@@ -164,6 +192,38 @@ class Executor:
             self._pool.submit(self._flush)
         return await fut
 
+    async def call_read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a read-only store method off the event loop and off the writer thread.
+
+        On SQLite it runs on a reader thread with a connection of its own that refuses
+        writes (``PRAGMA query_only``; ``tx()`` there raises); it sees what was committed
+        when it began. On PostgreSQL it is just ``call``."""
+        loop = asyncio.get_running_loop()
+        if not self.is_sqlite:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="gsmgw-db-read")
+        return await loop.run_in_executor(self._readers, self._read_only, lambda: fn(*args, **kwargs))
+
+    def _read_only(self, fn: Callable[[], R]) -> R:
+        self._local.read_only = True
+        try:
+            return fn()
+        finally:
+            self._local.read_only = False
+
+    def _readers_engine(self) -> Engine:
+        if self._reader_engine is None:
+            with self._queue_lock:
+                if self._reader_engine is None:
+                    self._reader_engine = _read_only_engine(self.engine)
+        return self._reader_engine
+
+    def hot_waiting(self) -> bool:
+        """Whether hot-path calls are queued for the writer thread (SQLite): a
+        ``call_idle`` call that asks this between steps can end early and let them in."""
+        return bool(self._queue)
+
     @property
     def in_batch(self) -> bool:
         """Whether this thread is inside a shared group-commit transaction."""
@@ -176,6 +236,8 @@ class Executor:
         if shared is not None:
             yield shared
             return
+        if getattr(self._local, "read_only", False):
+            raise RuntimeError("a store call in the read lane (call_read) opened a write transaction")
         with self.engine.begin() as conn:
             yield conn
 
@@ -185,11 +247,16 @@ class Executor:
         if shared is not None:
             yield shared
             return
-        with self.engine.connect() as conn:
+        engine = self._readers_engine() if getattr(self._local, "read_only", False) else self.engine
+        with engine.connect() as conn:
             yield conn
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+        if self._reader_engine is not None:
+            self._reader_engine.dispose()
 
     def _flush(self) -> None:
         """Writer thread: run queued calls, in order, until the queue is empty.

@@ -176,6 +176,12 @@ class Store:
         """
         return await self.db.call(fn, *args, **kwargs)
 
+    async def call_read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``call`` for a method that only reads (counts, reports, dashboards): on SQLite
+        it runs beside the writer thread, on a connection that cannot write, so a long
+        read never holds the send pipeline's commits back. On PostgreSQL it is ``call``."""
+        return await self.db.call_read(fn, *args, **kwargs)
+
     async def call_idle(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """``call`` at low priority (background work such as the prune's batches): on
         SQLite it runs only when no other store call is queued, in a transaction of

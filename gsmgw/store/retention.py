@@ -20,8 +20,8 @@ lease in ``job_leases`` (compare-and-set; a crashed holder's lease runs out).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,15 @@ KINDS = ("webhook_deliveries", "events", "messages", "inbound")
 # A message or inbound row changed this long before the oldest unread event is safe
 # from commit-order skew between hosts (PostgreSQL sequences) and clock differences.
 SAFETY_MARGIN = dt.timedelta(minutes=10)
+# Rows deleted between two looks at ``stop`` (about a millisecond of SQLite's time).
+CHUNK_ROWS = 20
+
+
+class Batch(NamedTuple):
+    """What one ``RetentionRepo.prune`` call did."""
+
+    deleted: int
+    more: bool  # it stopped at its limit or was asked to stop: there may be more to prune
 
 
 class RetentionRepo:
@@ -143,43 +152,66 @@ class RetentionRepo:
             return len(self._select(conn, kind, cutoff, horizon, cap))
 
     @batchable
-    def prune(self, kind: str, cutoff: dt.datetime, horizon: tuple[int, dt.datetime], *, limit: int = 500) -> int:
-        """Delete one batch of at most ``limit`` prunable rows of ``kind``; how many went."""
+    def prune(self, kind: str, cutoff: dt.datetime, horizon: tuple[int, dt.datetime], *, limit: int = 500,
+              stop: Callable[[], bool] | None = None) -> Batch:
+        """Delete one batch of at most ``limit`` prunable rows of ``kind``, in one transaction.
+
+        The rows go ``CHUNK_ROWS`` at a time (a row with its parts and reports together);
+        between two chunks ``stop()`` is asked, and when it says so the batch ends there
+        and commits what it has deleted: the writer thread's hot-path calls, waiting
+        behind it, wait about one chunk, not a whole batch."""
         with self.db.tx() as conn:
             ids = self._select(conn, kind, cutoff, horizon, limit)
             if not ids:
-                return 0
-            if kind == "webhook_deliveries":
-                w = t.webhook_deliveries
-                conn.execute(delete(w).where(w.c.id.in_(ids), w.c.state != "pending"))
-            elif kind == "smpp_deliveries":
-                s = t.smpp_deliveries
-                conn.execute(delete(s).where(s.c.id.in_(ids), s.c.state != "pending"))
-            elif kind == "events":
-                conn.execute(delete(t.events).where(t.events.c.id.in_(ids)))
-            elif kind == "messages":
-                m = t.messages
-                # Re-checked under the write: a late status report may have moved one. The
-                # rows are read by id only and the rule applied here: with the rule's terms
-                # in the WHERE, SQLite took the state index for more than ~15 ids and walked
-                # every final message (80 ms per batch at 333,000; the dispatch waited).
-                final = {s.value for s in FINAL_MESSAGE_STATES}
-                safe = horizon[1]
-                ids = [r.id for r in conn.execute(
-                    select(m.c.id, m.c.created_at, m.c.state, m.c.report_mark, m.c.updated_at)
-                    .where(m.c.id.in_(ids)))
-                    if r.created_at < cutoff and r.state in final and r.report_mark is not None
-                    and r.updated_at < safe]
-                conn.execute(delete(t.status_reports).where(t.status_reports.c.message_id.in_(ids)))
-                conn.execute(delete(t.message_parts).where(t.message_parts.c.message_id.in_(ids)))
-                conn.execute(delete(m).where(m.c.id.in_(ids)))
-            elif kind == "inbound":
-                conn.execute(delete(t.inbound_parts).where(t.inbound_parts.c.message_id.in_(ids)))
-                conn.execute(delete(t.inbound_messages).where(t.inbound_messages.c.id.in_(ids)))
-            elif kind == "status_reports":
-                conn.execute(delete(t.status_reports).where(
-                    and_(t.status_reports.c.id.in_(ids), t.status_reports.c.message_id.is_(None))))
-            return len(ids)
+                return Batch(0, False)
+            more = len(ids) >= limit
+            if kind == "messages":
+                ids = self._recheck_messages(conn, ids, cutoff, horizon)
+            done = 0
+            for at in range(0, len(ids), CHUNK_ROWS):
+                if at and stop is not None and stop():
+                    return Batch(done, True)
+                chunk = ids[at:at + CHUNK_ROWS]
+                self._delete(conn, kind, chunk)
+                done += len(chunk)
+            return Batch(done, more)
+
+    @staticmethod
+    def _recheck_messages(conn: Connection, ids: list[Any], cutoff: dt.datetime,
+                          horizon: tuple[int, dt.datetime]) -> list[Any]:
+        """Re-checked under the write: a late status report may have moved one. The rows
+        are read by id only and the rule applied here: with the rule's terms in the
+        WHERE, SQLite took the state index for more than ~15 ids and walked every final
+        message (80 ms per batch at 333,000; the dispatch waited)."""
+        m = t.messages
+        final = {s.value for s in FINAL_MESSAGE_STATES}
+        safe = horizon[1]
+        return [r.id for r in conn.execute(
+            select(m.c.id, m.c.created_at, m.c.state, m.c.report_mark, m.c.updated_at)
+            .where(m.c.id.in_(ids)))
+            if r.created_at < cutoff and r.state in final and r.report_mark is not None
+            and r.updated_at < safe]
+
+    @staticmethod
+    def _delete(conn: Connection, kind: str, ids: list[Any]) -> None:
+        if kind == "webhook_deliveries":
+            w = t.webhook_deliveries
+            conn.execute(delete(w).where(w.c.id.in_(ids), w.c.state != "pending"))
+        elif kind == "smpp_deliveries":
+            s = t.smpp_deliveries
+            conn.execute(delete(s).where(s.c.id.in_(ids), s.c.state != "pending"))
+        elif kind == "events":
+            conn.execute(delete(t.events).where(t.events.c.id.in_(ids)))
+        elif kind == "messages":
+            conn.execute(delete(t.status_reports).where(t.status_reports.c.message_id.in_(ids)))
+            conn.execute(delete(t.message_parts).where(t.message_parts.c.message_id.in_(ids)))
+            conn.execute(delete(t.messages).where(t.messages.c.id.in_(ids)))
+        elif kind == "inbound":
+            conn.execute(delete(t.inbound_parts).where(t.inbound_parts.c.message_id.in_(ids)))
+            conn.execute(delete(t.inbound_messages).where(t.inbound_messages.c.id.in_(ids)))
+        elif kind == "status_reports":
+            conn.execute(delete(t.status_reports).where(
+                and_(t.status_reports.c.id.in_(ids), t.status_reports.c.message_id.is_(None))))
 
 
-__all__ = ["KINDS", "SAFETY_MARGIN", "RetentionRepo"]
+__all__ = ["CHUNK_ROWS", "KINDS", "SAFETY_MARGIN", "Batch", "RetentionRepo"]

@@ -77,3 +77,31 @@ def test_batch_sizes_adapt_to_the_time_budget() -> None:
     assert next_batch_rows(10_000, 10_000, 0.0001, rc) == MAX_BATCH_ROWS
     assert next_batch_rows(200, 200, 10.0, rc) == MIN_BATCH_ROWS
     assert next_batch_rows(200, 200, 0.040, RetentionConfig(batch_rows=200, batch_ms=0)) == 200
+
+
+@pytest.mark.timeout(30)
+async def test_an_idle_call_sees_a_hot_call_queue_up_behind_it(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.call(store.migrate)
+    started = threading.Event()
+
+    def idle() -> float:  # a long background job that asks between its steps
+        started.set()
+        t0 = time.monotonic()
+        while not store.db.hot_waiting():
+            if time.monotonic() - t0 > 10:
+                return -1.0
+            time.sleep(0.001)
+        return time.monotonic() - t0
+
+    try:
+        assert store.db.hot_waiting() is False
+        background = asyncio.ensure_future(store.call_idle(idle))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)
+        assert await store.call(store.messages.queue_depth) == 0  # let in once the job yields
+        assert await background >= 0.05
+        assert store.db.hot_waiting() is False
+    finally:
+        store.close()

@@ -13,7 +13,7 @@ from sqlalchemy import event, insert
 from gsmgw.store import Store
 from gsmgw.store import tables as t
 from gsmgw.store.records import utcnow
-from gsmgw.store.retention import SAFETY_MARGIN
+from gsmgw.store.retention import CHUNK_ROWS, SAFETY_MARGIN
 
 
 def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) 
 
     event.listen(store.engine, "before_cursor_execute", grab)
     try:
-        assert store.retention.prune("messages", cutoff, horizon, limit=200) == 200
+        assert store.retention.prune("messages", cutoff, horizon, limit=200).deleted == 200
     finally:
         event.remove(store.engine, "before_cursor_execute", grab)
     assert seen, "the re-check was not seen"
@@ -50,3 +50,42 @@ def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) 
         left = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
     assert left == 2800
     store.close()
+
+
+def test_a_batch_asked_to_stop_commits_the_chunks_it_deleted_and_says_there_is_more(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
+    store.migrate()
+    old = utcnow() - dt.timedelta(days=60)
+    rows = [{"id": f"m{i:06d}", "batch_id": f"b{i:06d}", "to_number": "+15550001111", "text": "x",
+             "encoding": "gsm7", "parts_total": 1, "state": "delivered", "priority": 0, "created_at": old,
+             "updated_at": old, "send_at": old, "valid_until": old, "report_mark": "{}", "flash": False,
+             "delivery_report": True, "transactional": False, "resend_unknown": False, "concat_ref": 0,
+             "attempts": 1} for i in range(100)]
+    parts = [{"message_id": r["id"], "seq": 1, "state": "delivered", "recipient": "+15550001111"}
+             for r in rows]
+    with store.engine.begin() as conn:
+        conn.execute(insert(t.messages), rows)
+        conn.execute(insert(t.message_parts), parts)
+    cutoff = utcnow() - dt.timedelta(days=30)
+    horizon = store.retention.horizon(margin=SAFETY_MARGIN)
+    asked: list[int] = []
+
+    def stop() -> bool:  # a hot-path call turns up after the second chunk
+        asked.append(1)
+        return len(asked) >= 2
+
+    try:
+        batch = store.retention.prune("messages", cutoff, horizon, limit=80, stop=stop)
+        assert batch == (2 * CHUNK_ROWS, True)
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 100 - 2 * CHUNK_ROWS
+            # no part outlives its message, none went without it
+            assert conn.exec_driver_sql("SELECT count(*) FROM message_parts").scalar_one() == 100 - 2 * CHUNK_ROWS
+            assert conn.exec_driver_sql("SELECT count(*) FROM message_parts WHERE message_id NOT IN "
+                                        "(SELECT id FROM messages)").scalar_one() == 0
+        # unasked, it deletes up to its limit and says whether it reached it
+        assert store.retention.prune("messages", cutoff, horizon, limit=50) == (50, True)
+        assert store.retention.prune("messages", cutoff, horizon, limit=50) == (10, False)
+        assert store.retention.prune("messages", cutoff, horizon, limit=50) == (0, False)
+    finally:
+        store.close()
