@@ -165,13 +165,13 @@ class RetentionRepo:
             if not ids:
                 return Batch(0, False)
             more = len(ids) >= limit
-            if kind == "messages":
-                ids = self._recheck_messages(conn, ids, cutoff, horizon)
             done = 0
             for at in range(0, len(ids), CHUNK_ROWS):
                 if at and stop is not None and stop():
                     return Batch(done, True)
                 chunk = ids[at:at + CHUNK_ROWS]
+                if kind == "messages":  # re-checked chunk by chunk, right before its delete
+                    chunk = self._recheck_messages(conn, chunk, cutoff, horizon)
                 self._delete(conn, kind, chunk)
                 done += len(chunk)
             return Batch(done, more)
