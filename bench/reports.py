@@ -292,7 +292,7 @@ async def dispatch_cell(workdir: Path, template: Path | None, *, k: int, latency
 
 async def bench_prune(workdir: Path, rows: int, repeats: int, k: int, latency_s: float,
                       n_messages: int, batch_rows: int = 200, pause_s: float = 0.05,
-                      duty_cycle: float = 0.2) -> dict[str, Any]:
+                      duty_cycle: float = 0.2, batch_ms: float = RetentionConfig.batch_ms) -> dict[str, Any]:
     template = workdir / "template.db"
     store = Store(f"sqlite:///{template}")
     t0 = time.perf_counter()
@@ -303,7 +303,8 @@ async def bench_prune(workdir: Path, rows: int, repeats: int, k: int, latency_s:
         store.close()
     seed_s = time.perf_counter() - t0
     keep = RetentionConfig(messages_days=30, events_days=30, webhook_deliveries_days=30, inbound_days=30,
-                           batch_rows=batch_rows, pause_s=pause_s, duty_cycle=duty_cycle)
+                           batch_rows=batch_rows, pause_s=pause_s, duty_cycle=duty_cycle,
+                           batch_ms=batch_ms)
     with_p, without, big = [], [], []
     for r in range(repeats):
         without.append(await dispatch_cell(workdir / f"plain{r}", None, k=k, latency_s=latency_s,
@@ -314,7 +315,7 @@ async def bench_prune(workdir: Path, rows: int, repeats: int, k: int, latency_s:
                                           n_messages=n_messages, prune_rows=True, retention=keep))
     return {
         "rows": rows, "seed_s": round(seed_s, 1), "modems": k, "latency_s": latency_s, "messages": n_messages,
-        "batch_rows": keep.batch_rows, "pause_s": keep.pause_s, "duty_cycle": keep.duty_cycle,
+        "batch_rows": keep.batch_rows, "batch_ms": keep.batch_ms, "pause_s": keep.pause_s, "duty_cycle": keep.duty_cycle,
         "without_prune": {"gap_p50_ms": spread([x["gap_p50_ms"] for x in without]),
                           "gap_p99_ms": spread([x["gap_p99_ms"] for x in without])},
         "same_store_without_prune": {"gap_p50_ms": spread([x["gap_p50_ms"] for x in big]),
@@ -339,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=200, help="messages sent in each dispatch run")
     ap.add_argument("--batch-rows", type=int, default=200, help="[retention] batch_rows for the prune")
     ap.add_argument("--duty-cycle", type=float, default=0.2, help="[retention] duty_cycle for the prune")
+    ap.add_argument("--batch-ms", type=float, default=RetentionConfig.batch_ms,
+                    help="[retention] batch_ms for the prune")
     ap.add_argument("--pause-s", type=float, default=0.05, help="[retention] pause_s for the prune")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=("query", "rollup", "prune"), action="append")
@@ -359,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         if "prune" in parts:
             report["prune"] = asyncio.run(bench_prune(w, args.prune_rows, args.repeats, args.modems,
                                                       args.latency_s, args.messages, args.batch_rows,
-                                                      args.pause_s, args.duty_cycle))
+                                                      args.pause_s, args.duty_cycle, args.batch_ms))
             print(json.dumps({k: v for k, v in report["prune"].items() if k != "runs"}), flush=True)
     report["load_after"] = load()
     if args.json:
