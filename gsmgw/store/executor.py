@@ -26,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +101,17 @@ READERS = 2
 
 
 def _read_only_engine(engine: Engine) -> Engine:
-    """A second engine on ``engine``'s SQLite file whose connections cannot write."""
-    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
+    """A second engine on ``engine``'s SQLite file whose connections cannot write.
+
+    Opened ``mode=ro``: a reader never creates a file (a store removed under a running
+    gateway stays removed; see store.ownership), and ``PRAGMA query_only`` besides."""
+    path = engine.url.database or ""
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+
+    reader = create_engine("sqlite://", creator=connect)
 
     @event.listens_for(reader, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -108,6 +121,10 @@ def _read_only_engine(engine: Engine) -> Engine:
         cur.close()
 
     return reader
+
+
+class _NoReader(Exception):
+    """The read lane could not open its connection (the file is gone, say)."""
 
 
 def batchable(fn: Callable[P, R]) -> Callable[P, R]:
@@ -203,7 +220,12 @@ class Executor:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         if self._readers is None:
             self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="gsmgw-db-read")
-        return await loop.run_in_executor(self._readers, self._read_only, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._readers, self._read_only, lambda: fn(*args, **kwargs))
+        except _NoReader:
+            # As before there was a read lane: the writer thread's open connection (which
+            # still reads a store file removed under it, for instance) answers.
+            return await self.call(fn, *args, **kwargs)
 
     def _read_only(self, fn: Callable[[], R]) -> R:
         self._local.read_only = True
@@ -247,8 +269,15 @@ class Executor:
         if shared is not None:
             yield shared
             return
-        engine = self._readers_engine() if getattr(self._local, "read_only", False) else self.engine
-        with engine.connect() as conn:
+        if not getattr(self._local, "read_only", False):
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        try:
+            conn = self._readers_engine().connect()
+        except DBAPIError as exc:
+            raise _NoReader(str(exc)) from exc
+        with conn:
             yield conn
 
     def shutdown(self) -> None:

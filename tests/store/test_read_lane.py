@@ -61,3 +61,18 @@ async def test_a_write_in_the_read_lane_is_refused_and_writes_nothing(tmp_path: 
             assert conn.exec_driver_sql("SELECT count(*) FROM job_leases").scalar_one() == 0
     finally:
         store.close()
+
+
+@pytest.mark.timeout(30)
+async def test_the_read_lane_never_creates_a_store_file_that_was_removed(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    store = Store(f"sqlite:///{db}")
+    await store.call(store.migrate)
+    await store.call(store.messages.enqueue, [NewMessage("+15550001111", "hi", "gsm7", 1)])
+    try:
+        db.unlink()
+        # the writer's open connection still reads the removed file, as before the read lane
+        assert await store.call_read(store.messages.counts_by_state) == {"queued": 1}
+        assert not db.exists()
+    finally:
+        store.close()
