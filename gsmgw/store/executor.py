@@ -215,9 +215,9 @@ class Executor:
         On SQLite it runs on a reader thread with a connection of its own that refuses
         writes (``PRAGMA query_only``; ``tx()`` there raises); it sees what was committed
         when it began. On PostgreSQL it is just ``call``."""
-        loop = asyncio.get_running_loop()
         if not self.is_sqlite:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+            return await self.call(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
         if self._readers is None:
             self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="gsmgw-db-read")
         try:

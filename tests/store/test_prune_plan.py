@@ -16,17 +16,21 @@ from gsmgw.store.records import utcnow
 from gsmgw.store.retention import CHUNK_ROWS, SAFETY_MARGIN
 
 
-def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
-    store.migrate()
+def prunable_messages(n: int) -> list[dict[str, Any]]:
+    """``n`` delivered, counted messages 60 days old: every one prunable at 30 days."""
     old = utcnow() - dt.timedelta(days=60)
-    rows = [{"id": f"m{i:06d}", "batch_id": f"b{i:06d}", "to_number": "+15550001111", "text": "x",
+    return [{"id": f"m{i:06d}", "batch_id": f"b{i:06d}", "to_number": "+15550001111", "text": "x",
              "encoding": "gsm7", "parts_total": 1, "state": "delivered", "priority": 0, "created_at": old,
              "updated_at": old, "send_at": old, "valid_until": old, "report_mark": "{}", "flash": False,
              "delivery_report": True, "transactional": False, "resend_unknown": False, "concat_ref": 0,
-             "attempts": 1} for i in range(3000)]
+             "attempts": 1} for i in range(n)]
+
+
+def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
+    store.migrate()
     with store.engine.begin() as conn:
-        conn.execute(insert(t.messages), rows)
+        conn.execute(insert(t.messages), prunable_messages(3000))
     cutoff = utcnow() - dt.timedelta(days=30)
     horizon = store.retention.horizon(margin=SAFETY_MARGIN)
     seen: list[tuple[str, Any]] = []
@@ -55,12 +59,7 @@ def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) 
 def test_a_batch_asked_to_stop_commits_the_chunks_it_deleted_and_says_there_is_more(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
     store.migrate()
-    old = utcnow() - dt.timedelta(days=60)
-    rows = [{"id": f"m{i:06d}", "batch_id": f"b{i:06d}", "to_number": "+15550001111", "text": "x",
-             "encoding": "gsm7", "parts_total": 1, "state": "delivered", "priority": 0, "created_at": old,
-             "updated_at": old, "send_at": old, "valid_until": old, "report_mark": "{}", "flash": False,
-             "delivery_report": True, "transactional": False, "resend_unknown": False, "concat_ref": 0,
-             "attempts": 1} for i in range(100)]
+    rows = prunable_messages(100)
     parts = [{"message_id": r["id"], "seq": 1, "state": "delivered", "recipient": "+15550001111"}
              for r in rows]
     with store.engine.begin() as conn:
