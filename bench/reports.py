@@ -292,7 +292,7 @@ async def dispatch_cell(workdir: Path, template: Path | None, *, k: int, latency
 
 async def bench_prune(workdir: Path, rows: int, repeats: int, k: int, latency_s: float,
                       n_messages: int, batch_rows: int = 200, pause_s: float = 0.05,
-                      duty_cycle: float = 0.2, batch_ms: float = RetentionConfig.batch_ms) -> dict[str, Any]:
+                      duty_cycle: float = 0.2, batch_ms: float = RetentionConfig().batch_ms) -> dict[str, Any]:
     template = workdir / "template.db"
     store = Store(f"sqlite:///{template}")
     t0 = time.perf_counter()
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=200, help="messages sent in each dispatch run")
     ap.add_argument("--batch-rows", type=int, default=200, help="[retention] batch_rows for the prune")
     ap.add_argument("--duty-cycle", type=float, default=0.2, help="[retention] duty_cycle for the prune")
-    ap.add_argument("--batch-ms", type=float, default=RetentionConfig.batch_ms,
+    ap.add_argument("--batch-ms", type=float, default=RetentionConfig().batch_ms,
                     help="[retention] batch_ms for the prune")
     ap.add_argument("--pause-s", type=float, default=0.05, help="[retention] pause_s for the prune")
     ap.add_argument("--repeats", type=int, default=3)

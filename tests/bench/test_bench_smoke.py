@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,16 @@ def test_multihost_bench_runs(pg_url: str) -> None:
     report = asyncio.run(multihost.run([1], 1, 0.05, 3, base=pg_url))
     [row] = report["results"]
     assert row["messages"] == 3 and row["fraction_of_ideal"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_prune_during_dispatch_bench_runs(tmp_path: Path) -> None:
+    from bench import reports
+
+    out = tmp_path / "prune.json"
+    assert reports.main(["--only", "prune", "--prune-rows", "30000", "--messages", "8", "--latency-s", "0.05",
+                         "--repeats", "1", "--json", str(out)]) == 0
+    prune = json.loads(out.read_text())["prune"]
+    assert prune["batch_ms"] == 10.0
+    [run] = prune["runs"]["with"]
+    assert run["gaps"] >= 4 and run["pruned"]["rows"] > 0  # it pruned while the gateway sent
