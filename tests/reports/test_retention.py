@@ -236,3 +236,40 @@ async def test_pruning_during_traffic_loses_nothing_and_every_webhook_arrives(tm
         await receiver.stop()
 
 
+
+
+async def test_the_wal_is_checkpointed_once_a_second_and_after_the_last_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each checkpoint is an fsync of the WAL and of the database: not one per batch
+    (the batches commit without fsync; the checkpoint makes them durable)."""
+    from gsmgw import housekeeping
+    from tests.store.test_prune_plan import prunable_messages
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}", host="h")
+    try:
+        await store.call(store.migrate)
+        rc = RetentionConfig(messages_days=30, batch_rows=10, batch_ms=0, pause_s=0)
+        calls: list[int] = []
+        real = store.retention.checkpoint
+
+        def counted() -> None:
+            calls.append(_count(store, t.messages))
+            real()
+
+        monkeypatch.setattr(store.retention, "checkpoint", counted)
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.messages), prunable_messages(95))
+        report = await prune(store, rc, margin=NO_MARGIN)
+        assert report.deleted["messages"] == 95
+        assert calls == [0]  # ten batches well within a second: one checkpoint, after the last
+        calls.clear()
+        monkeypatch.setattr(housekeeping, "CHECKPOINT_EVERY_S", 0.0)
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.messages), prunable_messages(25))
+        await prune(store, rc, margin=NO_MARGIN)
+        assert calls == [15, 5, 0]  # due at every batch that deleted something
+        with store.engine.connect() as conn:  # and the WAL really was copied back
+            busy, wal, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and wal == done
+    finally:
+        store.close()

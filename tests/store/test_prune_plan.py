@@ -88,3 +88,53 @@ def test_a_batch_asked_to_stop_commits_the_chunks_it_deleted_and_says_there_is_m
         assert store.retention.prune("messages", cutoff, horizon, limit=50) == (0, False)
     finally:
         store.close()
+
+
+def test_a_prune_batch_commits_without_fsync_and_every_other_transaction_stays_full(tmp_path: Path) -> None:
+    """The batch runs at ``synchronous=NORMAL`` (no fsync at its commit, WAL stays
+    consistent); the connection goes back to the store's level after it, also when
+    the batch fails, so no send ever commits without its fsync."""
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="FULL")
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.execute(insert(t.messages), prunable_messages(60))
+    cutoff = utcnow() - dt.timedelta(days=30)
+    horizon = store.retention.horizon(margin=SAFETY_MARGIN)
+    levels: list[int] = []
+
+    def level_at_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            levels.append(conn.connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    def level_now() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    event.listen(store.engine, "before_cursor_execute", level_at_delete)
+    try:
+        assert store.retention.prune("messages", cutoff, horizon, limit=40).deleted == 40
+        assert levels and set(levels) == {1}, levels  # NORMAL inside the batch
+        assert level_now() == 2  # FULL for whatever the pool hands out next
+        with store.db.tx() as conn:  # an ordinary transaction is FULL
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2
+
+        def boom(*_: Any) -> None:
+            raise RuntimeError("disk gone")
+
+        store.retention._delete = boom  # type: ignore[method-assign]
+        try:
+            store.retention.prune("messages", cutoff, horizon, limit=40)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the failing batch did not fail")
+        assert level_now() == 2
+    finally:
+        event.remove(store.engine, "before_cursor_execute", level_at_delete)
+        store.close()
+    check = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h")
+    try:
+        with check.engine.connect() as conn:  # the failed batch rolled back; the first one held
+            assert conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one() == 20
+    finally:
+        check.close()
