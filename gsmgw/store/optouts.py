@@ -7,10 +7,11 @@ narrows the search, ``gsmgw.numbers.same_number`` decides.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
@@ -19,10 +20,29 @@ from gsmgw.store import tables as t
 from gsmgw.store.erasure import tombstone_of
 from gsmgw.store.events import insert_event
 from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import utcnow
 
 _OPTED_OUT = select(t.optouts.c.number, t.optouts.c.number_key).where(
     t.optouts.c.number_key.in_(bindparam("b_keys", expanding=True)))
+# Up to this many bound values, one statement of fixed shape (cached per shape, run by
+# prepared.run): the lookup every single POST makes before its enqueue. An expanding IN
+# and a second SELECT built per call for the tombstones were a fifth of the writer
+# thread's time at 1,500 POSTs/s.
+_FIXED_SHAPE_MAX = 16
+
+
+@functools.cache
+def _listed(n_keys: int, n_tombs: int) -> Select[Any]:
+    """``number_key IN (:k0, ...) OR number IN (:t0, ...)``, built once per shape."""
+    o = t.optouts
+    where = o.c.number_key.in_([bindparam(f"k{i}", type_=o.c.number_key.type) for i in range(n_keys)])
+    if n_tombs:
+        where = where | o.c.number.in_([bindparam(f"t{i}", type_=o.c.number.type) for i in range(n_tombs)])
+    return prebuilt(select(o.c.number, o.c.number_key).where(where))
+
+
+_listed(1, 1)  # a single POST's shape (one key, one tombstone), built at import
 
 
 class OptoutsRepo:
@@ -87,12 +107,18 @@ class OptoutsRepo:
         keys = list(set().union(*keys_of.values()))
         # An erased number is kept as a tombstone (its hash): still refused (issue 21).
         tombs = {n: tomb for n in set(numbers) if (tomb := tombstone_of(n, self.region)) is not None}
+        tomb_values = list(set(tombs.values()))
         with self.db.read() as conn:
-            rows = list(conn.execute(_OPTED_OUT, {"b_keys": keys}).all())
-            if tombs:
-                o = t.optouts
-                rows += conn.execute(select(o.c.number, o.c.number_key)
-                                     .where(o.c.number.in_(set(tombs.values())))).all()
+            if 0 < len(keys) and len(keys) + len(tomb_values) <= _FIXED_SHAPE_MAX:
+                params = {f"k{i}": k for i, k in enumerate(keys)}
+                params.update({f"t{i}": v for i, v in enumerate(tomb_values)})
+                rows = list(run(conn, _listed(len(keys), len(tomb_values)), params).all())
+            else:  # a bulk request's many numbers
+                rows = list(conn.execute(_OPTED_OUT, {"b_keys": keys}).all())
+                if tomb_values:
+                    o = t.optouts
+                    rows += conn.execute(select(o.c.number, o.c.number_key)
+                                         .where(o.c.number.in_(tomb_values))).all()
         if not rows:
             return set()
         listed = {r.number for r in rows}

@@ -71,3 +71,33 @@ def test_a_reply_is_linked_to_the_message_sent_to_that_number(dk_store: Store) -
                        text="yes", user_data="", pdu="00")
     res = store.inbound.ingest_inbound_part(part, join=lambda ps: ps[0].text, classify=lambda _t: None)
     assert res.message is not None and res.message.in_reply_to == dk
+
+
+def test_the_optout_lookup_gives_the_same_answer_on_every_path(store: Store,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single POST's lookup runs one fixed-shape statement (on SQLite through the
+    prepared fast path when it shares a transaction); a bulk one an expanding IN. Both
+    find every rendering and an erased number's tombstone."""
+    import contextlib
+
+    from gsmgw.store import prepared
+    from gsmgw.store.optouts import _FIXED_SHAPE_MAX, _listed
+
+    assert store.optouts.add_optout("+447700900123")
+    assert store.optouts.add_optout("+15550007777")
+    store.erasure.erase_table("optouts", "+15550007777")  # only its tombstone is left
+    numbers = ["447700900123", "+15550007777", "+497700900123"]
+    bulk = numbers + [f"+1555001{i:04d}" for i in range(_FIXED_SHAPE_MAX)]
+    want = {"447700900123", "+15550007777"}
+    outside = [store.optouts.opted_out([n]) for n in numbers], store.optouts.opted_out(bulk)
+
+    @contextlib.contextmanager
+    def in_a_transaction() -> Iterator[Any]:  # as inside a group commit
+        with store.engine.begin() as conn:
+            if store.is_sqlite:
+                assert prepared._plan_for(_listed(1, 1), conn) is not None  # the fast path is taken
+            yield conn
+
+    monkeypatch.setattr(store.db, "read", in_a_transaction)
+    inside = [store.optouts.opted_out([n]) for n in numbers], store.optouts.opted_out(bulk)
+    assert outside == inside == ([{"447700900123"}, {"+15550007777"}, set()], want)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Select, create_engine, event, update
 
-from gsmgw.store import NewMessage, Store, claims, events, prepared, reports  # noqa: F401  (they register their statements)
+from gsmgw.store import NewMessage, Store, claims, events, optouts, prepared, reports  # noqa: F401  (they register their statements)
 from gsmgw.store import tables as t
 
 UTC = dt.UTC
