@@ -26,13 +26,17 @@ def prunable_messages(n: int) -> list[dict[str, Any]]:
              "attempts": 1} for i in range(n)]
 
 
-def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="OFF")
+def store_with_prunable(tmp_path: Path, n: int, *, synchronous: str = "OFF") -> tuple[Store, dt.datetime, Any]:
+    """A new SQLite store holding ``n`` prunable messages; the cutoff and horizon to prune them."""
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous=synchronous)
     store.migrate()
     with store.engine.begin() as conn:
-        conn.execute(insert(t.messages), prunable_messages(3000))
-    cutoff = utcnow() - dt.timedelta(days=30)
-    horizon = store.retention.horizon(margin=SAFETY_MARGIN)
+        conn.execute(insert(t.messages), prunable_messages(n))
+    return store, utcnow() - dt.timedelta(days=30), store.retention.horizon(margin=SAFETY_MARGIN)
+
+
+def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
+    store, cutoff, horizon = store_with_prunable(tmp_path, 3000)
     seen: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
@@ -94,12 +98,7 @@ def test_a_prune_batch_commits_without_fsync_and_every_other_transaction_stays_f
     """The batch runs at ``synchronous=NORMAL`` (no fsync at its commit, WAL stays
     consistent); the connection goes back to the store's level after it, also when
     the batch fails, so no send ever commits without its fsync."""
-    store = Store(f"sqlite:///{tmp_path / 'p.db'}", host="h", sqlite_synchronous="FULL")
-    store.migrate()
-    with store.engine.begin() as conn:
-        conn.execute(insert(t.messages), prunable_messages(60))
-    cutoff = utcnow() - dt.timedelta(days=30)
-    horizon = store.retention.horizon(margin=SAFETY_MARGIN)
+    store, cutoff, horizon = store_with_prunable(tmp_path, 60, synchronous="FULL")
     levels: list[int] = []
 
     def level_at_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
