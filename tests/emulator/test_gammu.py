@@ -37,20 +37,28 @@ def gammurc(path: Path, device: Path, extra: str = "") -> Path:
     return path
 
 
-async def run(*argv: str, timeout_s: float = 30.0) -> tuple[int, str]:
+async def run(*argv: str, timeout_s: float = 30.0, label: str = "") -> tuple[int, str]:
+    """Run a client; one that hangs is killed and reported with what it printed so far
+    (and ``label``: which modem it talked to)."""
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
     )
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
     try:
         async with asyncio.timeout(timeout_s):
-            out, _ = await proc.communicate()
+            while data := await proc.stdout.read(4096):
+                chunks.append(data)
+            await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise
+        so_far = b"".join(chunks).decode("utf-8", "replace")
+        raise AssertionError(f"{label or argv[0]}: {' '.join(argv)} did not finish within {timeout_s:g} s; "
+                             f"its output so far:\n{so_far}") from None
     assert proc.returncode is not None
-    return proc.returncode, out.decode("utf-8", "replace")
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
 async def poll(predicate: Callable[[], bool], interval_s: float = 0.1) -> None:
@@ -79,7 +87,8 @@ async def test_gammu_identify_every_personality(tmp_path: Path) -> None:
     async with FakeModemPool(count=len(names), directory=tmp_path / "ports", personalities=names) as pool:
         modems = list(pool.modems)
         results = await asyncio.gather(*(
-            run(GAMMU, "-c", str(gammurc(tmp_path / f"rc{i}", pm.path)), "--identify")  # type: ignore[arg-type]
+            run(GAMMU, "-c", str(gammurc(tmp_path / f"rc{i}", pm.path)), "--identify",  # type: ignore[arg-type]
+                label=f"personality {pm.modem.personality.key}")
             for i, pm in enumerate(pool.modems)
         ))
     for pm, (rc, out) in zip(modems, results, strict=True):
