@@ -61,8 +61,18 @@ class WakeGap:
         gap = BUSY_GAP_S if now - self._last < BUSY_FOR_S else WAKE_GAP_S
         self._last = now + gap
         return gap
+
 # On SQLite every event is signalled (one process owns the file): the poll is only a safety net.
 SIGNALLED_POLL_S = 10.0
+
+
+def idle_poll_s(store: object, poll_interval_s: float) -> float:
+    """How long a caught-up consumer waits for a wake-up before it reads anyway: its own
+    ``poll_interval_s``, or at least ``SIGNALLED_POLL_S`` where the store signals every
+    commit that wrote events (the read is then only a safety net)."""
+    if getattr(store, "events_signalled", False):
+        return max(poll_interval_s, SIGNALLED_POLL_S)
+    return poll_interval_s
 # attempt (1, 2, ...) -> seconds to wait before the next one.
 Backoff = Callable[[int], float]
 
@@ -163,10 +173,7 @@ class OutboxConsumer:
             self.failures = 0
             if more:
                 continue
-            poll_s = self.poll_interval_s
-            if self.store.events_signalled:
-                poll_s = max(poll_s, SIGNALLED_POLL_S)
-            await wait_event(self._wake, max(0.01, poll_s))
+            await wait_event(self._wake, max(0.01, idle_poll_s(self.store, self.poll_interval_s)))
             await asyncio.sleep(self._gap.next_s())  # let a burst's commits land: one read for them
             self._wake.clear()
 
@@ -202,4 +209,5 @@ class OutboxConsumer:
         return read.more
 
 
-__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "WakeGap", "capped_backoff"]
+__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "WakeGap", "capped_backoff",
+           "idle_poll_s"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gsmgw.outbox import OutboxConsumer
+from gsmgw.outbox import SIGNALLED_POLL_S, OutboxConsumer, idle_poll_s
 from gsmgw.store import OutboxEvent, Store
 from gsmgw.waits import wait_event
 
@@ -93,3 +93,19 @@ async def test_outbox_consumer_stops_even_when_its_handler_swallows_the_cancel(t
         assert consumer.handled_total == 1  # the one in hand; the next ones wait for the next start
     finally:
         store.close()
+
+
+def test_a_store_that_signals_its_commits_stretches_the_idle_poll_to_a_safety_net(tmp_path: Path) -> None:
+    sqlite = Store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        assert sqlite.events_signalled  # one process owns the file: every commit is seen
+        assert idle_poll_s(sqlite, 0.5) == SIGNALLED_POLL_S
+        assert idle_poll_s(sqlite, 60.0) == 60.0  # a longer poll the admin set stays
+    finally:
+        sqlite.close()
+
+    class OtherHosts:  # PostgreSQL with several hosts: the poll is how their events are seen
+        events_signalled = False
+
+    assert idle_poll_s(OtherHosts(), 0.5) == 0.5
+    assert idle_poll_s(object(), 2.0) == 2.0  # a stand-in without the flag

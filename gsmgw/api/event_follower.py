@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gsmgw import __version__
 from gsmgw.api.context import SERVICES
-from gsmgw.outbox import SIGNALLED_POLL_S, WakeGap
+from gsmgw.outbox import WakeGap, idle_poll_s
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,7 @@ class EventFollower:
             if n < self.batch:
                 # Woken after a commit that wrote events; the poll is the safety net (and,
                 # on PostgreSQL, how other hosts' events are seen).
-                poll_s = self.poll_interval_s
-                if getattr(self.store, "events_signalled", False):
-                    poll_s = max(poll_s, SIGNALLED_POLL_S)
-                await wait_event(self._wake, poll_s)
+                await wait_event(self._wake, idle_poll_s(self.store, self.poll_interval_s))
                 await asyncio.sleep(self._gap.next_s())
                 self._wake.clear()
 
