@@ -117,7 +117,7 @@ class Model(BaseModel):
 
     # defer_build: a model's validator is built when first used (or its schema asked
     # for): the ~30 bodies and queries of routes a gateway may never see are not held
-    # (0.6 MB resident at import, issue 17). SendRequest is built below.
+    # (about 0.5 MB resident at import, issue 17). SendRequest is built below.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
     ERRORS: ClassVar[dict[str, Err]] = {}
     # Fields whose failure is reported first, when several fail (the others in field order).
