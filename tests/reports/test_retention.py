@@ -236,8 +236,6 @@ async def test_pruning_during_traffic_loses_nothing_and_every_webhook_arrives(tm
         await receiver.stop()
 
 
-
-
 async def test_the_wal_is_checkpointed_once_a_second_and_after_the_last_batch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each checkpoint is an fsync of the WAL and of the database: not one per batch
