@@ -62,6 +62,7 @@ class WakeGap:
         self._last = now + gap
         return gap
 
+
 # On SQLite every event is signalled (one process owns the file): the poll is only a safety net.
 SIGNALLED_POLL_S = 10.0
 
@@ -73,6 +74,8 @@ def idle_poll_s(store: object, poll_interval_s: float) -> float:
     if getattr(store, "events_signalled", False):
         return max(poll_interval_s, SIGNALLED_POLL_S)
     return poll_interval_s
+
+
 # attempt (1, 2, ...) -> seconds to wait before the next one.
 Backoff = Callable[[int], float]
 

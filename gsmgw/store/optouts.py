@@ -45,6 +45,20 @@ def _listed(n_keys: int, n_tombs: int) -> Select[Any]:
 _listed(1, 1)  # a single POST's shape (one key, one tombstone), built at import
 
 
+def _listed_rows(conn: Connection, keys: list[str], tombs: list[str]) -> list[Any]:
+    """(number, number_key) of the rows whose key is one of ``keys`` or whose number is
+    one of ``tombs``: one fixed-shape statement when few, else an expanding IN."""
+    if 0 < len(keys) and len(keys) + len(tombs) <= _FIXED_SHAPE_MAX:
+        params = {f"k{i}": k for i, k in enumerate(keys)}
+        params.update({f"t{i}": v for i, v in enumerate(tombs)})
+        return list(run(conn, _listed(len(keys), len(tombs)), params).all())
+    rows = list(conn.execute(_OPTED_OUT, {"b_keys": keys}).all())  # a bulk request's many numbers
+    if tombs:
+        o = t.optouts
+        rows += conn.execute(select(o.c.number, o.c.number_key).where(o.c.number.in_(tombs))).all()
+    return rows
+
+
 class OptoutsRepo:
     def __init__(self, db: Executor, *, region: str | None = None) -> None:
         self.db = db
@@ -53,10 +67,8 @@ class OptoutsRepo:
 
     def rows_in(self, conn: Connection, number: str) -> list[Any]:
         """The rows that list ``number``, in whatever rendering they were stored."""
-        o = t.optouts
-        keys = lookup_keys(number, self.region)
         tomb = tombstone_of(number, self.region)
-        rows = conn.execute(select(o).where(o.c.number_key.in_(keys) | (o.c.number == tomb))).all()
+        rows = _listed_rows(conn, list(lookup_keys(number, self.region)), [] if tomb is None else [tomb])
         return [r for r in rows if r.number == tomb or same_number(r.number, number, self.region)]
 
     def add_in(self, conn: Connection, number: str, source: str, keyword: str,
@@ -107,18 +119,8 @@ class OptoutsRepo:
         keys = list(set().union(*keys_of.values()))
         # An erased number is kept as a tombstone (its hash): still refused (issue 21).
         tombs = {n: tomb for n in set(numbers) if (tomb := tombstone_of(n, self.region)) is not None}
-        tomb_values = list(set(tombs.values()))
         with self.db.read() as conn:
-            if 0 < len(keys) and len(keys) + len(tomb_values) <= _FIXED_SHAPE_MAX:
-                params = {f"k{i}": k for i, k in enumerate(keys)}
-                params.update({f"t{i}": v for i, v in enumerate(tomb_values)})
-                rows = list(run(conn, _listed(len(keys), len(tomb_values)), params).all())
-            else:  # a bulk request's many numbers
-                rows = list(conn.execute(_OPTED_OUT, {"b_keys": keys}).all())
-                if tomb_values:
-                    o = t.optouts
-                    rows += conn.execute(select(o.c.number, o.c.number_key)
-                                         .where(o.c.number.in_(tomb_values))).all()
+            rows = _listed_rows(conn, keys, list(set(tombs.values())))
         if not rows:
             return set()
         listed = {r.number for r in rows}
