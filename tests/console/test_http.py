@@ -133,12 +133,14 @@ async def test_scopes_read_sees_send_composes_admin_changes(env: ConsoleEnv) -> 
 
 
 async def test_session_expires_when_idle(tmp_path: Path, http: aiohttp.ClientSession) -> None:
-    env = await start_env(tmp_path, modems=1, session_idle_s=0.4, session_max_s=60.0)
+    # Idle for 2 s: a login and the page after it fit within that on a loaded CI machine
+    # (at 0.4 s a busy run saw the session expire between the two).
+    env = await start_env(tmp_path, modems=1, session_idle_s=2.0, session_max_s=60.0)
     try:
         c = env.client(http)
         assert (await c.login(env.keys["admin"])).status == 303
         assert (await c.get("/ui/messages")).status == 200
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.3)
         expired = await c.get("/ui/messages")
         assert expired.status == 303 and "why=expired" in expired.headers["Location"]
         assert "next=%2Fui%2Fmessages" in expired.headers["Location"]
