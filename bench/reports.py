@@ -259,7 +259,7 @@ async def dispatch_cell(workdir: Path, template: Path | None, *, k: int, latency
         try:
             if prune_rows:
                 t0 = time.monotonic()
-                task = asyncio.create_task(prune(gw.store, retention, actor="bench"))
+                task = asyncio.create_task(prune(gw.store, retention, actor="bench", quiet=gw.pool.quiet_wait_s))
             while True:
                 # Queued + sending, from the read lane: the benchmark's own look must not
                 # hold the writer thread (a GROUP BY over the 333,000 old messages took 30 ms

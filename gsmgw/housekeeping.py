@@ -43,6 +43,13 @@ from gsmgw.waits import wait_event
 log = logging.getLogger(__name__)
 
 PRUNE_LEASE = "prune"
+# How long a batch may wait for a quiet window (wait_quiet) before it goes anyway.
+QUIET_WAIT_MAX_S = 1.0
+# What the first WAL checkpoint of a run is expected to take, for its quiet window.
+FIRST_CHECKPOINT_S = 0.01
+
+# quiet(length_s) -> seconds until a window of length_s that no send is due to answer in.
+QuietFn = Callable[[float], float]
 PRUNE_LEASE_TTL_S = 300.0
 ROLL_BATCH = 500
 
@@ -118,10 +125,31 @@ def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> i
     return max(MIN_BATCH_ROWS, min(MAX_BATCH_ROWS, 2 * limit, fit))
 
 
+async def wait_quiet(quiet: QuietFn | None, length_s: float,
+                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> float:
+    """Wait for a window of ``length_s`` that no send on the air is due to answer in
+    (``quiet``, the pool's ``quiet_wait_s``); at most QUIET_WAIT_MAX_S in all, then go
+    anyway: a pool always busy must not hold the prune back. The seconds waited."""
+    waited = 0.0
+    while quiet is not None and waited < QUIET_WAIT_MAX_S:
+        wait_s = quiet(length_s)
+        if wait_s <= 0:
+            break
+        wait_s = min(wait_s, QUIET_WAIT_MAX_S - waited)
+        await sleep(wait_s)
+        waited += wait_s
+    return waited
+
+
 async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, actor: str = "daemon",
                 now: dt.datetime | None = None, margin: dt.timedelta = SAFETY_MARGIN,
-                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> PruneReport:
-    """One prune run (see the module doc); what it deleted (or would, with ``dry_run``)."""
+                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                quiet: QuietFn | None = None) -> PruneReport:
+    """One prune run (see the module doc); what it deleted (or would, with ``dry_run``).
+
+    ``quiet`` (the pool's ``quiet_wait_s``, in the daemon) says how long until a window
+    of a given length in which no send on the air is due to answer: each batch, and
+    each WAL checkpoint, starts in one (``wait_quiet``)."""
     t0 = time.monotonic()
     now = now or utcnow()
     report = PruneReport(ran=False, dry_run=dry_run, deleted={})
@@ -144,10 +172,14 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
             total = 0
             limit = rc.batch_rows
             checked_at, dirty = time.monotonic(), False
+            batch_s, checkpoint_s = (rc.batch_ms or 10.0) / 1000, FIRST_CHECKPOINT_S
             while True:
+                # Between the sends' results: a settle seldom arrives while a batch runs.
+                await wait_quiet(quiet, batch_s, sleep)
                 # At low priority: on SQLite the batch runs only when no hot-path store
                 # call is queued, in a transaction of its own (never in a group commit).
                 batch, write_s = await store.call_idle(_timed_prune, store, kind, cutoff, horizon, limit)
+                batch_s = write_s
                 n, busy_s = batch.deleted, write_s
                 total += n
                 report.deleted[kind] = total
@@ -161,9 +193,11 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
                     # back by whichever commit crossed 1,000 pages, often a send's settle,
                     # which waited tens of ms; one per batch (20/s) put two more fsyncs per
                     # batch on the disk, in the sends' way.
+                    await wait_quiet(quiet, checkpoint_s, sleep)
                     c0 = time.perf_counter()
                     await asyncio.to_thread(store.retention.checkpoint)
-                    busy_s += time.perf_counter() - c0
+                    checkpoint_s = time.perf_counter() - c0
+                    busy_s += checkpoint_s
                     checked_at, dirty = time.monotonic(), False
                 if not batch.more:
                     break
@@ -219,10 +253,11 @@ class Housekeeper:
     """The rollup and the daily prune, as tasks of their own."""
 
     def __init__(self, cfg: Callable[[], Config], store: Store, *,
-                 now: Callable[[], dt.datetime] = utcnow) -> None:
+                 now: Callable[[], dt.datetime] = utcnow, quiet: QuietFn | None = None) -> None:
         self._cfg = cfg
         self.store = store
         self._now = now
+        self._quiet = quiet  # the pool's quiet_wait_s: the prune's batches go between results
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self.last_prune: PruneReport | None = None
@@ -262,9 +297,10 @@ class Housekeeper:
             if wait_s > 3600:
                 continue
             try:
-                self.last_prune = await prune(self.store, self._cfg().retention)
+                self.last_prune = await prune(self.store, self._cfg().retention, quiet=self._quiet)
             except Exception:
                 log.exception("daily prune failed; next run tomorrow")
 
 
-__all__ = ["Housekeeper", "PruneReport", "classify_error", "erase_number", "next_daily_run", "prune", "roll_up"]
+__all__ = ["Housekeeper", "PruneReport", "QuietFn", "classify_error", "erase_number", "next_daily_run", "prune",
+           "roll_up", "wait_quiet"]

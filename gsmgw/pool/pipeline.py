@@ -45,6 +45,22 @@ _PREPARE_AHEAD_MAX_PARTS = 8
 IDLE_WAIT_S = 30.0
 
 
+# Weight of the newest send in a modem's smoothed time per part.
+_PART_TIME_WEIGHT = 0.3
+
+
+def _time_parts(slot: ModemSlot, outcomes: Sequence[SendOutcome], elapsed_s: float) -> None:
+    """The send has answered: nothing of it is due any more, and a send whose every part
+    went through updates the modem's smoothed time per part (failures and timeouts
+    take their own time, not the network's)."""
+    slot.send_due = None
+    if not outcomes or not all(o.ok for o in outcomes):
+        return
+    x = elapsed_s / len(outcomes)
+    prev = slot.part_time_s
+    slot.part_time_s = x if prev is None else prev + _PART_TIME_WEIGHT * (x - prev)
+
+
 def _local_minutes() -> float:
     now = dt.datetime.now().astimezone()
     return now.hour * 60 + now.minute + now.second / 60
@@ -240,6 +256,7 @@ class SendPipeline:
             return None
         finally:
             slot.claim_id = slot.next_claim_id = None
+            slot.send_due = None
             slot.idle.set()
 
     async def _send(self, slot: ModemSlot, prepared: Prepared) -> Prepared | None:
@@ -252,12 +269,17 @@ class SendPipeline:
             return None
         if not prepared.marked:
             await self.store.call(self.store.claims.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
+        started = self._clock()
+        if slot.part_time_s is not None:
+            slot.send_due = started + slot.part_time_s * len(prepared.pdus)
         send = asyncio.create_task(slot.driver.send_pdus(prepared.pdus), name=f"send-{slot.id}")
         nxt = await self._prepare_ahead(slot, len(claim.pending_seqs))
         try:
             outcomes = await send
+            _time_parts(slot, outcomes, self._clock() - started)
         except ModemError as exc:
             # Raised only when nothing was written: requeue at once, elsewhere if possible.
+            slot.send_due = None
             slot.last_error = str(exc)
             await self._settle(slot, claim, HAND_BACK)
             await self.release(nxt)

@@ -38,6 +38,11 @@ class ModemSlot:
     state_reason: str = ""
     storage_used: int | None = None
     storage_total: int | None = None
+    # When the send on the air is due to answer (pool clock), from this modem's recent
+    # time per part; None when nothing is on the air or no send has been timed yet.
+    # Background work (the prune) starts its batches between these.
+    send_due: float | None = None
+    part_time_s: float | None = None  # smoothed seconds per part written, last sends
 
     @property
     def id(self) -> str:

@@ -57,6 +57,10 @@ LIVE_MODEM_FIELDS = frozenset({
 STATUS_REFRESH_S = 600.0
 
 
+# After a send's due time: its result's settle, and the next send's mark, in the store.
+SETTLE_GUARD_S = 0.02
+
+
 class Pool:
     def __init__(
         self,
@@ -171,6 +175,23 @@ class Pool:
         """New messages were committed: wake idle workers at once."""
         for slot in self.slots.values():
             slot.wake.set()
+
+    def quiet_wait_s(self, length_s: float) -> float:
+        """Seconds from now until a window of ``length_s`` in which no send on the air
+        is due to answer (each modem's smoothed time per part says when; a result's
+        settle and the next send's mark take up to SETTLE_GUARD_S after it): 0 when
+        one starts now. Background store work (the prune's batches) starts there, so
+        that a send's settle seldom queues behind it. A send already past its due
+        time is left out: when it answers cannot be told."""
+        now = self._clock()
+        dues = sorted(d for slot in self.slots.values()
+                      if (d := slot.send_due) is not None and d + SETTLE_GUARD_S > now)
+        start = now
+        for due in dues:
+            if due - SETTLE_GUARD_S >= start + length_s:
+                break  # the window fits before this one
+            start = max(start, due + SETTLE_GUARD_S)
+        return start - now
 
     def set_enabled(self, modem_id: str, enabled: bool) -> bool:
         slot = self.slots.get(modem_id)

@@ -333,3 +333,52 @@ async def test_reload_adds_and_removes_a_modem(harness: Harness, start_pool: Any
     changes = await pool.apply_config(dataclasses.replace(first, modem=(modem("sim2", send_timeout_s=5.0),)))
     assert changes["restarted"] == ["sim2"] and len(harness.drivers["sim2"]) == 2
     assert harness.driver("sim2").cfg.send_timeout_s == 5.0
+
+
+async def test_a_send_on_the_air_says_when_it_is_due_and_quiet_windows_fall_between(
+        harness: Harness, start_pool: Any) -> None:
+    """Issue 21: background store work (the prune) starts its batches between the sends'
+    results. Each modem learns its time per part (smoothed) and, while a send is on the
+    air, when it is due to answer; the pool finds the next window free of results."""
+    from gsmgw.pool.supervisor import SETTLE_GUARD_S
+
+    clock = FakeClock()
+    gates: list[asyncio.Event] = []
+
+    async def timed(driver: FakeDriver, parts: Sequence[tuple[str, int]]) -> list[SendOutcome]:
+        gate = asyncio.Event()
+        gates.append(gate)
+        await gate.wait()
+        clock.now += 0.4 * len(parts)  # the network's time
+        return await ok(driver, parts)
+
+    harness.scripts["sim1"] = timed
+    # sim2 sends nothing (disabled): its slot stands for a second modem's send below.
+    pool = await start_pool(config(modem("sim1"), modem("sim2", enabled=False)), clock=clock)
+    slot = pool.slots["sim1"]
+    await harness.enqueue("+15551230001", "+15551230002")
+    await until(lambda: len(gates) == 1, "the first send on the air")
+    # Nothing timed yet: no due time, nothing to wait for.
+    assert slot.send_due is None and slot.part_time_s is None
+    assert pool.quiet_wait_s(0.05) == 0
+    gates[0].set()
+    await until(lambda: len(gates) == 2, "the second send on the air")
+    assert slot.part_time_s == pytest.approx(0.4)
+    assert slot.send_due == pytest.approx(clock.now + 0.4)
+    assert pool.quiet_wait_s(0.05) == 0  # fits before the result (and its guard)
+    assert pool.quiet_wait_s(0.5) == pytest.approx(0.4 + SETTLE_GUARD_S)  # after it
+    clock.now += 0.39
+    assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
+    # Two modems: the window opens after both results that leave no room between them.
+    pool.slots["sim2"].send_due = clock.now + 0.05
+    assert pool.quiet_wait_s(0.05) == pytest.approx(0.05 + SETTLE_GUARD_S)
+    pool.slots["sim2"].send_due = clock.now + 0.5
+    assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
+    pool.slots["sim2"].send_due = None
+    # Past its due time (and guard) a send is left out: when it answers cannot be told.
+    clock.now += 0.1
+    assert pool.quiet_wait_s(0.05) == 0
+    gates[1].set()
+    await until(lambda: not slot.busy, "the worker to finish")
+    assert slot.send_due is None
+    assert slot.part_time_s == pytest.approx(0.4 + 0.3 * (0.89 - 0.4))  # smoothed, not replaced

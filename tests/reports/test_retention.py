@@ -271,3 +271,70 @@ async def test_the_wal_is_checkpointed_once_a_second_and_after_the_last_batch(
         assert busy == 0 and wal == done
     finally:
         store.close()
+
+
+async def test_each_batch_and_checkpoint_waits_for_a_quiet_window_but_not_for_ever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prune asks the pool's quiet_wait_s before each batch and each WAL checkpoint
+    (with the length the last one took) and sleeps what it says; never more than
+    QUIET_WAIT_MAX_S for one, so that a pool always busy cannot hold the prune back."""
+    from gsmgw.housekeeping import FIRST_CHECKPOINT_S, QUIET_WAIT_MAX_S
+    from tests.store.test_prune_plan import prunable_messages
+
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}", host="h")
+    try:
+        await store.call(store.migrate)
+        rc = RetentionConfig(messages_days=30, batch_rows=10, batch_ms=0, pause_s=0)
+        log: list[tuple[str, float]] = []  # what happened, in order
+        real_prune, real_checkpoint = store.retention.prune, store.retention.checkpoint
+
+        def batch(*args: Any, **kwargs: Any) -> Any:
+            log.append(("batch", 0.0))
+            return real_prune(*args, **kwargs)
+
+        def checkpoint() -> None:
+            log.append(("checkpoint", 0.0))
+            real_checkpoint()
+
+        monkeypatch.setattr(store.retention, "prune", batch)
+        monkeypatch.setattr(store.retention, "checkpoint", checkpoint)
+
+        async def sleep(s: float) -> None:
+            log.append(("sleep", s))
+
+        def quiet_after_one_wait(length_s: float) -> float:
+            asks = sum(1 for what, _ in log if what == "ask")
+            log.append(("ask", length_s))
+            return 0.3 if asks % 2 == 0 else 0.0  # a result is due: wait 0.3 s, then go
+
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.messages), prunable_messages(25))
+        report = await prune(store, rc, margin=NO_MARGIN, sleep=sleep, quiet=quiet_after_one_wait)
+        assert report.deleted["messages"] == 25
+        work = [i for i, (what, _) in enumerate(log) if what in ("batch", "checkpoint")]
+        assert [log[i][0] for i in work].count("checkpoint") == 1 and len(work) >= 4  # 10, 10, 5, ...
+        for i in work:  # each one right after its wait: asked, slept 0.3, asked again (quiet now)
+            assert [w for w, _ in log[i - 3:i]] == ["ask", "sleep", "ask"] and log[i - 2][1] == 0.3, log[i - 3:i + 1]
+        lengths = [log[i - 3][1] for i in work]
+        assert lengths[0] == 0.01  # the first batch: batch_ms, or 10 ms
+        assert all(x > 0 for x in lengths[1:3])  # then what the batch before took
+        assert lengths[[log[i][0] for i in work].index("checkpoint")] == FIRST_CHECKPOINT_S
+
+        log.clear()
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.messages), prunable_messages(25))
+        report = await prune(store, rc, margin=NO_MARGIN, sleep=sleep, quiet=lambda length_s: 5.0)
+        assert report.deleted["messages"] == 25
+        work = [i for i, (what, _) in enumerate(log) if what in ("batch", "checkpoint")]
+        # Never quiet: each waits its most, then goes.
+        assert all(log[i - 1] == ("sleep", QUIET_WAIT_MAX_S) for i in work), log
+
+        from gsmgw.daemon import Gateway
+        cfg = from_dict({"store": {"url": f"sqlite:///{tmp_path / 'gw.db'}"}})
+        gw = Gateway(cfg, host="h")
+        try:
+            assert gw.housekeeper._quiet == gw.pool.quiet_wait_s  # the daemon's prune asks its pool
+        finally:
+            gw.store.close()
+    finally:
+        store.close()
