@@ -16,6 +16,9 @@ batches so that the send pipeline's store calls go first. The first batch has
 one's rate. Batches go through ``Store.call_idle``: on SQLite the writer thread runs
 one only when no hot-path call is queued, and never in a group commit with them; a
 batch ends early (committing what it deleted) when a hot-path call queues up behind it.
+In the daemon each batch (and each WAL checkpoint) first waits, at most
+``QUIET_WAIT_MAX_S``, for a window in which no send on the air is due to answer
+(``quiet``: the pool's ``quiet_wait_s``), so that a send's settle seldom meets one.
 ``erase_number()`` walks the erasure registry one table (one transaction) at a time.
 """
 
@@ -43,6 +46,8 @@ from gsmgw.waits import wait_event
 log = logging.getLogger(__name__)
 
 PRUNE_LEASE = "prune"
+PRUNE_LEASE_TTL_S = 300.0
+ROLL_BATCH = 500
 # How long a batch may wait for a quiet window (wait_quiet) before it goes anyway.
 QUIET_WAIT_MAX_S = 1.0
 # What the first WAL checkpoint of a run is expected to take, for its quiet window.
@@ -50,8 +55,6 @@ FIRST_CHECKPOINT_S = 0.01
 
 # quiet(length_s) -> seconds until a window of length_s that no send is due to answer in.
 QuietFn = Callable[[float], float]
-PRUNE_LEASE_TTL_S = 300.0
-ROLL_BATCH = 500
 
 
 def classify_error(code: str) -> str:

@@ -15,6 +15,7 @@ from gsmgw.store import Store
 from gsmgw.store import tables as t
 from gsmgw.store.records import utcnow
 from gsmgw.store.retention import CHUNK_ROWS, SAFETY_MARGIN
+from tests.store.plans import plans_of
 
 
 def prunable_messages(n: int) -> list[dict[str, Any]]:
@@ -38,23 +39,16 @@ def store_with_prunable(tmp_path: Path, n: int, *, synchronous: str = "OFF") -> 
 
 def test_a_message_batch_reads_its_rows_by_key_and_deletes_them(tmp_path: Path) -> None:
     store, cutoff, horizon = store_with_prunable(tmp_path, 3000)
-    seen: list[tuple[str, Any]] = []
 
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "messages.id IN" in statement:
-            seen.append((statement, params))
+    def recheck(sql: str) -> bool:
+        return sql.lstrip().upper().startswith("SELECT") and "messages.id IN" in sql
 
-    event.listen(store.engine, "before_cursor_execute", grab)
-    try:
+    def one_batch() -> None:
         assert store.retention.prune("messages", cutoff, horizon, limit=200).deleted == 200
-    finally:
-        event.remove(store.engine, "before_cursor_execute", grab)
-    assert seen, "the re-check was not seen"
-    with store.engine.connect() as conn:
-        for sql, params in seen:
-            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()]
-            assert any("PRIMARY KEY" in p or "sqlite_autoindex_messages" in p for p in plan), plan
-            assert not any("ix_messages" in p for p in plan), plan
+
+    for plan in plans_of(store, recheck, one_batch):
+        assert any("PRIMARY KEY" in p or "sqlite_autoindex_messages" in p for p in plan), plan
+        assert not any("ix_messages" in p for p in plan), plan
     with store.engine.connect() as conn:
         left = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
     assert left == 2800

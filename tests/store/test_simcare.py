@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from gsmgw.domain import MessageState
 from gsmgw.pool import pacing
 from gsmgw.pool.pacing import CarePolicy
 from gsmgw.store import CareRecord, ClaimCare, NewMessage, PartResult, Store
+from tests.store.plans import plans_of
 
 UTC = dt.UTC
 FAR = dt.datetime(2031, 1, 1, tzinfo=UTC)
@@ -272,21 +273,9 @@ def test_quiet_hours_defer_a_bulk_message_without_claiming_it(store: Store) -> N
 
 def claim_plans(store: Store, modem: str, care: ClaimCare | None, now: dt.datetime) -> list[list[str]]:
     """EXPLAIN QUERY PLAN of each claim SELECT claim_next really sends."""
-    seen: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "ORDER BY messages.priority DESC" in statement:
-            seen.append((statement, params))
-
-    event.listen(store.engine, "before_cursor_execute", grab)
-    try:
-        store.claims.claim_next(modem, lease_s=60, now=now, care=care)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", grab)
-    assert seen, "the claim query was not seen"
-    with store.engine.connect() as conn:
-        return [[r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()]
-                for sql, params in seen]
+    return plans_of(store, lambda sql: sql.lstrip().upper().startswith("SELECT")
+                    and "ORDER BY messages.priority DESC" in sql,
+                    lambda: store.claims.claim_next(modem, lease_s=60, now=now, care=care))
 
 
 def assert_on_claim_index(plan: list[str], index: str = "ix_messages_claim ") -> None:
