@@ -93,8 +93,10 @@ class Gateway:
         self._started: list[str] = []
         self.pool = Pool(cfg, self.store, driver_factory=driver_factory)
         self.webhooks = WebhookSender(lambda: self.cfg, self.store)  # issue 7: durable outbox
-        # Issue 21: rollup, daily prune (its batches go between the sends' results).
-        self.housekeeper = Housekeeper(lambda: self.cfg, self.store, quiet=self.pool.quiet_wait_s)
+        # Issue 21: rollup, daily prune. On SQLite its batches go between the sends' results
+        # (one writer thread: a settle would queue behind a batch); on PostgreSQL they need not.
+        self.housekeeper = Housekeeper(lambda: self.cfg, self.store,
+                                       quiet=self.pool.quiet_wait_s if self.store.is_sqlite else None)
         self.router = Router(cfg.dispatch.route)
         # The one intake path for every door; reads self.cfg on each call, so a reload applies.
         self.intake = IntakeService(self.store, lambda: self.cfg, notify_work=self.pool.notify_work,

@@ -16,9 +16,10 @@ batches so that the send pipeline's store calls go first. The first batch has
 one's rate. Batches go through ``Store.call_idle``: on SQLite the writer thread runs
 one only when no hot-path call is queued, and never in a group commit with them; a
 batch ends early (committing what it deleted) when a hot-path call queues up behind it.
-In the daemon each batch (and each WAL checkpoint) first waits, at most
-``QUIET_WAIT_MAX_S``, for a window in which no send on the air is due to answer
-(``quiet``: the pool's ``quiet_wait_s``), so that a send's settle seldom meets one.
+On SQLite the daemon's prune also starts each batch (and each WAL checkpoint), after
+its rest, in a window in which no send on the air is due to answer (``quiet``: the
+pool's ``quiet_wait_s``), so that a send's settle seldom meets one; it waits at most
+``QUIET_WAIT_MAX_S`` for one.
 ``erase_number()`` walks the erasure registry one table (one transaction) at a time.
 """
 
@@ -48,13 +49,15 @@ log = logging.getLogger(__name__)
 PRUNE_LEASE = "prune"
 PRUNE_LEASE_TTL_S = 300.0
 ROLL_BATCH = 500
-# How long a batch may wait for a quiet window (wait_quiet) before it goes anyway.
-QUIET_WAIT_MAX_S = 1.0
+# How long a batch may wait for a quiet window (wait_quiet), beyond its rest, before it
+# goes anyway: on a pool that never leaves one, batches come at most 4 a second.
+QUIET_WAIT_MAX_S = 0.25
 # What the first WAL checkpoint of a run is expected to take, for its quiet window.
 FIRST_CHECKPOINT_S = 0.01
 
-# quiet(length_s) -> seconds until a window of length_s that no send is due to answer in.
-QuietFn = Callable[[float], float]
+# quiet(length_s, after_s) -> seconds until a window of length_s, starting no sooner
+# than after_s from now, that no send on the air is due to answer in.
+QuietFn = Callable[[float, float], float]
 
 
 def classify_error(code: str) -> str:
@@ -129,19 +132,21 @@ def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> i
 
 
 async def wait_quiet(quiet: QuietFn | None, length_s: float,
-                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> float:
-    """Wait for a window of ``length_s`` that no send on the air is due to answer in
-    (``quiet``, the pool's ``quiet_wait_s``); at most QUIET_WAIT_MAX_S in all, then go
-    anyway: a pool always busy must not hold the prune back. The seconds waited."""
+                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, *, rest_s: float = 0.0) -> float:
+    """Rest ``rest_s``, and then until a window of ``length_s`` opens in which no send on
+    the air is due to answer (``quiet``, the pool's ``quiet_wait_s``, asked for a window
+    that starts after the rest); never more than QUIET_WAIT_MAX_S beyond the rest, then
+    go anyway: a pool always busy slows the prune down but cannot stop it. The seconds
+    waited."""
     waited = 0.0
-    while quiet is not None and waited < QUIET_WAIT_MAX_S:
-        wait_s = quiet(length_s)
+    while True:
+        still_s = max(0.0, rest_s - waited)
+        wait_s = still_s if quiet is None else max(still_s, quiet(length_s, still_s))
+        wait_s = min(wait_s, rest_s + QUIET_WAIT_MAX_S - waited)
         if wait_s <= 0:
-            break
-        wait_s = min(wait_s, QUIET_WAIT_MAX_S - waited)
+            return waited
         await sleep(wait_s)
         waited += wait_s
-    return waited
 
 
 async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, actor: str = "daemon",
@@ -150,9 +155,9 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
                 quiet: QuietFn | None = None) -> PruneReport:
     """One prune run (see the module doc); what it deleted (or would, with ``dry_run``).
 
-    ``quiet`` (the pool's ``quiet_wait_s``, in the daemon) says how long until a window
-    of a given length in which no send on the air is due to answer: each batch, and
-    each WAL checkpoint, starts in one (``wait_quiet``)."""
+    ``quiet`` (the pool's ``quiet_wait_s``, in the daemon on SQLite) says how long until
+    a window of a given length in which no send on the air is due to answer: each batch,
+    and each WAL checkpoint, starts in one (``wait_quiet``)."""
     t0 = time.monotonic()
     now = now or utcnow()
     report = PruneReport(ran=False, dry_run=dry_run, deleted={})
@@ -176,9 +181,13 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
             limit = rc.batch_rows
             checked_at, dirty = time.monotonic(), False
             batch_s, checkpoint_s = (rc.batch_ms or 10.0) / 1000, FIRST_CHECKPOINT_S
+            rest_s = 0.0
             while True:
-                # Between the sends' results: a settle seldom arrives while a batch runs.
-                await wait_quiet(quiet, batch_s, sleep)
+                # The hot path's store calls go between batches: the pruner takes at most
+                # duty_cycle of the store's time (a batch that took 40 ms is followed by
+                # 160 ms of rest at 0.2), and at least pause_s. Then it starts between the
+                # sends' results, so that a send's settle seldom arrives while it runs.
+                await wait_quiet(quiet, batch_s, sleep, rest_s=rest_s)
                 # At low priority: on SQLite the batch runs only when no hot-path store
                 # call is queued, in a transaction of its own (never in a group commit).
                 batch, write_s = await store.call_idle(_timed_prune, store, kind, cutoff, horizon, limit)
@@ -208,10 +217,7 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
                 if time.monotonic() - leased_at > PRUNE_LEASE_TTL_S / 3:  # renewed, not written per batch
                     await store.call_idle(store.retention.take_lease, PRUNE_LEASE, PRUNE_LEASE_TTL_S)
                     leased_at = time.monotonic()
-                # The hot path's store calls go between batches: the pruner takes at most
-                # duty_cycle of the store's time (a batch that took 40 ms is followed by
-                # 160 ms of rest at 0.2), and at least pause_s.
-                await sleep(max(rc.pause_s, busy_s * (1.0 / rc.duty_cycle - 1.0)))
+                rest_s = max(rc.pause_s, busy_s * (1.0 / rc.duty_cycle - 1.0))
             report.deleted[kind] = total
     finally:
         if not dry_run:

@@ -49,11 +49,14 @@ IDLE_WAIT_S = 30.0
 _PART_TIME_WEIGHT = 0.3
 
 
-def _time_parts(slot: ModemSlot, outcomes: Sequence[SendOutcome], elapsed_s: float) -> None:
-    """The send has answered: nothing of it is due any more, and a send whose every part
-    went through updates the modem's smoothed time per part (failures and timeouts
-    take their own time, not the network's)."""
+def _time_parts(slot: ModemSlot, send: asyncio.Task[list[SendOutcome]], elapsed_s: float) -> None:
+    """The send has answered (or failed, or was cancelled): nothing of it is due any more,
+    and a send whose every part went through updates the modem's smoothed time per part
+    (failures and timeouts take their own time, not the network's)."""
     slot.send_due = None
+    if send.cancelled() or send.exception() is not None:
+        return
+    outcomes = send.result()
     if not outcomes or not all(o.ok for o in outcomes):
         return
     x = elapsed_s / len(outcomes)
@@ -273,13 +276,13 @@ class SendPipeline:
         if slot.part_time_s is not None:
             slot.send_due = started + slot.part_time_s * len(prepared.pdus)
         send = asyncio.create_task(slot.driver.send_pdus(prepared.pdus), name=f"send-{slot.id}")
+        # Timed when it answers, not when this loop gets back to it (the claim ahead may be slower).
+        send.add_done_callback(lambda task: _time_parts(slot, task, self._clock() - started))
         nxt = await self._prepare_ahead(slot, len(claim.pending_seqs))
         try:
             outcomes = await send
-            _time_parts(slot, outcomes, self._clock() - started)
         except ModemError as exc:
             # Raised only when nothing was written: requeue at once, elsewhere if possible.
-            slot.send_due = None
             slot.last_error = str(exc)
             await self._settle(slot, claim, HAND_BACK)
             await self.release(nxt)

@@ -176,17 +176,17 @@ class Pool:
         for slot in self.slots.values():
             slot.wake.set()
 
-    def quiet_wait_s(self, length_s: float) -> float:
-        """Seconds from now until a window of ``length_s`` in which no send on the air
-        is due to answer (each modem's smoothed time per part says when; a result's
-        settle and the next send's mark take up to SETTLE_GUARD_S after it): 0 when
-        one starts now. Background store work (the prune's batches) starts there, so
-        that a send's settle seldom queues behind it. A send already past its due
-        time is left out: when it answers cannot be told."""
+    def quiet_wait_s(self, length_s: float, after_s: float = 0.0) -> float:
+        """Seconds from now until a window of ``length_s``, starting no sooner than
+        ``after_s`` from now, in which no send on the air is due to answer (each modem's
+        smoothed time per part says when; a result's settle and the next send's mark take
+        up to SETTLE_GUARD_S after it). Background store work (the prune's batches on
+        SQLite) starts there, so that a send's settle seldom queues behind it. A send
+        already past its due time is left out: when it answers cannot be told."""
         now = self._clock()
+        start = now + max(0.0, after_s)
         dues = sorted(d for slot in self.slots.values()
-                      if (d := slot.send_due) is not None and d + SETTLE_GUARD_S > now)
-        start = now
+                      if (d := slot.send_due) is not None and d + SETTLE_GUARD_S > start)
         for due in dues:
             if due - SETTLE_GUARD_S >= start + length_s:
                 break  # the window fits before this one

@@ -367,13 +367,21 @@ async def test_a_send_on_the_air_says_when_it_is_due_and_quiet_windows_fall_betw
     assert slot.send_due == pytest.approx(clock.now + 0.4)
     assert pool.quiet_wait_s(0.05) == 0  # fits before the result (and its guard)
     assert pool.quiet_wait_s(0.5) == pytest.approx(0.4 + SETTLE_GUARD_S)  # after it
+    pool.slots["sim2"].send_due = clock.now + 0.01  # another modem's result, due before sim1's
+    assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
+    pool.slots["sim2"].send_due = None
     clock.now += 0.39
     assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
     # Two modems: the window opens after both results that leave no room between them.
     pool.slots["sim2"].send_due = clock.now + 0.05
     assert pool.quiet_wait_s(0.05) == pytest.approx(0.05 + SETTLE_GUARD_S)
+    pool.slots["sim2"].send_due = clock.now - 0.015  # due earlier than sim1's, not yet past its guard
+    assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
     pool.slots["sim2"].send_due = clock.now + 0.5
     assert pool.quiet_wait_s(0.05) == pytest.approx(0.01 + SETTLE_GUARD_S)
+    # Asked for a window after a rest: one that starts no sooner.
+    assert pool.quiet_wait_s(0.05, 0.2) == pytest.approx(0.2)
+    assert pool.quiet_wait_s(0.05, 0.45) == pytest.approx(0.5 + SETTLE_GUARD_S)  # sim2 is due in it
     pool.slots["sim2"].send_due = None
     # Past its due time (and guard) a send is left out: when it answers cannot be told.
     clock.now += 0.1

@@ -275,59 +275,69 @@ async def test_the_wal_is_checkpointed_once_a_second_and_after_the_last_batch(
 
 async def test_each_batch_and_checkpoint_waits_for_a_quiet_window_but_not_for_ever(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prune asks the pool's quiet_wait_s before each batch and each WAL checkpoint
-    (with the length the last one took) and sleeps what it says; never more than
-    QUIET_WAIT_MAX_S for one, so that a pool always busy cannot hold the prune back."""
+    """After its rest, the prune asks the pool's quiet_wait_s before each batch and each
+    WAL checkpoint (for a window as long as the last one took, starting after the rest)
+    and sleeps what it says; never more than QUIET_WAIT_MAX_S beyond the rest, so that a
+    pool always busy slows the prune down but cannot stop it."""
+    from gsmgw import housekeeping
     from gsmgw.housekeeping import FIRST_CHECKPOINT_S, QUIET_WAIT_MAX_S
     from tests.store.test_prune_plan import prunable_messages
 
     store = Store(f"sqlite:///{tmp_path / 'q.db'}", host="h")
     try:
         await store.call(store.migrate)
-        rc = RetentionConfig(messages_days=30, batch_rows=10, batch_ms=0, pause_s=0)
-        log: list[tuple[str, float]] = []  # what happened, in order
-        real_prune, real_checkpoint = store.retention.prune, store.retention.checkpoint
+        rc = RetentionConfig(messages_days=30, batch_rows=10, batch_ms=0, pause_s=0, duty_cycle=0.2)
+        log: list[tuple[str, float, float]] = []  # what happened, in order
+        real_timed, real_checkpoint = housekeeping._timed_prune, store.retention.checkpoint
+        write_s = iter(0.01 * (i + 1) for i in range(100))  # what each batch "took"
 
-        def batch(*args: Any, **kwargs: Any) -> Any:
-            log.append(("batch", 0.0))
-            return real_prune(*args, **kwargs)
+        def timed(*args: Any) -> Any:
+            log.append(("batch", 0.0, 0.0))
+            batch, _ = real_timed(*args)
+            return batch, next(write_s)
 
         def checkpoint() -> None:
-            log.append(("checkpoint", 0.0))
+            log.append(("checkpoint", 0.0, 0.0))
             real_checkpoint()
 
-        monkeypatch.setattr(store.retention, "prune", batch)
+        monkeypatch.setattr(housekeeping, "_timed_prune", timed)
         monkeypatch.setattr(store.retention, "checkpoint", checkpoint)
+        monkeypatch.setattr(housekeeping, "CHECKPOINT_EVERY_S", 1e9)  # one checkpoint, after the last batch
 
         async def sleep(s: float) -> None:
-            log.append(("sleep", s))
+            log.append(("sleep", s, 0.0))
 
-        def quiet_after_one_wait(length_s: float) -> float:
-            asks = sum(1 for what, _ in log if what == "ask")
-            log.append(("ask", length_s))
-            return 0.3 if asks % 2 == 0 else 0.0  # a result is due: wait 0.3 s, then go
+        def quiet_after_one_wait(length_s: float, after_s: float) -> float:
+            asks = sum(1 for what, *_ in log if what == "ask")
+            log.append(("ask", length_s, after_s))
+            return after_s + 0.2 if asks % 2 == 0 else after_s  # a result is due: 0.2 s after the rest
 
         with store.engine.begin() as conn:
             conn.execute(insert(t.messages), prunable_messages(25))
         report = await prune(store, rc, margin=NO_MARGIN, sleep=sleep, quiet=quiet_after_one_wait)
         assert report.deleted["messages"] == 25
-        work = [i for i, (what, _) in enumerate(log) if what in ("batch", "checkpoint")]
-        assert [log[i][0] for i in work].count("checkpoint") == 1 and len(work) >= 4  # 10, 10, 5, ...
-        for i in work:  # each one right after its wait: asked, slept 0.3, asked again (quiet now)
-            assert [w for w, _ in log[i - 3:i]] == ["ask", "sleep", "ask"] and log[i - 2][1] == 0.3, log[i - 3:i + 1]
-        lengths = [log[i - 3][1] for i in work]
-        assert lengths[0] == 0.01  # the first batch: batch_ms, or 10 ms
-        assert all(x > 0 for x in lengths[1:3])  # then what the batch before took
-        assert lengths[[log[i][0] for i in work].index("checkpoint")] == FIRST_CHECKPOINT_S
+        work = [i for i, (what, *_) in enumerate(log) if what in ("batch", "checkpoint")]
+        kinds = [log[i][0] for i in work]
+        assert kinds[:4] == ["batch", "batch", "batch", "checkpoint"], kinds  # 10, 10, 5, then the checkpoint
+        for i in work:  # each one right after its wait: asked, slept rest + 0.2, asked again (quiet now)
+            assert [w for w, *_ in log[i - 3:i]] == ["ask", "sleep", "ask"], log[i - 3:i + 1]
+            assert log[i - 2][1] == pytest.approx(log[i - 3][2] + 0.2)
+        asks = [log[i - 3] for i in work[:4]]
+        assert asks[0][1:] == (0.01, 0.0)  # the first batch: batch_ms (or 10 ms), no rest before it
+        # Then the length the batch before took, after a rest of 4x that (duty cycle 0.2).
+        assert asks[1][1:] == pytest.approx((0.01, 0.04)) and asks[2][1:] == pytest.approx((0.02, 0.08))
+        assert asks[3][1:] == (FIRST_CHECKPOINT_S, 0.0)
 
         log.clear()
+        write_s = iter([0.02] * 100)
         with store.engine.begin() as conn:
             conn.execute(insert(t.messages), prunable_messages(25))
-        report = await prune(store, rc, margin=NO_MARGIN, sleep=sleep, quiet=lambda length_s: 5.0)
+        report = await prune(store, rc, margin=NO_MARGIN, sleep=sleep, quiet=lambda length_s, after_s: 5.0)
         assert report.deleted["messages"] == 25
-        work = [i for i, (what, _) in enumerate(log) if what in ("batch", "checkpoint")]
-        # Never quiet: each waits its most, then goes.
-        assert all(log[i - 1] == ("sleep", QUIET_WAIT_MAX_S) for i in work), log
+        # Never quiet: each waits its rest and QUIET_WAIT_MAX_S more, then goes.
+        rests = [0.0, 0.08, 0.08]
+        batches = [i for i, (what, *_) in enumerate(log) if what == "batch"][:3]
+        assert [log[i - 1][1] for i in batches] == pytest.approx([r + QUIET_WAIT_MAX_S for r in rests]), log
 
         from gsmgw.daemon import Gateway
         cfg = from_dict({"store": {"url": f"sqlite:///{tmp_path / 'gw.db'}"}})
