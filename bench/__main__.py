@@ -171,6 +171,26 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def render(results_dir: Path) -> str | None:
+    """The report of every part saved in ``results_dir`` (None if there is none)."""
+    results, metas = {}, []
+    for name in PARTS:
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            results[name] = saved["result"]
+            metas.append(saved["meta"])
+    if not results:
+        return None
+    meta = dict(metas[-1])
+    meta["parts"] = {name: m for name, m in zip(results, metas, strict=True)}
+    # Parts may come from different machines: name every one, not only the last.
+    meta["cpu"] = "; ".join(sorted({m["cpu"] for m in metas}))
+    meta["date"] = ", ".join(sorted({m["date"] for m in metas}))
+    meta["command"] = "; ".join(sorted({m["command"] for m in metas}))
+    return markdown(results, meta)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,22 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results_dir = args.results_dir
     if args.render:
-        results, metas = {}, []
-        for name in PARTS:
-            path = results_dir / f"{name}.json"
-            if path.exists():
-                saved = json.loads(path.read_text())
-                results[name] = saved["result"]
-                metas.append(saved["meta"])
-        if not results:
-            ap.error("no saved results in bench/results/")
-        meta = dict(metas[-1])
-        meta["parts"] = {name: m for name, m in zip(results, metas, strict=True)}
-        # Parts may come from different machines: name every one, not only the last.
-        meta["cpu"] = "; ".join(sorted({m["cpu"] for m in metas}))
-        meta["date"] = ", ".join(sorted({m["date"] for m in metas}))
-        meta["command"] = "; ".join(sorted({m["command"] for m in metas}))
-        report = markdown(results, meta)
+        report = render(results_dir)
+        if report is None:
+            ap.error(f"no saved results in {results_dir}")
         args.out.write_text(report + "\n")
         print(report)
         return 0
@@ -222,12 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         meta["parts"][name] = part_meta
         print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     report = markdown(results, meta)
-    args.out.write_text(report + "\n")
-    if not args.quick:  # each part's figures, kept for --render
+    if not args.quick:
+        # Each part's figures are kept; the report is rebuilt from every part saved, so a
+        # run of some parts updates theirs and keeps the others' (it used to drop them).
         results_dir.mkdir(parents=True, exist_ok=True)
         for name, result in results.items():
             (results_dir / f"{name}.json").write_text(
                 json.dumps({"meta": meta["parts"][name], "result": result}, indent=2, default=str))
+        report = render(results_dir) or report
+    args.out.write_text(report + "\n")
     print(report)
     return 0
 
