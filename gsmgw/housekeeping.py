@@ -132,19 +132,18 @@ def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> i
 
 
 async def wait_quiet(quiet: QuietFn | None, length_s: float,
-                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, *, rest_s: float = 0.0) -> float:
+                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, *, rest_s: float = 0.0) -> None:
     """Rest ``rest_s``, and then until a window of ``length_s`` opens in which no send on
     the air is due to answer (``quiet``, the pool's ``quiet_wait_s``, asked for a window
     that starts after the rest); never more than QUIET_WAIT_MAX_S beyond the rest, then
-    go anyway: a pool always busy slows the prune down but cannot stop it. The seconds
-    waited."""
+    go anyway: a pool always busy slows the prune down but cannot stop it."""
     waited = 0.0
     while True:
         still_s = max(0.0, rest_s - waited)
         wait_s = still_s if quiet is None else max(still_s, quiet(length_s, still_s))
         wait_s = min(wait_s, rest_s + QUIET_WAIT_MAX_S - waited)
         if wait_s <= 0:
-            return waited
+            return
         await sleep(wait_s)
         waited += wait_s
 
