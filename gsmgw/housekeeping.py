@@ -3,9 +3,19 @@
 ``Housekeeper`` (started by ``gsmgw.daemon``) runs two tasks of its own:
 
 * the **rollup**: every ``[retention] rollup_interval_s`` it counts the new outbox
-  events into the daily report aggregates (``store.rollup.roll``, batches of 500,
-  each one short transaction), until it has caught up;
-* the **daily prune** at ``[retention] daily_at`` (UTC): ``prune()``.
+  events into the daily report aggregates (``store.rollup.roll``), until it has caught
+  up. It is background work like the prune's batches: each batch is one short
+  transaction through ``Store.call_idle``, sized to take about ``batch_ms``, and on
+  SQLite starts in a quiet window (below). (It used to run 500 events at a time on the
+  hot lane: 40-60 ms every 5 s in which no send could settle, at 80 sends a second.)
+* the **daily prune** at ``[retention] daily_at`` (UTC): ``prune()``;
+* on SQLite, the **WAL checkpoint**: once a second, if anything was committed since the
+  last one, a passive checkpoint copies the WAL back into the database on a thread of
+  its own (no write lock: the writer thread goes on), in a quiet window. Left to
+  SQLite's automatic checkpoint, the commit that crossed 1,000 WAL pages did the copy,
+  often a send's settle, which then held every modem's next send back (~80 ms here;
+  far longer on an SD card). That checkpoint stays as the safety net: it finds little
+  left to copy.
 
 ``prune()`` is also ``gsmgw store prune``. It takes the ``prune`` row lease (one host
 of a shared PostgreSQL store prunes at a time; the others skip), rolls the report
@@ -42,13 +52,17 @@ from gsmgw.store import Store
 from gsmgw.store.erasure import number_hash
 from gsmgw.store.records import utcnow
 from gsmgw.store.retention import SAFETY_MARGIN, Batch
+from gsmgw.store.rollup import RollResult
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
 
 PRUNE_LEASE = "prune"
 PRUNE_LEASE_TTL_S = 300.0
-ROLL_BATCH = 500
+ROLL_BATCH = 500  # the most events one rollup batch reads
+# The first batch of a catch-up, and the least: a batch has a fixed cost (~5 ms here:
+# its cursor, reads and commit), so smaller ones cost more than they spare.
+ROLL_FIRST_BATCH = 50
 # How long a batch may wait for a quiet window (wait_quiet), beyond its rest, before it
 # goes anyway: on a pool that never leaves one, batches come at most 4 a second.
 QUIET_WAIT_MAX_S = 0.25
@@ -69,15 +83,34 @@ def classify_error(code: str) -> str:
     return classify_cms(n)[0].value
 
 
-async def roll_up(store: Store, *, limit: int = ROLL_BATCH) -> int:
-    """Count every outbox event not yet counted into the report aggregates; how many."""
+async def roll_up(store: Store, *, limit: int = ROLL_BATCH, budget_ms: float = 10.0,
+                  quiet: QuietFn | None = None, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> int:
+    """Count every outbox event not yet counted into the report aggregates; how many.
+
+    Background work: each batch goes through ``Store.call_idle`` (on SQLite the writer
+    thread runs it only when no hot-path call is queued, alone in its transaction). The
+    first reads ROLL_FIRST_BATCH events; each next one is sized to take about
+    ``budget_ms`` at the last one's rate (ROLL_FIRST_BATCH..``limit``; ``budget_ms`` = 0: always
+    ``limit``), and starts in a quiet window of that length (``quiet``, see
+    ``wait_quiet``), so that a send's settle seldom waits behind it."""
     total = 0
+    size = min(limit, ROLL_FIRST_BATCH) if budget_ms > 0 else limit
+    length_s = (budget_ms or 10.0) / 1000
     while True:
-        res = await store.call(store.rollup.roll, classify_error, limit=limit)
+        await wait_quiet(quiet, length_s, sleep)
+        res, took_s = await store.call_idle(_timed_roll, store, size)
         total += res.events
         if not res.more:
             return total
-        await asyncio.sleep(0)
+        length_s = took_s
+        size = next_batch_size(size, res.events, took_s, budget_ms, lo=min(limit, ROLL_FIRST_BATCH), hi=limit)
+
+
+def _timed_roll(store: Store, limit: int) -> tuple[RollResult, float]:
+    """One rollup batch on the store's writer thread: (what it did, seconds it took)."""
+    t0 = time.perf_counter()
+    res = store.rollup.roll(classify_error, limit=limit)
+    return res, time.perf_counter() - t0
 
 
 # (retention key, what is pruned under it)
@@ -120,15 +153,21 @@ def _timed_prune(store: Store, kind: str, cutoff: dt.datetime, horizon: tuple[in
 
 
 def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> int:
-    """The next batch's size: about ``batch_ms`` at the last batch's rate (rows per
-    second), at most doubling at a time, within MIN_BATCH_ROWS..MAX_BATCH_ROWS;
-    ``batch_rows`` always when ``batch_ms`` is 0."""
+    """The next prune batch's size: about ``batch_ms`` at the last batch's rate,
+    within MIN_BATCH_ROWS..MAX_BATCH_ROWS; ``batch_rows`` always when ``batch_ms`` is 0."""
     if rc.batch_ms <= 0:
         return rc.batch_rows
-    if n <= 0:
-        return limit
-    fit = int(n * (rc.batch_ms / 1000.0) / max(busy_s, 1e-6))
-    return max(MIN_BATCH_ROWS, min(MAX_BATCH_ROWS, 2 * limit, fit))
+    return next_batch_size(limit, n, busy_s, rc.batch_ms, lo=MIN_BATCH_ROWS, hi=MAX_BATCH_ROWS)
+
+
+def next_batch_size(size: int, n: int, busy_s: float, budget_ms: float, *, lo: int, hi: int) -> int:
+    """The next batch's size: about ``budget_ms`` at the last batch's rate (``n`` rows in
+    ``busy_s``), at most doubling at a time, within lo..hi; ``size`` again when the last
+    batch did nothing or ``budget_ms`` is 0."""
+    if n <= 0 or budget_ms <= 0:
+        return size
+    fit = int(n * (budget_ms / 1000.0) / max(busy_s, 1e-6))
+    return max(lo, min(hi, 2 * size, fit))
 
 
 async def wait_quiet(quiet: QuietFn | None, length_s: float,
@@ -166,7 +205,7 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
         return report
     report.ran = True
     try:
-        report.rolled_events = await roll_up(store)
+        report.rolled_events = await roll_up(store, budget_ms=rc.batch_ms, quiet=quiet, sleep=sleep)
         horizon = await store.call(store.retention.horizon, ignore_consumers=rc.ignore_consumers, margin=margin)
         for key, kind in PLAN:
             days = getattr(rc, key)
@@ -258,21 +297,24 @@ def next_daily_run(now: dt.datetime, daily_at: str) -> dt.datetime:
 
 
 class Housekeeper:
-    """The rollup and the daily prune, as tasks of their own."""
+    """The rollup, the daily prune and (SQLite) the WAL checkpoint, as tasks of their own."""
 
     def __init__(self, cfg: Callable[[], Config], store: Store, *,
                  now: Callable[[], dt.datetime] = utcnow, quiet: QuietFn | None = None) -> None:
         self._cfg = cfg
         self.store = store
         self._now = now
-        self._quiet = quiet  # the pool's quiet_wait_s: the prune's batches go between results
+        self._quiet = quiet  # the pool's quiet_wait_s: rollup and prune batches go between results
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self.last_prune: PruneReport | None = None
+        self.checkpoints = 0  # WAL checkpoints run by _checkpoint_loop
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._rollup_loop(), name="report-rollup"),
                        asyncio.create_task(self._prune_loop(), name="daily-prune")]
+        if self.store.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -287,11 +329,38 @@ class Housekeeper:
     async def _rollup_loop(self) -> None:
         while True:
             try:
-                await roll_up(self.store)
+                await roll_up(self.store, budget_ms=self._cfg().retention.batch_ms, quiet=self._quiet)
             except Exception:
                 log.exception("report rollup failed; retrying")
             await wait_event(self._wake, self._cfg().retention.rollup_interval_s)
             self._wake.clear()
+
+    async def _checkpoint_loop(self) -> None:
+        """SQLite: a passive WAL checkpoint every CHECKPOINT_EVERY_S while commits come,
+        off the writer thread and in a quiet window as long as the last one took."""
+        done_at_mark: tuple[int, int] | None = None
+        took_s = FIRST_CHECKPOINT_S
+        failing = False
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            mark = self.store.retention.wal_mark()
+            if mark is None or mark == done_at_mark:
+                continue
+            await wait_quiet(self._quiet, took_s)
+            t0 = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.retention.checkpoint)
+            except Exception as exc:  # the store's own trouble: the health check says it
+                if not failing:
+                    log.warning("WAL checkpoint failed (SQLite's own checkpoint still runs): %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("WAL checkpoint works again")
+            failing = False
+            took_s = time.perf_counter() - t0
+            self.checkpoints += 1
+            done_at_mark = mark
 
     async def _prune_loop(self) -> None:
         while True:

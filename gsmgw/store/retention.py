@@ -20,6 +20,7 @@ lease in ``job_leases`` (compare-and-set; a crashed holder's lease runs out).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
@@ -76,6 +77,18 @@ class RetentionRepo:
         with self.db.tx() as conn:
             conn.execute(delete(t.job_leases).where(t.job_leases.c.name == name,
                                                     t.job_leases.c.owner == self.host))
+
+    def wal_mark(self) -> tuple[int, int] | None:
+        """SQLite: the WAL file's (size, mtime in ns), which changes with every commit and
+        not with a checkpoint; None where there is none (PostgreSQL, no WAL yet)."""
+        path = self.db.engine.url.database if self.db.is_sqlite else None
+        if not path:
+            return None
+        try:
+            st = os.stat(f"{path}-wal")
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
 
     def checkpoint(self) -> None:
         """SQLite: copy the WAL back into the database now, without waiting for readers

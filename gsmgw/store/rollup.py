@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import MessageState
@@ -153,6 +153,8 @@ class RollResult:
 class RollupRepo:
     def __init__(self, db: Executor) -> None:
         self.db = db
+        self._upsert_stmts: tuple[TextClause, TextClause] | None = None
+        self._cursor_seen = False
 
     # --- keeping the rollup --------------------------------------------------------------
 
@@ -181,15 +183,19 @@ class RollupRepo:
 
     def _ensure_cursor(self, now: dt.datetime) -> None:
         """The rollup's cursor row, created once (two hosts may race to create it)."""
+        if self._cursor_seen:
+            return
         c = t.webhook_cursor
         with self.db.engine.connect() as conn:
             if conn.execute(select(c.c.name).where(c.c.name == CONSUMER)).first() is not None:
+                self._cursor_seen = True  # cursor rows are never deleted
                 return
         try:
             with self.db.engine.begin() as conn:
                 conn.execute(insert(c).values(name=CONSUMER, last_event_id=0, updated_at=now))
         except IntegrityError:
             pass  # another host made it
+        self._cursor_seen = True
 
     def _messages_in(self, conn: Connection, ids: list[str], classify: ClassifyFn,
                      deltas: dict[Key, _Delta]) -> int:
@@ -247,19 +253,40 @@ class RollupRepo:
             d.counters[counter] = d.counters.get(counter, 0) + 1
 
     def _apply_in(self, conn: Connection, deltas: dict[Key, _Delta]) -> None:
+        """Add the deltas to their daily and monthly rows: one upsert statement per
+        table for every key (built once, so SQLAlchemy compiles it once; it built and
+        compiled an UPDATE per key and table, ~0.3 ms each: a batch of 10 events over 16
+        SIMs took 10 ms)."""
+        rows = []
         for key, d in deltas.items():
-            changes = {c: n for c, n in d.counters.items() if n}
-            changes.update({HIST_COLUMNS[i]: n for i, n in enumerate(d.hist) if n})
-            if not changes:
-                continue
-            for r, period in ((t.report_daily, key[0]), (t.report_monthly, key[0][:7])):
-                pcol = r.c.day if r is t.report_daily else r.c.month
-                where = (pcol == period, r.c.sim == key[1], r.c.api_key_id == key[2], r.c.campaign_id == key[3])
-                res = conn.execute(update(r).where(*where).values(**{c: r.c[c] + n for c, n in changes.items()}))
-                if res.rowcount == 0:  # the first count of this period, SIM, key and campaign
-                    values = {c: changes.get(c, 0) for c in (*COUNTERS, *HIST_COLUMNS)}
-                    conn.execute(insert(r).values({pcol.name: period, "sim": key[1], "api_key_id": key[2],
-                                                   "campaign_id": key[3], **values}))
+            values = {c: d.counters.get(c, 0) for c in COUNTERS}
+            values.update(zip(HIST_COLUMNS, d.hist, strict=True))
+            if any(values.values()):
+                rows.append((key, values))
+        if not rows:
+            return
+        daily, monthly = self._upserts()
+        conn.execute(daily, [{"day": k[0], "sim": k[1], "api_key_id": k[2], "campaign_id": k[3], **v}
+                             for k, v in rows])
+        conn.execute(monthly, [{"month": k[0][:7], "sim": k[1], "api_key_id": k[2], "campaign_id": k[3], **v}
+                               for k, v in rows])
+
+    def _upserts(self) -> tuple[TextClause, TextClause]:
+        """INSERT ... ON CONFLICT (period, sim, key, campaign) DO UPDATE SET c = c + new c,
+        for report_daily and report_monthly: the same SQL on SQLite and PostgreSQL. As
+        text, since SQLAlchemy does not cache the compiled form of its ON CONFLICT
+        construct and would compile all 48 columns' SET on every batch."""
+        if self._upsert_stmts is None:
+            cols = (*COUNTERS, *HIST_COLUMNS)
+            stmts = []
+            for r, period in ((t.report_daily, "day"), (t.report_monthly, "month")):
+                names = (period, "sim", "api_key_id", "campaign_id", *cols)
+                stmts.append(text(
+                    f"INSERT INTO {r.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
+                    f"ON CONFLICT ({', '.join(names[:4])}) DO UPDATE SET "
+                    + ", ".join(f"{c} = {r.name}.{c} + excluded.{c}" for c in cols)))
+            self._upsert_stmts = (stmts[0], stmts[1])
+        return self._upsert_stmts
 
     def roll_all(self, classify: ClassifyFn, *, limit: int = 500) -> int:
         """Roll until caught up (the pruner's "rollup before prune"); events consumed."""

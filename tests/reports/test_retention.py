@@ -348,3 +348,169 @@ async def test_each_batch_and_checkpoint_waits_for_a_quiet_window_but_not_for_ev
             gw.store.close()
     finally:
         store.close()
+
+
+async def test_the_rollup_is_background_work_in_sized_batches_between_results(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollup's batches take the writer thread's low-priority lane (never a group
+    commit with the sends' settles), the first 50 events, each next sized to take about
+    ``batch_ms`` at the last one's rate, and each starts in a quiet window as long as the
+    last batch took; what they count is every event, once. It ran 500 events at a time
+    on the hot lane: 40-60 ms every 5 s in which no send could settle."""
+    from gsmgw import housekeeping
+    from gsmgw.housekeeping import ROLL_FIRST_BATCH, Housekeeper
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}", host="h")
+    try:
+        await store.call(store.migrate)
+        with store.engine.begin() as conn:
+            for i in range(300):
+                insert_message(conn, Spec("sim1", "k1", None, i % 3, 1, "delivered", 1, 30 + i, 5), "delivered")
+        events = _count(store, t.events)
+        assert events >= 300
+        lanes: list[str] = []
+        real_call, real_idle = store.call, store.call_idle
+
+        async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            lanes.append(f"hot:{getattr(fn, '__name__', fn)}")
+            return await real_call(fn, *args, **kwargs)
+
+        async def call_idle(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            lanes.append(f"idle:{getattr(fn, '__name__', fn)}")
+            return await real_idle(fn, *args, **kwargs)
+
+        monkeypatch.setattr(store, "call", call)
+        monkeypatch.setattr(store, "call_idle", call_idle)
+        log: list[tuple[str, float, float]] = []
+        real_timed = housekeeping._timed_roll
+
+        def timed(store_: Store, limit: int) -> Any:
+            res, _ = real_timed(store_, limit)
+            log.append(("batch", limit, res.events))
+            return res, res.events * 0.0002  # "took" 0.2 ms an event: 50 events fill the 10 ms budget
+
+        monkeypatch.setattr(housekeeping, "_timed_roll", timed)
+
+        def quiet(length_s: float, after_s: float) -> float:
+            log.append(("ask", length_s, after_s))
+            return 0.0
+
+        total = await roll_up(store, budget_ms=20.0, quiet=quiet)
+        assert total == events
+        assert set(lanes) == {"idle:timed"}, lanes  # nothing on the hot lane
+        batches = [(limit, n) for what, limit, n in log if what == "batch"]
+        # 50 first, then what fits 20 ms at 0.2 ms an event: 100 (at most doubling each time).
+        assert [limit for limit, _ in batches] == [ROLL_FIRST_BATCH] + [100] * (len(batches) - 1)
+        assert sum(n for _, n in batches) == events
+        asks = [length for what, length, _ in log if what == "ask"]
+        assert len(asks) == len(batches) and log[0][0] == "ask"  # a window before each batch
+        assert asks[0] == pytest.approx(0.02)  # the budget, then what the batch before took
+        assert asks[1:] == pytest.approx([n * 0.0002 for _, n in batches[:-1]])
+        lag = store.rollup.lag()
+        assert lag["cursor"] == lag["latest_event_id"]
+
+        # The daemon's housekeeper rolls the same way, with its pool's quiet windows.
+        with store.engine.begin() as conn:
+            insert_message(conn, Spec("sim2", "k1", None, 0, 1, "delivered", 1, 12, 5), "delivered")
+        log.clear()
+        lanes.clear()
+        cfg = from_dict({"store": {"url": f"sqlite:///{tmp_path / 'r.db'}"}})
+        hk = Housekeeper(lambda: cfg, store, quiet=quiet)
+        await hk.start()
+        try:
+            await wait_until(lambda: store.rollup.lag()["cursor"] == store.rollup.lag()["latest_event_id"], 10)
+        finally:
+            await hk.stop()
+        assert log and log[0][0] == "ask" and set(lanes) == {"idle:timed"}
+    finally:
+        store.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_writer_thread_while_commits_come(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """On SQLite the housekeeper copies the WAL back once a second (here every 50 ms)
+    while something was committed since the last time, on a thread that is neither the
+    writer's nor the event loop's, after asking for a quiet window; an idle store gets
+    none. Left to SQLite, the commit that crossed 1,000 WAL pages did the copy: a send's
+    settle, with every modem's next send behind it."""
+    import logging
+    import sqlite3
+    import threading
+
+    from gsmgw import housekeeping
+    from gsmgw.housekeeping import FIRST_CHECKPOINT_S, Housekeeper
+
+    monkeypatch.setattr(housekeeping, "CHECKPOINT_EVERY_S", 0.05)
+
+    async def no_rollup(*_args: Any, **_kwargs: Any) -> int:
+        return 0
+
+    monkeypatch.setattr(housekeeping, "roll_up", no_rollup)  # its windows are asked for above
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}", host="h")
+    try:
+        await store.call(store.migrate)
+        writer = await store.call(lambda: threading.get_ident())
+        threads: list[int] = []
+        real = store.retention.checkpoint
+
+        def checkpoint() -> None:
+            threads.append(threading.get_ident())
+            real()
+
+        monkeypatch.setattr(store.retention, "checkpoint", checkpoint)
+        asks: list[float] = []
+
+        def quiet(length_s: float, after_s: float) -> float:
+            asks.append(length_s)
+            return 0.0
+
+        cfg = from_dict({"store": {"url": f"sqlite:///{tmp_path / 'c.db'}"}})
+        hk = Housekeeper(lambda: cfg, store, quiet=quiet)
+        await hk.start()
+        try:
+            await wait_until(lambda: hk.checkpoints >= 1, 5)  # the migration's commits
+            await asyncio.sleep(0.3)
+            settled = hk.checkpoints
+            await asyncio.sleep(0.3)
+            assert hk.checkpoints == settled  # nothing committed: no checkpoint
+            with store.engine.begin() as conn:
+                insert_message(conn, Spec("sim1", "k1", None, 0, 1, "delivered", 1, 12, 5), "delivered")
+            await wait_until(lambda: hk.checkpoints == settled + 1, 5)
+        finally:
+            await hk.stop()
+        assert threads and writer not in threads and threading.get_ident() not in threads
+        assert asks[0] == FIRST_CHECKPOINT_S and len(asks) == len(threads)
+        with store.engine.connect() as conn:  # all of the WAL is in the database
+            busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and frames == copied
+
+        # A checkpoint that fails (the store's own trouble, which the health check reports)
+        # is said once, in a line, not every second with a traceback; then it recovers.
+        failures = iter([True, True, True])
+
+        def failing() -> None:
+            if next(failures, False):
+                raise sqlite3.OperationalError("disk I/O error")
+            real()
+
+        monkeypatch.setattr(store.retention, "checkpoint", failing)
+        caplog.set_level(logging.INFO, logger="gsmgw.housekeeping")
+        hk = Housekeeper(lambda: cfg, store, quiet=quiet)
+        with store.engine.begin() as conn:
+            insert_message(conn, Spec("sim1", "k1", None, 0, 1, "delivered", 1, 13, 5), "delivered")
+        await hk.start()
+        try:
+            await wait_until(lambda: hk.checkpoints == 1, 5)
+        finally:
+            await hk.stop()
+        said = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if r.name == "gsmgw.housekeeping"]
+        assert said == [("WARNING", "WAL checkpoint failed (SQLite's own checkpoint still runs): disk I/O error",
+                         None), ("INFO", "WAL checkpoint works again", None)], said
+    finally:
+        store.close()
+
+    pg = Store("sqlite:///:memory:", host="h")  # no file, no WAL: no mark, no checkpoint task
+    try:
+        assert pg.retention.wal_mark() is None
+    finally:
+        pg.close()
