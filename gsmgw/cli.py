@@ -340,7 +340,10 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout-s", type=float, default=10.0, help="HTTP timeout in seconds")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given ``argv`` whose command is one of the core ones
+    defined here (``run``, ``demo``, ``status``...), without the COMMAND_MODULES (the
+    emulator, SMPP, probe...): a running gateway does not carry them (1.4 MB of RSS)."""
     parser = PlainHelpParser(
         prog="gsmgw",
         description="On-premises SMS gateway for a pool of GSM/LTE modems.",
@@ -438,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_prune_parser(ssub)  # issue 21: gsmgw store prune
     p.set_defaults(func=cmd_store)
 
+    command = _command_of(argv) if argv is not None else None
+    if command is not None and command in sub.choices:
+        return parser
     for name in COMMAND_MODULES:
         try:
             mod = importlib.import_module(name)
@@ -449,6 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The COMMAND in ``argv`` (the first word that is not a top-level option or its value)."""
+    takes_value = {"--log-level", "--log-format"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 class PlainHelpParser(argparse.ArgumentParser):
     """--help is read in a terminal: without the reST/Markdown backticks of docstrings."""
 
@@ -457,7 +477,8 @@ class PlainHelpParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from gsmgw.errors import ListenError, StoreError
 

@@ -103,3 +103,33 @@ def test_script_heads_agree_with_alembic() -> None:
     from gsmgw.store.repo import script_heads
 
     assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+PARSER_SCRIPT = r"""
+import json, sys
+from gsmgw.cli import build_parser
+build_parser(json.loads(sys.argv[1]))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("gsmgw.commands.", "gsmgw.emulator", "gsmgw.smpp")))))
+"""
+
+
+@pytest.mark.parametrize(("argv", "lean"), [
+    (["run", "--config", "gw.toml"], True),
+    (["--log-level", "debug", "run"], True),
+    (["demo", "--port", "0"], True),
+    (["fake-modem", "--count", "2"], False),  # a command of its own module: all of them
+    (["--log-level", "debug"], False),  # no command yet: --help must list every one
+    (["bogus"], False),  # argparse's "invalid choice" names every command
+])
+def test_the_run_command_line_leaves_the_other_commands_out(argv: list[str], lean: bool) -> None:
+    """`gsmgw run` (and the other core commands of cli.py) builds its parser without the
+    COMMAND_MODULES (the emulator, SMPP, probe, ...: 1.4 MB of a gateway's RSS); any
+    other command, or none, still gets every command's parser."""
+    out = subprocess.run([sys.executable, "-c", PARSER_SCRIPT, json.dumps(argv)], capture_output=True,
+                         text=True, timeout=60, check=True)
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    if lean:
+        assert not {m for m in mods if m.startswith(("gsmgw.emulator", "gsmgw.smpp"))}, mods
+        assert "gsmgw.commands.fake_modem" not in mods and "gsmgw.commands.smpp" not in mods
+    else:
+        assert {"gsmgw.commands.fake_modem", "gsmgw.commands.smpp", "gsmgw.emulator"} <= mods
