@@ -89,6 +89,10 @@ def capped_backoff(initial_s: float = 1.0, max_s: float = 300.0) -> Backoff:
     return delay_s
 
 
+# How long a stop waits for the event in hand to be finished (see OutboxConsumer.stop).
+STOP_GRACE_S = 2.0
+
+
 class OutboxConsumer:
     def __init__(
         self,
@@ -135,8 +139,15 @@ class OutboxConsumer:
         self._unlisten = self.store.on_events_committed(self.notify)
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
 
-    async def stop(self) -> None:
-        """Stop at once; an event being handled is not advanced past (it comes again).
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop after the event in hand, if it is done within ``grace_s``; else at once.
+
+        The event being handled when the stop comes is finished, and the cursor moved
+        past it, when that takes at most ``grace_s``: a gateway stopped or restarted
+        between a publish and its acknowledgement does not publish it again after the
+        restart (it did: the cancel came before the cursor moved). A handler still
+        busy after ``grace_s`` (a receiver that does not answer) is cancelled, and that
+        event is not advanced past (it comes again: at least once).
 
         The cancel alone is not enough: a handler may swallow it (on Python 3.11 a
         library's ``asyncio.wait_for`` loses a cancel that comes as its reply arrives:
@@ -152,6 +163,8 @@ class OutboxConsumer:
             return
         self._stopping.set()
         self._wake.set()
+        if grace_s > 0:
+            await asyncio.wait({task}, timeout=grace_s)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         self._stopping.clear()
@@ -212,5 +225,5 @@ class OutboxConsumer:
         return read.more
 
 
-__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "WakeGap", "capped_backoff",
+__all__ = ["GAP_NET_S", "SIGNALLED_POLL_S", "STOP_GRACE_S", "WAKE_GAP_S", "Backoff", "Handler", "OutboxConsumer", "WakeGap", "capped_backoff",
            "idle_poll_s"]

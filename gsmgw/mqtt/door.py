@@ -195,6 +195,11 @@ class MqttDoor:
         self._task = asyncio.create_task(self._run(), name="mqtt-door")
 
     async def stop(self) -> None:
+        if self._consumer is not None:
+            # First, while the broker is still connected: the event in hand is finished
+            # and its cursor moved, so that a restart does not publish it again.
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
         client = self.client
         if client is not None and self.connected:
             # A clean disconnect sends no will: say offline ourselves.

@@ -118,6 +118,56 @@ async def test_a_restart_resumes_after_the_last_advanced_event(store: Store) -> 
     assert again.seen[0].id == first.seen[-1].id + 1
 
 
+async def test_a_stop_finishes_the_event_in_hand_so_a_restart_does_not_repeat_it(store: Store) -> None:
+    """A stop that comes while the handler waits for its receiver's acknowledgement (an
+    MQTT PUBACK) lets it finish and moves the cursor past it: after a restart the event
+    does not come again. The cancel came first, and a graceful restart published it
+    twice. A handler still busy after the grace is cancelled, and its event comes again."""
+    await add(store, 2)
+    entered, release = asyncio.Event(), asyncio.Event()
+    handled: list[int] = []
+
+    async def slow_ack(ev: OutboxEvent) -> None:
+        entered.set()
+        await release.wait()
+        handled.append(ev.id)
+
+    c = consumer(store, "mqtt", slow_ack)
+    await c.start()
+    await asyncio.wait_for(entered.wait(), WAIT_S)
+    stopping = asyncio.create_task(c.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # it waits for the event in hand ...
+    release.set()
+    await asyncio.wait_for(stopping, WAIT_S)
+    assert len(handled) == 1  # ... and takes no next one
+    assert await store.call(store.events.cursor, "mqtt") == handled[0]
+
+    again = Recorder()
+    c = consumer(store, "mqtt", again)
+    await c.start()
+    try:
+        await again.wait_for(1)
+    finally:
+        await c.stop()
+    assert again.seen[0].id == handled[0] + 1  # the second event, not the first again
+
+    await add(store, 1)
+    hang_entered = asyncio.Event()
+
+    async def hangs(ev: OutboxEvent) -> None:
+        hang_entered.set()
+        await asyncio.Event().wait()  # a receiver that never answers
+
+    c = consumer(store, "mqtt", hangs)
+    await c.start()
+    await asyncio.wait_for(hang_entered.wait(), WAIT_S)
+    t0 = time.monotonic()
+    await asyncio.wait_for(c.stop(grace_s=0.2), WAIT_S)
+    assert 0.15 <= time.monotonic() - t0 < 2.0  # the grace, then the cancel
+    assert await store.call(store.events.cursor, "mqtt") == again.seen[-1].id  # it comes again
+
+
 async def test_types_filter_and_the_cursor_still_moves_past_other_events(store: Store) -> None:
     await add(store, 2, "sms:received")
     await add(store, 3, "modem:online")
