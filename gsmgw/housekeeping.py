@@ -1,6 +1,6 @@
 """Housekeeping off the hot path: the report rollup, the daily prune, number erasure.
 
-``Housekeeper`` (started by ``gsmgw.daemon``) runs two tasks of its own:
+``Housekeeper`` (started by ``gsmgw.daemon``) runs tasks of its own:
 
 * the **rollup**: every ``[retention] rollup_interval_s`` it counts the new outbox
   events into the daily report aggregates (``store.rollup.roll``), until it has caught
