@@ -4,10 +4,10 @@
 
 * the **rollup**: every ``[retention] rollup_interval_s`` it counts the new outbox
   events into the daily report aggregates (``store.rollup.roll``), until it has caught
-  up. It is background work like the prune's batches: each batch is one short
-  transaction through ``Store.call_idle``, sized to take about ``batch_ms``, and on
-  SQLite starts in a quiet window (below). (It used to run 500 events at a time on the
-  hot lane: 40-60 ms every 5 s in which no send could settle, at 80 sends a second.)
+  up. It is background work like the prune's batches: each batch (500 events) is one
+  transaction through ``Store.call_idle`` that ends early when a send's call queues up
+  behind it, and on SQLite starts in a quiet window (below). (It ran on the hot lane:
+  40-60 ms every 5 s in which no send could settle, at 80 sends a second.)
 * the **daily prune** at ``[retention] daily_at`` (UTC): ``prune()``;
 * on SQLite, the **WAL checkpoint**: once a second, if anything was committed since the
   last one, a passive checkpoint copies the WAL back into the database on a thread of
@@ -60,9 +60,7 @@ log = logging.getLogger(__name__)
 PRUNE_LEASE = "prune"
 PRUNE_LEASE_TTL_S = 300.0
 ROLL_BATCH = 500  # the most events one rollup batch reads
-# The first batch of a catch-up, and the least: a batch has a fixed cost (~5 ms here:
-# its cursor, reads and commit), so smaller ones cost more than they spare.
-ROLL_FIRST_BATCH = 50
+FIRST_ROLL_S = 0.01  # what the first rollup batch of a run is expected to take, for its quiet window
 # How long a batch may wait for a quiet window (wait_quiet), beyond its rest, before it
 # goes anyway: on a pool that never leaves one, batches come at most 4 a second.
 QUIET_WAIT_MAX_S = 0.25
@@ -83,33 +81,34 @@ def classify_error(code: str) -> str:
     return classify_cms(n)[0].value
 
 
-async def roll_up(store: Store, *, limit: int = ROLL_BATCH, budget_ms: float = 10.0,
-                  quiet: QuietFn | None = None, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> int:
+async def roll_up(store: Store, *, limit: int = ROLL_BATCH, quiet: QuietFn | None = None,
+                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> int:
     """Count every outbox event not yet counted into the report aggregates; how many.
 
-    Background work: each batch goes through ``Store.call_idle`` (on SQLite the writer
-    thread runs it only when no hot-path call is queued, alone in its transaction). The
-    first reads ROLL_FIRST_BATCH events; each next one is sized to take about
-    ``budget_ms`` at the last one's rate (ROLL_FIRST_BATCH..``limit``; ``budget_ms`` = 0: always
-    ``limit``), and starts in a quiet window of that length (``quiet``, see
-    ``wait_quiet``), so that a send's settle seldom waits behind it."""
+    Background work, like the prune's batches: each batch of up to ``limit`` events goes
+    through ``Store.call_idle`` (on SQLite the writer thread runs it only when no
+    hot-path call is queued, alone in its transaction), ends early (committing what it
+    counted) as soon as a hot-path call queues up behind it (``Executor.hot_waiting``,
+    asked every ``ROLL_CHUNK`` events), and starts in a quiet window as long as the last
+    batch took (``quiet``, see ``wait_quiet``). Batches stay large: a message's events
+    that fall in one batch are counted once (its state now), so small batches cost
+    more CPU per event."""
     total = 0
-    size = min(limit, ROLL_FIRST_BATCH) if budget_ms > 0 else limit
-    length_s = (budget_ms or 10.0) / 1000
+    length_s = FIRST_ROLL_S
     while True:
         await wait_quiet(quiet, length_s, sleep)
-        res, took_s = await store.call_idle(_timed_roll, store, size)
+        res, took_s = await store.call_idle(_timed_roll, store, limit)
         total += res.events
         if not res.more:
             return total
         length_s = took_s
-        size = next_batch_size(size, res.events, took_s, budget_ms, lo=min(limit, ROLL_FIRST_BATCH), hi=limit)
 
 
 def _timed_roll(store: Store, limit: int) -> tuple[RollResult, float]:
-    """One rollup batch on the store's writer thread: (what it did, seconds it took)."""
+    """One rollup batch on the store's writer thread: (what it did, seconds it took). It
+    ends early, committing what it counted, when a hot-path store call is waiting."""
     t0 = time.perf_counter()
-    res = store.rollup.roll(classify_error, limit=limit)
+    res = store.rollup.roll(classify_error, limit=limit, stop=store.db.hot_waiting)
     return res, time.perf_counter() - t0
 
 
@@ -153,21 +152,15 @@ def _timed_prune(store: Store, kind: str, cutoff: dt.datetime, horizon: tuple[in
 
 
 def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> int:
-    """The next prune batch's size: about ``batch_ms`` at the last batch's rate,
-    within MIN_BATCH_ROWS..MAX_BATCH_ROWS; ``batch_rows`` always when ``batch_ms`` is 0."""
+    """The next batch's size: about ``batch_ms`` at the last batch's rate (rows per
+    second), at most doubling at a time, within MIN_BATCH_ROWS..MAX_BATCH_ROWS;
+    ``batch_rows`` always when ``batch_ms`` is 0."""
     if rc.batch_ms <= 0:
         return rc.batch_rows
-    return next_batch_size(limit, n, busy_s, rc.batch_ms, lo=MIN_BATCH_ROWS, hi=MAX_BATCH_ROWS)
-
-
-def next_batch_size(size: int, n: int, busy_s: float, budget_ms: float, *, lo: int, hi: int) -> int:
-    """The next batch's size: about ``budget_ms`` at the last batch's rate (``n`` rows in
-    ``busy_s``), at most doubling at a time, within lo..hi; ``size`` again when the last
-    batch did nothing or ``budget_ms`` is 0."""
-    if n <= 0 or budget_ms <= 0:
-        return size
-    fit = int(n * (budget_ms / 1000.0) / max(busy_s, 1e-6))
-    return max(lo, min(hi, 2 * size, fit))
+    if n <= 0:
+        return limit
+    fit = int(n * (rc.batch_ms / 1000.0) / max(busy_s, 1e-6))
+    return max(MIN_BATCH_ROWS, min(MAX_BATCH_ROWS, 2 * limit, fit))
 
 
 async def wait_quiet(quiet: QuietFn | None, length_s: float,
@@ -205,7 +198,7 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
         return report
     report.ran = True
     try:
-        report.rolled_events = await roll_up(store, budget_ms=rc.batch_ms, quiet=quiet, sleep=sleep)
+        report.rolled_events = await roll_up(store, quiet=quiet, sleep=sleep)
         horizon = await store.call(store.retention.horizon, ignore_consumers=rc.ignore_consumers, margin=margin)
         for key, kind in PLAN:
             days = getattr(rc, key)
@@ -329,7 +322,7 @@ class Housekeeper:
     async def _rollup_loop(self) -> None:
         while True:
             try:
-                await roll_up(self.store, budget_ms=self._cfg().retention.batch_ms, quiet=self._quiet)
+                await roll_up(self.store, quiet=self._quiet)
             except Exception:
                 log.exception("report rollup failed; retrying")
             await wait_event(self._wake, self._cfg().retention.rollup_interval_s)

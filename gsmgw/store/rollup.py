@@ -43,6 +43,8 @@ from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.records import utcnow
 
 CONSUMER = "reports"
+# Events counted between two looks at a batch's ``stop`` (a few ms of the writer thread).
+ROLL_CHUNK = 100
 
 # Upper bounds (seconds) of the time-to-delivered buckets; one more bucket holds
 # anything longer. Percentiles are reported as the upper bound of their bucket.
@@ -159,8 +161,13 @@ class RollupRepo:
     # --- keeping the rollup --------------------------------------------------------------
 
     def roll(self, classify: ClassifyFn, *, limit: int = 500, gap_wait_s: float | None = None,
-             now: dt.datetime | None = None) -> RollResult:
-        """Count the next ``limit`` events of the outbox into ``report_daily`` (one transaction)."""
+             now: dt.datetime | None = None, stop: Callable[[], bool] | None = None,
+             chunk: int = ROLL_CHUNK) -> RollResult:
+        """Count the next ``limit`` events of the outbox into ``report_daily`` (one transaction).
+
+        The events are counted ``chunk`` at a time; after each, ``stop()`` (the writer
+        thread's ``hot_waiting``) may end the batch early: what was counted commits, the
+        cursor stops after it, and the rest waits for the next batch (``more``)."""
         now = now or utcnow()
         if gap_wait_s is None:
             gap_wait_s = 0.0 if self.db.is_sqlite else 30.0
@@ -174,12 +181,22 @@ class RollupRepo:
             if not advance_in(conn, CONSUMER, read.cursor, read.through_id, now):
                 return RollResult(0, 0, read.cursor, True)
             deltas: dict[Key, _Delta] = {}
-            ids = sorted({e.message_id for e in read.events if e.message_id and e.type.startswith("sms:")
-                          and e.type not in ("sms:received", "sms:undecodable")})
-            changed = self._messages_in(conn, ids, classify, deltas) if ids else 0
-            self._inbound_in(conn, read.events, deltas)
+            changed = done = 0
+            through = read.through_id
+            for start in range(0, len(read.events), max(1, chunk)):
+                part = read.events[start:start + max(1, chunk)]
+                ids = sorted({e.message_id for e in part if e.message_id and e.type.startswith("sms:")
+                              and e.type not in ("sms:received", "sms:undecodable")})
+                changed += self._messages_in(conn, ids, classify, deltas) if ids else 0
+                self._inbound_in(conn, part, deltas)
+                done += len(part)
+                if done < len(read.events) and stop is not None and stop():
+                    through = part[-1].id  # in this transaction, which holds the cursor's row
+                    c = t.webhook_cursor
+                    conn.execute(update(c).where(c.c.name == CONSUMER).values(last_event_id=through, updated_at=now))
+                    break
             self._apply_in(conn, deltas)
-        return RollResult(len(read.events), changed, read.through_id, read.more)
+        return RollResult(done, changed, through, read.more or through != read.through_id)
 
     def _ensure_cursor(self, now: dt.datetime) -> None:
         """The rollup's cursor row, created once (two hosts may race to create it)."""

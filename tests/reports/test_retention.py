@@ -350,15 +350,17 @@ async def test_each_batch_and_checkpoint_waits_for_a_quiet_window_but_not_for_ev
         store.close()
 
 
-async def test_the_rollup_is_background_work_in_sized_batches_between_results(
+async def test_the_rollup_is_background_work_that_yields_to_sends_between_results(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rollup's batches take the writer thread's low-priority lane (never a group
-    commit with the sends' settles), the first 50 events, each next sized to take about
-    ``batch_ms`` at the last one's rate, and each starts in a quiet window as long as the
-    last batch took; what they count is every event, once. It ran 500 events at a time
-    on the hot lane: 40-60 ms every 5 s in which no send could settle."""
+    commit with the sends' settles), each starts in a quiet window as long as the last
+    batch took, and a batch ends early, committing what it counted, once a hot-path call
+    waits behind it (asked every ROLL_CHUNK events); every event is counted, once. It
+    ran 500 events at a time on the hot lane: 40-60 ms every 5 s in which no send could
+    settle."""
     from gsmgw import housekeeping
-    from gsmgw.housekeeping import ROLL_FIRST_BATCH, Housekeeper
+    from gsmgw.housekeeping import FIRST_ROLL_S, Housekeeper
+    from gsmgw.store.rollup import ROLL_CHUNK
 
     store = Store(f"sqlite:///{tmp_path / 'r.db'}", host="h")
     try:
@@ -367,7 +369,7 @@ async def test_the_rollup_is_background_work_in_sized_batches_between_results(
             for i in range(300):
                 insert_message(conn, Spec("sim1", "k1", None, i % 3, 1, "delivered", 1, 30 + i, 5), "delivered")
         events = _count(store, t.events)
-        assert events >= 300
+        assert events >= 3 * ROLL_CHUNK
         lanes: list[str] = []
         real_call, real_idle = store.call, store.call_idle
 
@@ -387,7 +389,7 @@ async def test_the_rollup_is_background_work_in_sized_batches_between_results(
         def timed(store_: Store, limit: int) -> Any:
             res, _ = real_timed(store_, limit)
             log.append(("batch", limit, res.events))
-            return res, res.events * 0.0002  # "took" 0.2 ms an event: 50 events fill the 10 ms budget
+            return res, res.events * 0.0001  # "took" 0.1 ms an event
 
         monkeypatch.setattr(housekeeping, "_timed_roll", timed)
 
@@ -395,21 +397,37 @@ async def test_the_rollup_is_background_work_in_sized_batches_between_results(
             log.append(("ask", length_s, after_s))
             return 0.0
 
-        total = await roll_up(store, budget_ms=20.0, quiet=quiet)
+        total = await roll_up(store, limit=120, quiet=quiet)
         assert total == events
         assert set(lanes) == {"idle:timed"}, lanes  # nothing on the hot lane
-        batches = [(limit, n) for what, limit, n in log if what == "batch"]
-        # 50 first, then what fits 20 ms at 0.2 ms an event: 100 (at most doubling each time).
-        assert [limit for limit, _ in batches] == [ROLL_FIRST_BATCH] + [100] * (len(batches) - 1)
-        assert sum(n for _, n in batches) == events
+        batches = [n for what, _, n in log if what == "batch"]
+        assert sum(batches) == events and batches[:-1] == [120] * (len(batches) - 1)
         asks = [length for what, length, _ in log if what == "ask"]
         assert len(asks) == len(batches) and log[0][0] == "ask"  # a window before each batch
-        assert asks[0] == pytest.approx(0.02)  # the budget, then what the batch before took
-        assert asks[1:] == pytest.approx([n * 0.0002 for _, n in batches[:-1]])
+        assert asks == pytest.approx([FIRST_ROLL_S] + [n * 0.0001 for n in batches[:-1]])
         lag = store.rollup.lag()
         assert lag["cursor"] == lag["latest_event_id"]
 
+        # A hot-path call always waiting: each batch counts one chunk, commits, and goes.
+        with store.engine.begin() as conn:
+            for i in range(300):
+                insert_message(conn, Spec("sim2", "k1", None, 0, 1, "sent", 1, 30 + i, 5), "sent")
+        more = _count(store, t.events) - events
+        before = store.rollup.report(group_by="sim", period="day", date_from=BASE.date(),
+                                     date_to=BASE.date() + dt.timedelta(days=5))
+        log.clear()
+        monkeypatch.setattr(store.db, "hot_waiting", lambda: True)
+        assert await roll_up(store, quiet=quiet) == more
+        batches = [n for what, _, n in log if what == "batch"]
+        assert batches[:-1] == [ROLL_CHUNK] * (len(batches) - 1) and sum(batches) == more
+        after = store.rollup.report(group_by="sim", period="day", date_from=BASE.date(),
+                                    date_to=BASE.date() + dt.timedelta(days=5))
+        assert sum(r["messages"] for r in after) == 600  # each counted once
+        assert sum(r["messages"] for r in after if r["sim"] == "sim2") == 300
+        assert sum(r["messages"] for r in before) == 300
+
         # The daemon's housekeeper rolls the same way, with its pool's quiet windows.
+        monkeypatch.setattr(store.db, "hot_waiting", lambda: False)
         with store.engine.begin() as conn:
             insert_message(conn, Spec("sim2", "k1", None, 0, 1, "delivered", 1, 12, 5), "delivered")
         log.clear()

@@ -52,8 +52,17 @@ def _reset(store: Any) -> None:
             conn.execute(delete(t.metadata.tables[name]))
 
 
-def _roll_all(store: Any, limit: int) -> None:
-    while store.rollup.roll(classify_error, limit=limit, gap_wait_s=0).more:
+def _roll_all(store: Any, limit: int, chunk: int = 100, stop_every: int = 0) -> None:
+    """Roll until caught up; with ``stop_every``, a hot-path call "waits" after every
+    that many chunks, so batches end early (the writer thread's ``hot_waiting``)."""
+    asked = 0
+
+    def stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return bool(stop_every) and asked % stop_every == 0
+
+    while store.rollup.roll(classify_error, limit=limit, gap_wait_s=0, chunk=chunk, stop=stop).more:
         pass
 
 
@@ -74,16 +83,17 @@ def test_latency_buckets_and_percentiles() -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
-@given(traffic=st.lists(specs, min_size=1, max_size=25), inbound=replies, batch=st.integers(1, 9))
+@given(traffic=st.lists(specs, min_size=1, max_size=25), inbound=replies, batch=st.integers(1, 9),
+       chunk=st.integers(1, 4), stop_every=st.integers(0, 3))
 def test_report_equals_a_count_of_the_raw_rows(store: Any, traffic: list[Spec], inbound: list[Any],
-                                               batch: int) -> None:
+                                               batch: int, chunk: int, stop_every: int) -> None:
     _reset(store)
     ids = []
     with store.engine.begin() as conn:
         for s in traffic:
             first = "sent" if s.two_phase and s.outcome in ("delivered", "failed_report") else None
             ids.append(insert_message(conn, s, first or _final(s)))
-    _roll_all(store, batch)  # some counted while only sent
+    _roll_all(store, batch, chunk, stop_every)  # some counted while only sent
     with store.engine.begin() as conn:
         for mid, s in zip(ids, traffic, strict=True):
             if s.two_phase and s.outcome in ("delivered", "failed_report"):
@@ -93,7 +103,7 @@ def test_report_equals_a_count_of_the_raw_rows(store: Any, traffic: list[Spec], 
         for idx, sim, day, is_reply, optout in inbound:
             reply_to = ids[idx % len(ids)] if is_reply else None
             insert_reply(conn, reply_to, sim, BASE + dt.timedelta(days=day, hours=3), optout=optout)
-    _roll_all(store, batch)
+    _roll_all(store, batch, chunk, stop_every)
     _roll_all(store, batch)  # nothing left: changes nothing
     with store.engine.connect() as conn:
         for group_by in ("sim", "key", "campaign"):
