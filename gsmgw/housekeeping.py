@@ -52,7 +52,7 @@ from gsmgw.store import Store
 from gsmgw.store.erasure import number_hash
 from gsmgw.store.records import utcnow
 from gsmgw.store.retention import SAFETY_MARGIN, Batch
-from gsmgw.store.rollup import ROLL_CHUNK, RollResult
+from gsmgw.store.rollup import RollResult
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -89,24 +89,19 @@ async def roll_up(store: Store, *, limit: int = ROLL_BATCH, quiet: QuietFn | Non
     through ``Store.call_idle`` (on SQLite the writer thread runs it only when no
     hot-path call is queued, alone in its transaction), ends early (committing what it
     counted) as soon as a hot-path call queues up behind it (``Executor.hot_waiting``,
-    asked every ``ROLL_CHUNK`` events; the next batch then reads only about as many), and
-    starts in a quiet window as long as the last batch took (``quiet``, see
-    ``wait_quiet``). Batches stay large: a message's events
+    asked every ``ROLL_CHUNK`` events), and starts in a quiet window as long as the last
+    batch took (``quiet``, see ``wait_quiet``). Batches stay large: a message's events
     that fall in one batch are counted once (its state now), so small batches cost
     more CPU per event."""
     total = 0
     length_s = FIRST_ROLL_S
-    size = limit
     while True:
         await wait_quiet(quiet, length_s, sleep)
-        res, took_s = await store.call_idle(_timed_roll, store, size)
+        res, took_s = await store.call_idle(_timed_roll, store, limit)
         total += res.events
         if not res.more:
             return total
         length_s = took_s
-        # A batch cut short read events it did not count: the next one reads about what
-        # this one had time for; a batch that ran to its end lets the next one double.
-        size = max(min(limit, ROLL_CHUNK), res.events) if res.events < size else min(limit, 2 * size)
 
 
 def _timed_roll(store: Store, limit: int) -> tuple[RollResult, float]:
