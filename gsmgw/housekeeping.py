@@ -180,6 +180,17 @@ async def wait_quiet(quiet: QuietFn | None, length_s: float,
         waited += wait_s
 
 
+async def checkpoint_between_results(store: Store, quiet: QuietFn | None, length_s: float,
+                                     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> float:
+    """SQLite: wait for a quiet window of ``length_s`` (``wait_quiet``), then copy the WAL
+    back into the database with a passive checkpoint on a thread of its own (it takes
+    no write lock: the writer thread goes on); the seconds the checkpoint took."""
+    await wait_quiet(quiet, length_s, sleep)
+    t0 = time.perf_counter()
+    await asyncio.to_thread(store.retention.checkpoint)
+    return time.perf_counter() - t0
+
+
 async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, actor: str = "daemon",
                 now: dt.datetime | None = None, margin: dt.timedelta = SAFETY_MARGIN,
                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -236,10 +247,7 @@ async def prune(store: Store, rc: RetentionConfig, *, dry_run: bool = False, act
                     # back by whichever commit crossed 1,000 pages, often a send's settle,
                     # which waited tens of ms; one per batch (20/s) put two more fsyncs per
                     # batch on the disk, in the sends' way.
-                    await wait_quiet(quiet, checkpoint_s, sleep)
-                    c0 = time.perf_counter()
-                    await asyncio.to_thread(store.retention.checkpoint)
-                    checkpoint_s = time.perf_counter() - c0
+                    checkpoint_s = await checkpoint_between_results(store, quiet, checkpoint_s, sleep)
                     busy_s += checkpoint_s
                     checked_at, dirty = time.monotonic(), False
                 if not batch.more:
@@ -339,10 +347,8 @@ class Housekeeper:
             mark = self.store.retention.wal_mark()
             if mark is None or mark == done_at_mark:
                 continue
-            await wait_quiet(self._quiet, took_s)
-            t0 = time.perf_counter()
             try:
-                await asyncio.to_thread(self.store.retention.checkpoint)
+                took_s = await checkpoint_between_results(self.store, self._quiet, took_s)
             except Exception as exc:  # the store's own trouble: the health check says it
                 if not failing:
                     log.warning("WAL checkpoint failed (SQLite's own checkpoint still runs): %s", exc)
@@ -351,7 +357,6 @@ class Housekeeper:
             if failing:
                 log.info("WAL checkpoint works again")
             failing = False
-            took_s = time.perf_counter() - t0
             self.checkpoints += 1
             done_at_mark = mark
 
@@ -372,5 +377,5 @@ class Housekeeper:
                 log.exception("daily prune failed; next run tomorrow")
 
 
-__all__ = ["Housekeeper", "PruneReport", "QuietFn", "classify_error", "erase_number", "next_daily_run", "prune",
-           "roll_up", "wait_quiet"]
+__all__ = ["Housekeeper", "PruneReport", "QuietFn", "checkpoint_between_results", "classify_error", "erase_number",
+           "next_daily_run", "prune", "roll_up", "wait_quiet"]
