@@ -15,8 +15,6 @@ import logging
 import secrets
 from urllib.parse import quote
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from gsmgw.console.core import (
@@ -42,7 +40,6 @@ from gsmgw.console.core import (
     set_cookie,
 )
 from gsmgw.console.deps import ConsoleDeps, may
-from gsmgw.console.fmt import FILTERS
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +277,7 @@ def create_console(deps: ConsoleDeps) -> web.Application:
 
     app = web.Application(middlewares=[console_middleware],
                           client_max_size=deps.config().api.max_body_bytes)
-    env = aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.PackageLoader("gsmgw.console", "templates"),
-        autoescape=True,  # every SMS text and every caller's value is escaped
-        default_helpers=False,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
+    # Its templates (Jinja2, autoescaped) load with the first page rendered: core.Templates.
     console = Console(deps)
     app[CONSOLE] = console
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from gsmgw import __version__
@@ -18,6 +17,9 @@ from gsmgw.console.live import Live
 from gsmgw.console.queries import Queries
 from gsmgw.console.session import Session, Sessions, SignInThrottle
 from gsmgw.console.static import Assets
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,45 @@ SECURITY_HEADERS = {
 }
 
 
+class Templates:
+    """The console's Jinja2 environment, made when the first page is rendered.
+
+    Jinja2 (its lexer, parser and compiler) is about 1 MB of a running gateway;
+    a gateway whose console no admin opens does not load it (issue 17: the RSS
+    at 64 modems on a Pi). Every template is autoescaped: every SMS text and
+    every caller's value shown is someone else's input."""
+
+    def __init__(self) -> None:
+        self._env: jinja2.Environment | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._env is not None
+
+    @property
+    def env(self) -> jinja2.Environment:
+        if self._env is None:
+            import jinja2
+
+            from gsmgw.console.fmt import FILTERS
+
+            env = jinja2.Environment(
+                loader=jinja2.PackageLoader("gsmgw.console", "templates"),
+                autoescape=True,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.filters.update(FILTERS)
+            self._env = env
+        return self._env
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        return self.env.get_template(name).render(context)
+
+
 class Console:
-    """The console's state: sessions, assets, the live overview."""
+    """The console's state: sessions, assets, templates, the live overview."""
 
     def __init__(self, deps: ConsoleDeps) -> None:
         cfg = deps.config().console
@@ -58,6 +97,7 @@ class Console:
         self.sessions = Sessions(idle_s=cfg.session_idle_s, max_s=cfg.session_max_s)
         self.throttle = SignInThrottle()
         self.assets = Assets()
+        self.templates = Templates()
         self.live = Live(self.q, deps)
         # Set at shutdown: live streams end at once instead of holding the server open.
         self.closing = asyncio.Event()
@@ -123,13 +163,14 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     a fragment leaves the one-time message for the next page."""
     ctx = base_context(request, consume_flash=not template.startswith("_"))
     ctx.update(context or {})
-    return aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    return web.Response(text=console_of(request).templates.render(template, ctx), status=status,
+                        content_type="text/html", charset="utf-8")
 
 
 def render_fragment(request: web.Request, template: str, context: dict[str, Any]) -> str:
     ctx = base_context(request, consume_flash=False)  # the next page's message stays
     ctx.update(context)
-    return str(aiohttp_jinja2.render_string(template, request, ctx))
+    return console_of(request).templates.render(template, ctx)
 
 
 def error_page(request: web.Request, status: int, title: str, message: str,

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gsmgw.config import InboundConfig, WebhooksConfig, WebhookSubscription
+from gsmgw.console.core import CONSOLE, Console
 from gsmgw.console.static import Assets
 from tests.console.conftest import ConsoleEnv, start_env, stop_env
 from tests.inbound.helpers import wait_until
@@ -66,6 +68,26 @@ async def test_signin_session_cookie_and_headers(env: ConsoleEnv, http: aiohttp.
     assert out.status == 303 and "signed-out" in out.headers["Location"]
     again = await c.get("/ui/messages")
     assert again.status == 303 and again.headers["Location"].startswith("/ui/login")
+
+
+def _console_of(env: ConsoleEnv) -> Console:
+    assert env.gw.api is not None
+    (sub,) = [r for r in env.gw.api.app.router.resources() if isinstance(r, web.PrefixedSubAppResource)]
+    return sub._app[CONSOLE]
+
+
+async def test_the_template_engine_loads_with_the_first_page(env: ConsoleEnv, http: aiohttp.ClientSession) -> None:
+    # Jinja2 is about 1 MB of a running gateway (issue 17: RSS at 64 modems): a console
+    # nobody opens does not load it; the first page does, and escapes as ever.
+    console = _console_of(env)
+    c = env.client(http)
+    assert (await c.get("/ui/")).status == 303  # a redirect to the sign-in page renders nothing
+    assert not console.templates.loaded
+    login = await c.get("/ui/login")
+    assert login.status == 200 and 'name="signin"' in login.text
+    assert login.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert console.templates.loaded
+    assert "&lt;b&gt;" in console.templates.env.from_string("{{ x }}").render(x="<b>")
 
 
 async def test_changes_need_the_csrf_token_and_this_origin(env: ConsoleEnv, http: aiohttp.ClientSession) -> None:
