@@ -15,6 +15,11 @@ Rules it keeps (design.md style rules 1, 2, 3, 5, 6):
   the next command;
 * a submit whose PDU was written but whose final result never came is
   reported as UNKNOWN, never as an error that is safe to resend;
+* the PDU is written by the reader, in the callback that reads the ``> `` prompt
+  (not a loop turn later by the submitting task: in a burst of modems' results
+  that turn waits behind every other modem's work, issue 17), unless a final
+  result came first (refused before the prompt); the submit then counts it as
+  written even if its own prompt timeout fired meanwhile;
 * a command the caller marks ``info_final`` (quirk data: Wavecom answers
   ``AT+CPIN?`` with ``+CPIN: READY`` and never an OK) is complete once its
   information line has come and ``info_grace_s`` passed without a final result;
@@ -55,6 +60,9 @@ class _Pending:
     echo: set[str]
     final: asyncio.Future[Final]
     prompt: asyncio.Future[None] | None = None
+    # AT+CMGS: what the reader writes when the prompt comes, and whether it did.
+    on_prompt: bytes | None = None
+    written: bool = False
     lines: list[str] = field(default_factory=list)
     info_final: bool = False
     info_timer: asyncio.TimerHandle | None = None
@@ -131,6 +139,7 @@ class ATChannel:
         self._pending: _Pending | None = None
         self._urc_head: tuple[urcmod.UrcSpec, str] | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._direct = False  # the reader hands chunks to _on_data itself (start)
         self._last_rx_monotonic = time.monotonic()
         self._closed_reason: str | None = None
         # True at first: whoever had the port before (a gateway killed between AT+CMGS
@@ -145,7 +154,16 @@ class ATChannel:
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
-        if self._reader_task is None:
+        if self._reader_task is not None or self._direct:
+            return
+        deliver_to = getattr(self._reader, "deliver_to", None)
+        if deliver_to is not None:
+            # gsmgw.transport.PortReader: every chunk is handled in the transport's read
+            # callback, with no task woken per answer (issue 17: every prompt and result
+            # of a burst of modems waited a loop turn more, behind all the others' work).
+            self._direct = True
+            deliver_to(self._on_data, self._on_end)
+        else:
             self._reader_task = asyncio.create_task(self._read_loop(), name=f"at-reader {self.name}")
 
     @property
@@ -282,7 +300,8 @@ class ATChannel:
         self._check_open()
         loop = asyncio.get_running_loop()
         command = f"AT+CMGS={int(tpdu_length)}"
-        pending = _Pending(command, "+CMGS", {command.upper()}, loop.create_future(), loop.create_future())
+        pending = _Pending(command, "+CMGS", {command.upper(), pdu}, loop.create_future(), loop.create_future(),
+                           on_prompt=pdu.encode("ascii") + CTRL_Z)
         self._pending = pending
         pdu_written = False
         try:
@@ -290,18 +309,22 @@ class ATChannel:
             await self._write((command + "\r").encode("ascii"))
             assert pending.prompt is not None
             done, _ = await asyncio.wait({pending.prompt, pending.final}, timeout=prompt_timeout_s, return_when=asyncio.FIRST_COMPLETED)
-            if pending.final.done():
+            if pending.written:
+                # The reader wrote the PDU on the prompt (_on_frame), perhaps after this
+                # wait timed out: from here on, the truth may be "it left the modem".
+                pdu_written = True
+                await self._drained()
+            elif pending.final.done():
                 return self._refused_outcome(pending.final.result(), before_prompt=True)
-            if not done:
+            elif not done:
                 # The prompt may still come: ESC cancels it on every module we know
                 # (TS 27.005 §3.5.1) so that the next command is not taken as a PDU.
                 self._prompt_may_be_open = True
                 self._count_timeout()
                 raise ATTimeout(f"{command}: no '> ' prompt within {prompt_timeout_s:g} s; PDU not written")
-            pending.echo.add(pdu)
-            pdu_written = True  # from here on, the truth may be "it left the modem"
-            self._prompt_may_be_open = True
-            await self._write(pdu.encode("ascii") + CTRL_Z)
+            else:  # the prompt came and the reader could not write (the port failed)
+                pending.prompt.result()  # raises PortClosed
+                raise PortClosed(f"{self.name}: the PDU could not be written after the prompt")
             try:
                 final = await _within(pending.final, final_timeout_s)
             except TimeoutError:
@@ -367,12 +390,25 @@ class ATChannel:
 
     async def _write(self, data: bytes) -> None:
         self._check_open()
+        self._write_now(data)
+        await self._drained()
+
+    def _write_now(self, data: bytes) -> None:
+        """Hand ``data`` to the transport without waiting (what the tty does not take
+        at once stays in the transport's buffer: ``_drained`` waits for it)."""
         if self._trace is not None:
             self._trace(time.time(), "tx", data)
         try:
             self._writer.write(data)
-            # Written through at once (the usual case on a tty): nothing to wait for,
-            # and no drain task to make. Else wait, with the write timeout.
+        except (OSError, ConnectionError, RuntimeError) as exc:
+            self._mark_closed(f"write failed: {exc!r}")
+            raise PortClosed(f"{self.name}: write failed: {exc!r}") from exc
+
+    async def _drained(self) -> None:
+        """Written through at once (the usual case on a tty): nothing to wait for, and
+        no drain task to make. Else wait, with the write timeout."""
+        self._check_open()
+        try:
             transport = getattr(self._writer, "transport", None)
             if transport is None or transport.is_closing() or transport.get_write_buffer_size() > 0:
                 await asyncio.wait_for(self._writer.drain(), self._write_timeout_s)
@@ -400,31 +436,56 @@ class ATChannel:
                 log.exception("%s: on_lost handler failed", self.name)
 
     async def _read_loop(self) -> None:
+        """For a plain StreamReader (tests, other transports): read and handle chunks."""
         reason = "EOF"
         try:
             while True:
                 data = await self._reader.read(4096)
                 if not data:
                     break
-                self._last_rx_monotonic = time.monotonic()
-                if self._trace is not None:
-                    self._trace(time.time(), "rx", data)
-                for frame in self._framer.feed(data):
-                    try:
-                        self._on_frame(frame)
-                    except Exception:  # a parser bug must not kill the port
-                        log.exception("%s: frame handling failed for %r", self.name, frame)
+                self._handle(data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # serial.SerialException, OSError(EIO) on unplug
             reason = f"read failed: {exc!r}"
         self._mark_closed(reason)
 
+    def _on_data(self, data: bytes) -> None:
+        """A chunk, in the transport's read callback (PortReader.deliver_to)."""
+        if self._closed_reason is not None:
+            return
+        try:
+            self._handle(data)
+        except Exception as exc:  # the framer itself failed: as a failed read
+            log.exception("%s: could not handle %r", self.name, data[:80])
+            self._mark_closed(f"read failed: {exc!r}")
+
+    def _on_end(self, exc: BaseException | None) -> None:
+        """EOF or the read error (serial.SerialException, OSError(EIO) on unplug)."""
+        self._mark_closed("EOF" if exc is None else f"read failed: {exc!r}")
+
+    def _handle(self, data: bytes) -> None:
+        self._last_rx_monotonic = time.monotonic()
+        if self._trace is not None:
+            self._trace(time.time(), "rx", data)
+        for frame in self._framer.feed(data):
+            try:
+                self._on_frame(frame)
+            except Exception:  # a parser bug must not kill the port
+                log.exception("%s: frame handling failed for %r", self.name, frame)
+
     def _on_frame(self, frame: Line | object) -> None:
         pending = self._pending
         if not isinstance(frame, Line):  # the prompt
             if pending is not None and pending.prompt is not None and not pending.prompt.done():
-                pending.prompt.set_result(None)
+                if pending.on_prompt is not None and not pending.written and not pending.final.done():
+                    # The PDU now, from this callback (see the module doc).
+                    pending.written = True
+                    self._prompt_may_be_open = True
+                    with contextlib.suppress(PortClosed):  # the futures carry it (_mark_closed)
+                        self._write_now(pending.on_prompt)
+                if not pending.prompt.done():
+                    pending.prompt.set_result(None)
             return
         line = frame.text
         if self._urc_head is not None:

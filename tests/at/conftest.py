@@ -80,12 +80,26 @@ async def peer() -> AsyncIterator[Peer]:
         p.unplug()
 
 
-@pytest.fixture
-async def channel_factory(peer: Peer) -> AsyncIterator[object]:
+class PlainReader:
+    """Only ``read``: the channel falls back to its reader task (no PortReader.deliver_to)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def read(self, n: int) -> bytes:
+        return await self._reader.read(n)
+
+
+@pytest.fixture(params=["direct", "task"])
+async def channel_factory(peer: Peer, request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    """Channels on the peer's pty: "direct", as the gateway opens them (every chunk handled
+    in the transport's read callback), and "task", over a plain reader (the read task)."""
     channels: list[ATChannel] = []
 
     async def make(**kw: object) -> ATChannel:
         reader, writer = await open_port(peer.path)
+        if request.param == "task":
+            reader = PlainReader(reader)  # type: ignore[assignment]
         ch = ATChannel(reader, writer, name="test", resync_timeout_s=0.3, drain_quiet_s=0.02, **kw)  # type: ignore[arg-type]
         ch.start()
         channels.append(ch)

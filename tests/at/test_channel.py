@@ -168,6 +168,39 @@ async def test_submit_ok_with_urc_between_prompt_and_pdu(peer: Peer, channel_fac
     assert [u.name for u in urcs] == ["CMTI"]
 
 
+async def test_the_pdu_leaves_from_the_readers_callback_on_the_prompt(peer: Peer, channel_factory) -> None:  # type: ignore[no-untyped-def]
+    # Issue 17: the PDU is written where the prompt is read (the transport's read
+    # callback, or the channel's reader task over a plain reader), not a loop turn later
+    # by the submitting task (which, in a burst of 16 modems' results, waits behind all
+    # of their work: 0.5-1 ms between "> " and the PDU on a pinned core).
+    writers: list[tuple[bytes, str]] = []
+
+    def trace(_ts: float, direction: str, data: bytes) -> None:
+        if direction == "tx":
+            task = asyncio.current_task()
+            writers.append((data, task.get_name() if task else ""))
+
+    ch: ATChannel = await channel_factory(trace=trace)
+    task = asyncio.create_task(submit(ch), name="submitter")
+    await peer.expect(b"AT+CMGS=18\r")
+    peer.write(b"\r\n> ")
+    await peer.expect(PDU.encode() + b"\x1a")
+    peer.write(b"\r\n+CMGS: 9\r\n\r\nOK\r\n")
+    outcome = await task
+    assert outcome.kind is SendOutcomeKind.OK and outcome.tp_mr == 9
+    assert writers[0] == (b"AT+CMGS=18\r", "submitter")
+    assert writers[1][0] == PDU.encode() + b"\x1a" and writers[1][1] in ("", "at-reader test")
+    # A final result before the prompt still means nothing of the PDU is written
+    # (test_submit_refused_before_prompt), even if a prompt follows it.
+    task = asyncio.create_task(submit(ch))
+    await peer.expect(b"AT+CMGS=18\r")
+    peer.write(b"\r\n+CMS ERROR: 302\r\n\r\n> ")
+    outcome = await task
+    assert (outcome.kind, outcome.cms_code) == (SendOutcomeKind.ERROR, 302) and "before the prompt" in outcome.detail
+    await asyncio.sleep(0.05)
+    assert peer.received.count(PDU.encode()) == 1
+
+
 async def test_submit_echo_on(peer: Peer, channel_factory) -> None:  # type: ignore[no-untyped-def]
     ch: ATChannel = await channel_factory()
     task = asyncio.create_task(submit(ch))
