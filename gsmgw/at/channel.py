@@ -1,4 +1,8 @@
-"""The AT channel: one reader task, one command in flight, URCs split off first.
+"""The AT channel: one reader, one command in flight, URCs split off first.
+
+The reader is the transport's own read callback when the port was opened by
+``gsmgw.transport`` (its ``PortReader`` hands each chunk over at once), else a task
+that reads the stream.
 
 Rules it keeps (design.md style rules 1, 2, 3, 5, 6):
 
