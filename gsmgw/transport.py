@@ -47,6 +47,7 @@ class PortReader(asyncio.StreamReader):
         self._sink, self._on_end = sink, on_end
         buffered = bytes(self._buffer)  # what came before: first, in order
         self._buffer.clear()
+        self._maybe_resume_transport()  # had it filled up, reading was paused
         if buffered:
             sink(buffered)
         if self._exception is not None:
