@@ -42,7 +42,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gsmgw.config import Config, RetentionConfig
 from gsmgw.errors import ValidationError
@@ -56,6 +56,7 @@ from gsmgw.store.rollup import RollResult
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PRUNE_LEASE = "prune"
 PRUNE_LEASE_TTL_S = 300.0
@@ -88,7 +89,7 @@ async def roll_up(store: Store, *, limit: int = ROLL_BATCH, quiet: QuietFn | Non
     Background work, like the prune's batches: each batch of up to ``limit`` events goes
     through ``Store.call_idle`` (on SQLite the writer thread runs it only when no
     hot-path call is queued, alone in its transaction), ends early (committing what it
-    counted) as soon as a hot-path call queues up behind it (``Executor.hot_waiting``,
+    counted) as soon as a hot-path call queues up behind it (``Store.hot_waiting``,
     asked every ``ROLL_CHUNK`` events), and starts in a quiet window as long as the last
     batch took (``quiet``, see ``wait_quiet``). Batches stay large: a message's events
     that fall in one batch are counted once (its state now), so small batches cost
@@ -105,10 +106,16 @@ async def roll_up(store: Store, *, limit: int = ROLL_BATCH, quiet: QuietFn | Non
 
 
 def _timed_roll(store: Store, limit: int) -> tuple[RollResult, float]:
-    """One rollup batch on the store's writer thread: (what it did, seconds it took). It
-    ends early, committing what it counted, when a hot-path store call is waiting."""
+    """One rollup batch (``_timed_batch``): it ends early, committing what it counted."""
+    return _timed_batch(store, store.rollup.roll, classify_error, limit=limit)
+
+
+def _timed_batch(store: Store, batch: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
+    """A background batch on the store's writer thread (the rollup's, the prune's): what
+    it did and the seconds it took, commit included. It is given ``Store.hot_waiting`` as
+    its ``stop``: it ends early as soon as a hot-path store call waits for the thread."""
     t0 = time.perf_counter()
-    res = store.rollup.roll(classify_error, limit=limit, stop=store.db.hot_waiting)
+    res = batch(*args, stop=store.hot_waiting, **kwargs)
     return res, time.perf_counter() - t0
 
 
@@ -143,12 +150,8 @@ MAX_BATCH_ROWS = 10_000
 
 def _timed_prune(store: Store, kind: str, cutoff: dt.datetime, horizon: tuple[int, dt.datetime],
                  limit: int) -> tuple[Batch, float]:
-    """One prune batch on the store's writer thread: (what it did, seconds it took,
-    commit included). It ends early, committing what it deleted, as soon as a hot-path
-    store call is waiting for the writer thread."""
-    b0 = time.perf_counter()
-    batch = store.retention.prune(kind, cutoff, horizon, limit=limit, stop=store.db.hot_waiting)
-    return batch, time.perf_counter() - b0
+    """One prune batch (``_timed_batch``): it ends early, committing what it deleted."""
+    return _timed_batch(store, store.retention.prune, kind, cutoff, horizon, limit=limit)
 
 
 def next_batch_rows(limit: int, n: int, busy_s: float, rc: RetentionConfig) -> int:

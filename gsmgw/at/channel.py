@@ -312,7 +312,8 @@ class ATChannel:
             self._framer.expect_prompt = True
             await self._write((command + "\r").encode("ascii"))
             assert pending.prompt is not None
-            done, _ = await asyncio.wait({pending.prompt, pending.final}, timeout=prompt_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pending.prompt, pending.final}, timeout=prompt_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
             if pending.written:
                 # The reader wrote the PDU on the prompt (_on_frame), perhaps after this
                 # wait timed out: from here on, the truth may be "it left the modem".
@@ -320,15 +321,12 @@ class ATChannel:
                 await self._drained()
             elif pending.final.done():
                 return self._refused_outcome(pending.final.result(), before_prompt=True)
-            elif not done:
-                # The prompt may still come: ESC cancels it on every module we know
+            else:  # no prompt (the reader writes the PDU on every prompt it takes)
+                # It may still come: ESC cancels it on every module we know
                 # (TS 27.005 §3.5.1) so that the next command is not taken as a PDU.
                 self._prompt_may_be_open = True
                 self._count_timeout()
                 raise ATTimeout(f"{command}: no '> ' prompt within {prompt_timeout_s:g} s; PDU not written")
-            else:  # the prompt came and the reader could not write (the port failed)
-                pending.prompt.result()  # raises PortClosed
-                raise PortClosed(f"{self.name}: the PDU could not be written after the prompt")
             try:
                 final = await _within(pending.final, final_timeout_s)
             except TimeoutError:

@@ -176,6 +176,11 @@ class Store:
         """
         return await self.db.call(fn, *args, **kwargs)
 
+    def hot_waiting(self) -> bool:
+        """Whether hot-path calls wait for the writer thread (SQLite): background batches
+        (the prune's, the rollup's) pass this as their ``stop`` and end early."""
+        return self.db.hot_waiting()
+
     async def call_read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """``call`` for a method that only reads (counts, reports, dashboards): on SQLite
         it runs beside the writer thread, on a connection that cannot write, so a long
