@@ -30,7 +30,7 @@ from gsmgw.pool.limits import quiet_wait_s
 from gsmgw.pool.retry import ErrorClass, classify_cms
 from gsmgw.pool.slot import ModemSlot
 from gsmgw.sms import encode_submit
-from gsmgw.store import CareRecord, ClaimCare, ClaimedMessage, PartResult, Store, utcnow
+from gsmgw.store import CareRecord, ClaimCare, ClaimedMessage, NextMark, PartResult, Store, utcnow
 from gsmgw.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class SendPipeline:
                 pause_s = self._blocked_s(slot)
                 if pause_s is not None:
                     # Never hold a claim while this SIM cannot send: another may.
-                    await self.release(prepared)
+                    await self.release(slot, prepared)
                     prepared = None
                     await self._sleep(slot, pause_s)
                     continue
@@ -140,7 +140,7 @@ class SendPipeline:
         finally:
             if prepared is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.release(prepared))
+                    await asyncio.shield(self.release(slot, prepared))
 
     def can_send(self, slot: ModemSlot) -> bool:
         return (
@@ -252,10 +252,11 @@ class SendPipeline:
             return await self._send(slot, prepared)
         except Exception:
             log.exception("unexpected error sending on %s", slot.id)
-            for claim_id in (slot.claim_id, slot.next_claim_id):
+            for claim_id, held_as in ((slot.claim_id, (slot.id, prepared.claim.attempts)),
+                                      (slot.next_claim_id, None)):
                 if claim_id is not None:
                     with contextlib.suppress(Exception):
-                        await self.abandon(claim_id, f"internal error on {slot.id} during the send")
+                        await self.abandon(claim_id, f"internal error on {slot.id} during the send", held_as)
             return None
         finally:
             slot.claim_id = slot.next_claim_id = None
@@ -270,8 +271,10 @@ class SendPipeline:
         if refusal is not None:
             await self._settle(slot, claim, refusal)
             return None
-        if not prepared.marked:
-            await self.store.call(self.store.claims.mark_parts_sending, claim.id, claim.pending_seqs, slot.id)
+        if not prepared.marked and not await self.store.call(
+                self.store.claims.mark_parts_sending, claim.id, claim.pending_seqs, slot.id, claim.attempts):
+            self._lost(slot, claim)
+            return None
         started = self._clock()
         if slot.part_time_s is not None:
             slot.send_due = started + slot.part_time_s * len(prepared.pdus)
@@ -285,7 +288,7 @@ class SendPipeline:
             # Raised only when nothing was written: requeue at once, elsewhere if possible.
             slot.last_error = str(exc)
             await self._settle(slot, claim, HAND_BACK)
-            await self.release(nxt)
+            await self.release(slot, nxt)
             return None
         settlement = self._judge(slot, claim, outcomes)
         used = sum(1 for o in outcomes if o.kind is not SendOutcomeKind.ERROR)
@@ -319,15 +322,15 @@ class SendPipeline:
         then_mark = None
         if nxt is not None:
             if self.can_send(slot) and slot.limiter.wait_s(self._clock(), len(nxt.claim.pending_seqs)) == 0:
-                then_mark = (nxt.claim.id, nxt.claim.pending_seqs, slot.id)
-                nxt.marked = True
+                then_mark = NextMark(nxt.claim.id, nxt.claim.pending_seqs, slot.id, nxt.claim.attempts)
             elif not self.can_send(slot):
-                await self.release(nxt)
+                await self.release(slot, nxt)
                 nxt = None
         final = await self.store.call(
             self.store.claims.settle_claim, claim.id, settlement.results, retry_at=settlement.retry_at,
             report_window_s=self.cfg.dispatch.status_report_window_s, then_mark=then_mark,
-            uncount_attempt=settlement.handed_back, **({} if care is None else {"care": care}),
+            uncount_attempt=settlement.handed_back, held_as=(slot.id, claim.attempts),
+            **({} if care is None else {"care": care}),
         )
         if final in (MessageState.SENT, MessageState.DELIVERED):
             self.sent_total += 1
@@ -337,7 +340,19 @@ class SendPipeline:
                    extra={"message_id": claim.id, "modem_id": slot.id, "state": final.value})
         if final is MessageState.QUEUED and not settlement.handed_back:
             self._notify_work()  # a retry: another SIM may take it now
+        if then_mark is not None and nxt is not None:
+            if not then_mark.taken:
+                self._lost(slot, nxt.claim)
+                return None
+            nxt.marked = True
         return nxt
+
+    def _lost(self, slot: ModemSlot, claim: ClaimedMessage) -> None:
+        """A claim this host no longer holds (another host recovered it after its
+        lease ran out): not written, and not handed back either (it is not ours)."""
+        if slot.next_claim_id == claim.id:
+            slot.next_claim_id = None
+        log.warning("message %s: claim on %s was taken over by another host; not sending it", claim.id, slot.id)
 
     def _judge(self, slot: ModemSlot, claim: ClaimedMessage, outcomes: list[SendOutcome]) -> Settlement:
         """What each part's outcome means: sent, unknown (never resent blindly),
@@ -446,20 +461,22 @@ class SendPipeline:
 
     # --- handing claims back -------------------------------------------------------------
 
-    async def release(self, prepared: Prepared | None) -> None:
+    async def release(self, slot: ModemSlot, prepared: Prepared | None) -> None:
         """Give a claimed, unwritten message back to the queue (no attempt counted)."""
         if prepared is not None:
-            await self.store.call(self.store.claims.settle_claim, prepared.claim.id, [], uncount_attempt=True)
+            await self.store.call(self.store.claims.settle_claim, prepared.claim.id, [], uncount_attempt=True,
+                                  held_as=(slot.id, prepared.claim.attempts))
 
-    async def abandon(self, message_id: str, why: str) -> MessageState | None:
+    async def abandon(self, message_id: str, why: str, held_as: tuple[str, int] | None = None) -> MessageState | None:
         """Close a claim its worker could not finish: parts left 'sending' may have
-        been written, so they become unknown; the rest go back to the queue."""
+        been written, so they become unknown; the rest go back to the queue. Only
+        this host's claim (``held_as``: that very claim) is closed."""
         msg = await self.store.call(self.store.messages.get_message, message_id)
         if msg is None or msg["state"] != MessageState.SENDING.value:
             return None
         written = [PartResult(p["seq"], MessageState.UNKNOWN, error_code="unknown", error_text=why)
                    for p in msg["parts"] if p["state"] == MessageState.SENDING.value]
-        return await self.store.call(self.store.claims.settle_claim, message_id, written)
+        return await self.store.call(self.store.claims.settle_claim, message_id, written, held_as=held_as)
 
 
 __all__ = ["HAND_BACK", "IDLE_WAIT_S", "Prepared", "SendPipeline", "Settlement"]

@@ -1,7 +1,13 @@
 """Claims and leases: a modem takes a queued message under a lease, marks its parts
 ``sending`` before any PDU is written, and settles the claim with what the send
 achieved. A host that crashed leaves its claims to ``recover``: parts that were
-being sent become ``unknown`` (never resent blindly), untouched ones requeue."""
+being sent become ``unknown`` (never resent blindly), untouched ones requeue.
+
+A claim is fenced: marking its parts ``sending`` (the last step before a PDU is
+written) and settling it both check, under the message's row lock, that the
+claim is still this host's. A host whose claim was recovered by another (its
+lease ran out and its liveness lease was gone) therefore never writes that PDU,
+and its settle keeps only what its send proved: a part that left the modem."""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from gsmgw.store.executor import Executor, batchable
 from gsmgw.store.messages import settle_states
 from gsmgw.store.ownership import live_hosts
 from gsmgw.store.prepared import prebuilt, run, update_message
-from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, PartResult, utcnow
+from gsmgw.store.records import CareRecord, ClaimCare, ClaimedMessage, NextMark, PartResult, utcnow
 from gsmgw.store.reports import ReportsRepo, lock_message, lock_report_matching
 from gsmgw.store.simcare import care_terms, defer_in, record_in
 
@@ -125,11 +131,16 @@ class ClaimsRepo:
         return True
 
     @batchable
-    def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str) -> None:
-        """Committed *before* any PDU is written: after a crash these parts are ``unknown``."""
+    def mark_parts_sending(self, message_id: str, seqs: Sequence[int], modem_id: str,
+                           attempt: int | None = None) -> bool:
+        """Committed *before* any PDU is written: after a crash these parts are ``unknown``.
+
+        ``False`` (nothing marked): the claim is no longer this host's on this modem
+        (or, given ``attempt``, no longer that claim: ``ClaimedMessage.attempts``),
+        and its PDUs must not be written."""
         now = utcnow()
         with self.db.tx() as conn:
-            mark_sending_in(conn, message_id, seqs, modem_id, now)
+            return mark_sending_in(conn, message_id, seqs, modem_id, now, holder=self.host, attempt=attempt)
 
     @batchable
     def settle_claim(
@@ -139,9 +150,10 @@ class ClaimsRepo:
         *,
         retry_at: dt.datetime | None = None,
         report_window_s: float = 3 * 86400.0,
-        then_mark: tuple[str, Sequence[int], str] | None = None,
+        then_mark: NextMark | None = None,
         uncount_attempt: bool = False,
         care: CareRecord | None = None,
+        held_as: tuple[str, int] | None = None,
     ) -> MessageState:
         """Record what a send achieved and close the claim, in one transaction.
 
@@ -151,18 +163,28 @@ class ClaimsRepo:
         final when its parts say so, else requeued at ``retry_at`` (pinned to the
         same SIM if some part already left, so that the phone can reassemble).
 
-        ``then_mark`` = (message id, seqs, modem) marks the modem's next message
-        ``sending`` in the same commit (the pipelined send loop); ``uncount_attempt``
+        ``then_mark`` marks the modem's next claim ``sending`` in the same commit
+        (the pipelined send loop) and says whether it did; ``uncount_attempt``
         gives back the attempt of a claim that was released unwritten.
         ``care`` adds the parts sent to the SIM's counters and cost (SIM care).
+
+        A claim that is no longer this host's (see the module doc) keeps only its
+        SENT parts, where recovery had called them unknown; the message stays with
+        whoever holds it now. ``held_as`` = (modem, ``ClaimedMessage.attempts``)
+        names the claim exactly: the same message claimed again after a recovery,
+        by this host, is another claim.
         """
         with self.db.tx() as conn:
             if care is not None:
                 sent = sum(1 for r in results if r.state is MessageState.SENT)
                 record_in(conn, care, sent, message_id)
-            return self.settle_in(conn, message_id, results, retry_at=retry_at,
-                                   report_window_s=report_window_s, then_mark=then_mark,
-                                   uncount_attempt=uncount_attempt)
+            final = self.settle_in(conn, message_id, results, retry_at=retry_at,
+                                   report_window_s=report_window_s, uncount_attempt=uncount_attempt,
+                                   holder=(self.host, held_as))
+            if then_mark is not None:
+                then_mark.taken = mark_sending_in(conn, then_mark.message_id, then_mark.seqs, then_mark.modem_id,
+                                                  utcnow(), holder=self.host, attempt=then_mark.attempt)
+            return final
 
     def settle_in(
         self,
@@ -172,19 +194,29 @@ class ClaimsRepo:
         *,
         retry_at: dt.datetime | None = None,
         report_window_s: float = 3 * 86400.0,
-        then_mark: tuple[str, Sequence[int], str] | None = None,
         uncount_attempt: bool = False,
+        holder: tuple[str, tuple[str, int] | None] | None = None,
     ) -> MessageState:
         """settle_claim's work on an open connection (recover() settles through it too).
 
+        With ``holder`` = (host, held_as), only a claim that host still holds is
+        settled (see :meth:`settle_claim`); recover() passes none: it settles the
+        claims it locked.
         Its statements are built once (``_S``): per send this runs on the hot path."""
         sent_seqs = [r.seq for r in results if r.state is MessageState.SENT]
         if sent_seqs and conn.dialect.name != "sqlite":
             # A report of these parts may be in a transaction of its own right now.
             lock_report_matching(conn, conn.execute(_MODEMS_OF_PARTS, {"b_mid": message_id,
                                                                           "b_seqs": sent_seqs}).scalars().all())
-        lock_message(conn, message_id)  # see ReportsRepo.apply_in
         now = utcnow()
+        if holder is None:
+            lock_message(conn, message_id)  # see ReportsRepo.apply_in
+        else:  # the same row lock (PostgreSQL), and whose claim it is now
+            held = run(conn, _S.holder_of, {"b_mid": message_id}).first()
+            host, held_as = holder
+            if (held is None or held.state != MessageState.SENDING.value or held.lease_owner != host
+                    or (held_as is not None and (held.modem_id, held.attempts) != held_as)):
+                return self._settle_lost(conn, message_id, results, held, now)
         for r in results:
             if r.state is MessageState.SENT:
                 run(conn, _S.part_sent, {"b_mid": message_id, "b_seq": r.seq, "b_tp_mr": r.tp_mr, "b_now": now})
@@ -219,15 +251,32 @@ class ClaimsRepo:
         update_message(conn, message_id, values, uncount_attempt=uncount_attempt)
         if final is not MessageState.QUEUED:
             insert_message_events(conn, EventType.for_message(final), [message_id], now)
-        if then_mark is not None:
-            next_id, next_seqs, next_modem = then_mark
-            mark_sending_in(conn, next_id, next_seqs, next_modem, now)
         if any(r.state is MessageState.SENT for r in results):
             if self.reports.match_waiting(conn, message_id, report_window_s) and final is MessageState.SENT:
                 # A report that came before this commit may have made it delivered or failed.
                 final = MessageState(run(conn, _S.message_state, {"b_mid": message_id}).scalar_one())
         return final
 
+    def _settle_lost(self, conn: Connection, message_id: str, results: Sequence[PartResult],
+                     held: Any, now: dt.datetime) -> MessageState:
+        """Settle a claim another host recovered meanwhile: record the parts this send
+        proved sent where recovery had to call them unknown, and leave the rest (the
+        message may be queued or held by another modem now)."""
+        state = None if held is None else MessageState(held.state)
+        log.warning("message %s: this host's claim was taken over (now %s, held by %s); "
+                    "keeping only what the send proved", message_id,
+                    "gone" if state is None else state.value, None if held is None else held.lease_owner)
+        sent = [r for r in results if r.state is MessageState.SENT]
+        if state is not MessageState.UNKNOWN or not sent:
+            return state or MessageState.UNKNOWN
+        for r in sent:
+            run(conn, _S.unknown_part_sent, {"b_mid": message_id, "b_seq": r.seq, "b_tp_mr": r.tp_mr, "b_now": now})
+        if settle_states([s for (s,) in run(conn, _S.part_states, {"b_mid": message_id})]) is not MessageState.SENT:
+            return state
+        update_message(conn, message_id, {"state": MessageState.SENT, "sent_at": now, "updated_at": now,
+                                          "error_code": None, "error_text": None})
+        insert_message_events(conn, EventType.for_message(MessageState.SENT), [message_id], now)
+        return MessageState.SENT
 
     @batchable
     def claims_of(self, modem_id: str) -> list[dict[str, Any]]:
@@ -269,10 +318,19 @@ class ClaimsRepo:
                 cond = and_(sending, m.c.lease_until < now)
                 if not only_expired_leases:
                     cond = or_(cond, and_(sending, m.c.lease_owner == self.host))
-            rows = conn.execute(select(m.c.id, m.c.resend_unknown, m.c.lease_owner).where(cond)).all()
+            rows = conn.execute(select(m.c.id, m.c.lease_owner).where(cond)).all()
             if not self.db.is_sqlite:
                 live = live_hosts(conn, {r.lease_owner for r in rows if r.lease_owner != self.host})
                 rows = [r for r in rows if r.lease_owner == self.host or r.lease_owner not in live]
+            # Lock them and look again (PostgreSQL; SQLite's one writer already excludes
+            # both): another host's recover may be settling one right now (skipped, it
+            # is that host's to finish), or may have settled it since the read above,
+            # and a modem claimed it again (no longer expired, or held by another).
+            owner_of = {r.id: r.lease_owner for r in rows}
+            rows = [r for r in conn.execute(
+                select(m.c.id, m.c.resend_unknown, m.c.lease_owner)
+                .where(cond, m.c.id.in_(list(owner_of))).with_for_update(skip_locked=True)
+            ).all() if r.lease_owner == owner_of[r.id]] if owner_of else []
             for row in rows:
                 # Resendable messages go back to the queue; others' in-flight parts are unknown.
                 target = MessageState.QUEUED if row.resend_unknown else MessageState.UNKNOWN
@@ -337,6 +395,22 @@ class _S:
         .values(lease_until=bindparam("b_until"))
     )
     modem_of = select(m.c.modem_id).where(m.c.id == bindparam("b_mid"))
+    # Whose claim a message is, under its row lock (PostgreSQL): the settle's fence.
+    holder_of = (select(m.c.state, m.c.lease_owner, m.c.modem_id, m.c.attempts)
+                 .where(m.c.id == bindparam("b_mid")).with_for_update())
+    # The mark's fence: still this host's claim on this modem.
+    own_claim = (
+        select(m.c.attempts)
+        .where(m.c.id == bindparam("b_mid"), m.c.state == MessageState.SENDING.value,
+               m.c.lease_owner == bindparam("b_host"), m.c.modem_id == bindparam("b_modem"))
+        .with_for_update()
+    )
+    unknown_part_sent = (
+        update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"),
+                        p.c.state == MessageState.UNKNOWN.value)
+        .values(state=MessageState.SENT.value, tp_mr=bindparam("b_tp_mr"), sent_at=bindparam("b_now"),
+                error_code=None, error_text=None)
+    )
     message_state = select(m.c.state).where(m.c.id == bindparam("b_mid"))
     # The claim: the most urgent queued message this modem may take (see claim_next).
     claim = (
@@ -399,12 +473,23 @@ for _name, _stmt in vars(_S).items():
         prebuilt(_stmt)
 
 
-def mark_sending_in(conn: Connection, message_id: str, seqs: Sequence[int], modem_id: str, now: dt.datetime) -> None:
-    """Mark these parts ``sending`` (committed before their PDUs are written)."""
+def mark_sending_in(conn: Connection, message_id: str, seqs: Sequence[int], modem_id: str, now: dt.datetime,
+                    *, holder: str | None = None, attempt: int | None = None) -> bool:
+    """Mark these parts ``sending`` (committed before their PDUs are written).
+
+    With ``holder``, only if the claim is still that host's on this modem, and
+    given ``attempt`` still that claim (under the message's row lock on
+    PostgreSQL, so that a recover cannot settle it between this check and the
+    commit); returns whether the parts were marked."""
+    if holder is not None:
+        attempts = run(conn, _S.own_claim, {"b_mid": message_id, "b_host": holder, "b_modem": modem_id}).scalar()
+        if attempts is None or (attempt is not None and attempts != attempt):
+            return False
     if len(seqs) == 1:
         run(conn, _S.mark_one_sending, {"b_mid": message_id, "b_seq": seqs[0], "b_modem": modem_id, "b_now": now})
     else:
         run(conn, _S.mark_sending, {"b_mid": message_id, "b_seqs": list(seqs), "b_modem": modem_id, "b_now": now})
+    return True
 
 
 __all__ = ["ClaimsRepo"]

@@ -113,6 +113,20 @@ class ClaimedMessage:
     pending_seqs: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class NextMark:
+    """A modem's next claim, to be marked ``sending`` in the commit that settles its
+    current one (the pipelined send loop). The settle sets ``taken``: ``False`` when
+    the claim is no longer this host's (another host recovered it after its lease
+    ran out), and then its PDU must not be written."""
+
+    message_id: str
+    seqs: Sequence[int]
+    modem_id: str
+    attempt: int | None = None  # ClaimedMessage.attempts: this claim, not a later one
+    taken: bool = False
+
+
 # --- status reports ---------------------------------------------------------------------
 
 
@@ -242,6 +256,7 @@ __all__ = [
     "IngestResult",
     "JoinFn",
     "NewMessage",
+    "NextMark",
     "OutboxEvent",
     "OutboxRead",
     "PartResult",

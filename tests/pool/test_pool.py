@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from gsmgw.config import Config, DispatchConfig, ModemConfig, StoreConfig
 from gsmgw.domain import ModemIdentity, ModemState, SendOutcome, SendOutcomeKind
 from gsmgw.modem import ALL_EVENT_TYPES, EventRegistry, Modem, StateChanged, StoredSms
 from gsmgw.pool import Driver, NoPortYet, Pool
+from gsmgw.sms import decode_pdu
 from gsmgw.store import NewMessage, Store
+from gsmgw.store import tables as t
 
 Script = Callable[["FakeDriver", Sequence[tuple[str, int]]], Awaitable[list[SendOutcome]]]
 
@@ -258,6 +262,48 @@ async def test_a_timeout_after_the_pdu_leaves_the_part_unknown_and_never_resends
     driver = harness.driver("sim1")
     assert len(driver.sent) == 2
     assert (await harness.message(first))["state"] == "unknown"
+
+
+async def test_a_claim_ahead_taken_over_by_another_host_is_never_written(
+        harness: Harness, start_pool: Any) -> None:
+    """While sim1 sends its first message, the one it claimed ahead is recovered by
+    another host (its lease ran out: a stalled host) and claimed there. sim1 must
+    not write it when its turn comes, nor hand it back, and must go on with the
+    next message."""
+    other = Store(f"sqlite:///{harness.tmp_path / 'pool.db'}", host="other-host")
+    pool_box: list[Pool] = []
+    taken: list[str] = []
+
+    def take_over(message_id: str) -> None:
+        with other.engine.begin() as conn:
+            conn.execute(update(t.messages).where(t.messages.c.id == message_id)
+                         .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)))
+        assert other.claims.recover(only_expired_leases=True)["requeued"] == 1
+        claim = other.claims.claim_next("elsewhere", lease_s=30)
+        assert claim is not None and claim.id == message_id
+        taken.append(message_id)
+
+    async def first_one_steals(driver: FakeDriver, parts: Sequence[tuple[str, int]]) -> list[SendOutcome]:
+        if not taken:
+            slot = pool_box[0].slots["sim1"]
+            await until(lambda: slot.next_claim_id is not None, "the claim ahead")
+            await asyncio.to_thread(take_over, slot.next_claim_id)
+        return await ok(driver, parts)
+
+    harness.scripts["sim1"] = first_one_steals
+    try:
+        pool_box.append(await start_pool(config(modem("sim1"))))
+        first, ahead, third = await harness.enqueue("+15551230011", "+15551230012", "+15551230013")
+        await harness.wait_state(first, {"sent"})
+        await harness.wait_state(third, {"sent"})
+        assert taken == [ahead]
+        sent_to = [decode_pdu(pdu, tpdu_length=n).text for [(pdu, n)] in harness.driver("sim1").sent]
+        assert sent_to == ["hello +15551230011", "hello +15551230013"]
+        row = await harness.message(ahead)
+        assert (row["state"], row["lease_owner"], row["modem_id"]) == ("sending", "other-host", "elsewhere")
+        assert [p["state"] for p in row["parts"]] == ["queued"]
+    finally:
+        other.close()
 
 
 async def test_a_modem_error_rests_the_sim_with_capped_growing_pauses(harness: Harness, start_pool: Any) -> None:
