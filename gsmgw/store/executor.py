@@ -19,6 +19,10 @@ console's dashboard) go through ``call_read``: on SQLite they run on reader thre
 of their own, on connections that cannot write (``PRAGMA query_only``), beside the
 writer thread (WAL readers never block the writer): a 30 ms count over a million
 messages no longer holds every send's settle behind it.
+
+The writer thread keeps one connection open (SQLite): checking a pooled
+connection out and in for every transaction, with the pool's reset rollback and
+its events, cost about a third of that thread's CPU per sent message (issue 17).
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ def install_events_signal(engine: Engine, signal: Callable[[], None]) -> None:
 
     Core has no after-commit event: ``commit`` fires before the DBAPI commit, so it
     only marks the transaction; the pool's ``checkin``, which follows the commit when
-    the connection is given back, fires the signal. A rollback clears the mark.
+    the connection is given back, fires the signal (the SQLite writer thread, which
+    keeps its connection, fires it after each commit: ``Executor._begin``). A
+    rollback clears the mark.
     """
 
     @event.listens_for(engine, "commit")
@@ -251,6 +257,45 @@ class Executor:
         """Whether this thread is inside a shared group-commit transaction."""
         return getattr(self._local, "conn", None) is not None
 
+    def _held(self) -> Connection | None:
+        """The SQLite writer thread's own connection, open between its transactions;
+        ``None`` elsewhere (PostgreSQL, the read lane, a caller's own thread) or while
+        it is inside a transaction (a nested one takes a pooled connection, as before)."""
+        if not getattr(self._local, "writer", False):
+            return None
+        conn: Connection | None = getattr(self._local, "held", None)
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            conn = self._local.held = self.engine.connect()
+        return None if conn.in_transaction() else conn
+
+    def _drop_held(self) -> None:
+        """Close the writer thread's connection (run on that thread, at shutdown)."""
+        conn = getattr(self._local, "held", None)
+        self._local.held = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """``engine.begin()``, on the writer thread's kept connection where there is one."""
+        conn = self._held()
+        if conn is None:
+            with self.engine.begin() as pooled:
+                yield pooled
+            return
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            conn.info.pop(_COMMITTING, None)
+            raise
+        if conn.info.pop(_COMMITTING, False):
+            self.signal_events()  # what the pool's checkin does for a pooled connection
+
     @contextlib.contextmanager
     def tx(self, *, durable: bool = True) -> Iterator[Connection]:
         """A transaction: the group's shared one inside a batch, else a new one.
@@ -267,10 +312,11 @@ class Executor:
         if getattr(self._local, "read_only", False):
             raise RuntimeError("a store call in the read lane (call_read) opened a write transaction")
         if durable or not self.is_sqlite:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
+        held = self._held()
+        with contextlib.nullcontext(held) if held is not None else self.engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
             (level,) = raw.execute("PRAGMA synchronous").fetchone()
@@ -283,6 +329,8 @@ class Executor:
                     raw.execute(f"PRAGMA synchronous={int(level)}")
                 except sqlite3.Error:
                     conn.invalidate()  # never hand a lax connection to a send
+                if held is not None and conn.info.pop(_COMMITTING, False):
+                    self.signal_events()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -291,8 +339,16 @@ class Executor:
             yield shared
             return
         if not getattr(self._local, "read_only", False):
-            with self.engine.connect() as conn:
-                yield conn
+            held = self._held()
+            if held is None:
+                with self.engine.connect() as conn:
+                    yield conn
+                return
+            try:
+                yield held
+            finally:
+                if held.in_transaction():  # the read's implicit transaction: end it
+                    held.rollback()
             return
         try:
             conn = self._readers_engine().connect()
@@ -302,6 +358,9 @@ class Executor:
             yield conn
 
     def shutdown(self) -> None:
+        if self.is_sqlite:
+            with contextlib.suppress(RuntimeError):  # already shut down
+                self._pool.submit(self._drop_held)
         self._pool.shutdown(wait=True)
         if self._readers is not None:
             self._readers.shutdown(wait=True)
@@ -315,6 +374,7 @@ class Executor:
         other call runs on its own. A background call (``call_idle``) runs, alone,
         only when the queue is empty, and the queue is looked at again after it.
         """
+        self._local.writer = True  # this thread keeps a connection (_held)
         while True:
             with self._queue_lock:
                 queued, self._queue = self._queue, []
@@ -343,7 +403,7 @@ class Executor:
         while len(batch) > 1:
             results: list[Any] = []
             try:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     self._local.conn = conn
                     try:
                         for fn, _fut, _loop in batch:
