@@ -60,3 +60,37 @@ async def test_results_come_back_in_the_right_order(tmp_path: Path, n: int) -> N
             assert row["text"] == str(i)
     finally:
         store.close()
+
+
+async def test_the_writer_thread_keeps_one_connection_and_still_signals_committed_events(tmp_path: Path) -> None:
+    from gsmgw.domain import MessageState
+    from gsmgw.store import PartResult
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.call(store.migrate)
+    checkouts = 0
+
+    def on_checkout(*_: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    woken = asyncio.Event()
+    event.listen(store.engine, "checkout", on_checkout)
+    unlisten = store.on_events_committed(woken.set)
+    try:
+        [mid] = (await store.call(store.messages.enqueue, [NewMessage("+15551230001", "x", "gsm7", 1)])).message_ids
+        for _ in range(5):
+            assert (await store.call(store.messages.get_message, mid))["state"] == "queued"  # reads end their tx
+        with pytest.raises(ValueError):
+            await store.call(store.messages.enqueue, [])
+        claim = await store.call(store.claims.claim_next, "m1", lease_s=30, mark_sending=True)
+        assert claim is not None
+        woken.clear()
+        final = await store.call(store.claims.settle_claim, mid, [PartResult(1, MessageState.SENT, tp_mr=1)])
+        assert final is MessageState.SENT
+        await asyncio.wait_for(woken.wait(), 5)  # the 'sent' event's commit woke the consumers
+        assert checkouts <= 1, checkouts  # one connection for all those transactions
+    finally:
+        unlisten()
+        store.close()
+    assert store.engine.pool.checkedout() == 0  # closed on the writer thread at shutdown
