@@ -45,14 +45,14 @@ def default_state_dir() -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
-    from gsmgw.daemon import Gateway, install_signal_handlers, serve_reloadable
+    from gsmgw.daemon import Gateway, freeze_startup_heap, install_signal_handlers, serve_reloadable
 
     async def main() -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         gw = Gateway(cfg)
         # SIGHUP re-reads --config (systemctl reload gsmgw); a bad file is refused.
-        await serve_reloadable(gw, stop, args.config)
+        await serve_reloadable(gw, stop, args.config, on_ready=lambda _gw: freeze_startup_heap())
         return 1 if gw.fatal else 0
 
     return asyncio.run(main())
