@@ -180,7 +180,7 @@ class ClaimsRepo:
                 record_in(conn, care, sent, message_id)
             final = self.settle_in(conn, message_id, results, retry_at=retry_at,
                                    report_window_s=report_window_s, uncount_attempt=uncount_attempt,
-                                   holder=(self.host, held_as))
+                                   holder=self.host, held_as=held_as)
             if then_mark is not None:
                 then_mark.taken = mark_sending_in(conn, then_mark.message_id, then_mark.seqs, then_mark.modem_id,
                                                   utcnow(), holder=self.host, attempt=then_mark.attempt)
@@ -195,11 +195,12 @@ class ClaimsRepo:
         retry_at: dt.datetime | None = None,
         report_window_s: float = 3 * 86400.0,
         uncount_attempt: bool = False,
-        holder: tuple[str, tuple[str, int] | None] | None = None,
+        holder: str | None = None,
+        held_as: tuple[str, int] | None = None,
     ) -> MessageState:
         """settle_claim's work on an open connection (recover() settles through it too).
 
-        With ``holder`` = (host, held_as), only a claim that host still holds is
+        With ``holder`` (a host; ``held_as`` as there), only a claim it still holds is
         settled (see :meth:`settle_claim`); recover() passes none: it settles the
         claims it locked.
         Its statements are built once (``_S``): per send this runs on the hot path."""
@@ -213,9 +214,8 @@ class ClaimsRepo:
             lock_message(conn, message_id)  # see ReportsRepo.apply_in
         else:  # the same row lock (PostgreSQL), and whose claim it is now
             held = run(conn, _S.holder_of, {"b_mid": message_id}).first()
-            host, held_as = holder
-            if (held is None or held.state != MessageState.SENDING.value or held.lease_owner != host
-                    or (held_as is not None and (held.modem_id, held.attempts) != held_as)):
+            modem, attempt = held_as if held_as is not None else (None, None)
+            if not _still_held(held, holder, modem, attempt):
                 return self._settle_lost(conn, message_id, results, held, now)
         for r in results:
             if r.state is MessageState.SENT:
@@ -395,16 +395,10 @@ class _S:
         .values(lease_until=bindparam("b_until"))
     )
     modem_of = select(m.c.modem_id).where(m.c.id == bindparam("b_mid"))
-    # Whose claim a message is, under its row lock (PostgreSQL): the settle's fence.
+    # Whose claim a message is, under its row lock (PostgreSQL): the fence of the
+    # settle and of the mark (see _still_held).
     holder_of = (select(m.c.state, m.c.lease_owner, m.c.modem_id, m.c.attempts)
                  .where(m.c.id == bindparam("b_mid")).with_for_update())
-    # The mark's fence: still this host's claim on this modem.
-    own_claim = (
-        select(m.c.attempts)
-        .where(m.c.id == bindparam("b_mid"), m.c.state == MessageState.SENDING.value,
-               m.c.lease_owner == bindparam("b_host"), m.c.modem_id == bindparam("b_modem"))
-        .with_for_update()
-    )
     unknown_part_sent = (
         update(p).where(p.c.message_id == bindparam("b_mid"), p.c.seq == bindparam("b_seq"),
                         p.c.state == MessageState.UNKNOWN.value)
@@ -473,6 +467,14 @@ for _name, _stmt in vars(_S).items():
         prebuilt(_stmt)
 
 
+def _still_held(held: Any, host: str, modem_id: str | None, attempt: int | None) -> bool:
+    """Whether ``held`` (a row of ``_S.holder_of``) is still ``host``'s claim, and, where
+    given, on ``modem_id`` and the claim of that ``attempt`` (ClaimedMessage.attempts)."""
+    return (held is not None and held.state == MessageState.SENDING.value and held.lease_owner == host
+            and (modem_id is None or held.modem_id == modem_id)
+            and (attempt is None or held.attempts == attempt))
+
+
 def mark_sending_in(conn: Connection, message_id: str, seqs: Sequence[int], modem_id: str, now: dt.datetime,
                     *, holder: str | None = None, attempt: int | None = None) -> bool:
     """Mark these parts ``sending`` (committed before their PDUs are written).
@@ -481,10 +483,9 @@ def mark_sending_in(conn: Connection, message_id: str, seqs: Sequence[int], mode
     given ``attempt`` still that claim (under the message's row lock on
     PostgreSQL, so that a recover cannot settle it between this check and the
     commit); returns whether the parts were marked."""
-    if holder is not None:
-        attempts = run(conn, _S.own_claim, {"b_mid": message_id, "b_host": holder, "b_modem": modem_id}).scalar()
-        if attempts is None or (attempt is not None and attempts != attempt):
-            return False
+    if holder is not None and not _still_held(run(conn, _S.holder_of, {"b_mid": message_id}).first(),
+                                              holder, modem_id, attempt):
+        return False
     if len(seqs) == 1:
         run(conn, _S.mark_one_sending, {"b_mid": message_id, "b_seq": seqs[0], "b_modem": modem_id, "b_now": now})
     else:
