@@ -7,7 +7,8 @@ from ``/proc/self/stat``:
 1. start the gateway with an empty queue and wait until every modem is ready;
 2. idle: CPU over ``--idle-s`` seconds (default 20) with nothing queued;
 3. busy: queue ``--messages`` messages (bulk enqueue, 500 per commit; its CPU is
-   reported apart), wake the pool, and read the CPU until every message is final:
+   reported apart; each asks for a status report, as in bench.cpu, unless
+   ``--no-reports``), wake the pool, and read the CPU until every message is final:
    CPU per sent message = busy CPU / messages.
 
     python -m bench.prof_engine --modems 16 --latency-s 0.2 --messages 1600 --idle-s 20
@@ -77,7 +78,7 @@ def threads_cpu_s() -> dict[str, float]:
 
 
 async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | None,
-              phase: str = "busy") -> dict[str, Any]:
+              phase: str = "busy", reports: bool = True) -> dict[str, Any]:
     logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="gsmgw-prof-") as tmp:
         work = Path(tmp)
@@ -97,7 +98,7 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
             cfg = Config(
                 api=ApiConfig(listen="127.0.0.1:0"),
                 store=StoreConfig(url=f"sqlite:///{work / 'prof.db'}"),
-                dispatch=DispatchConfig(sticky_s=0),
+                dispatch=DispatchConfig(sticky_s=0, delivery_reports=reports),
                 modem=tuple(ModemConfig(id=f"sim{i + 1}", port=str(p), send_timeout_s=latency_s + 10)
                             for i, p in enumerate(links)),
             )
@@ -116,7 +117,8 @@ async def run(k: int, latency_s: float, n: int, idle_s: float, pyspy: Path | Non
                 await asyncio.sleep(idle_s)
                 idle_cpu = cpu_s() - c0
                 spy_stop(ispy)
-                batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1) for i in range(n)]
+                batch = [NewMessage(f"+1555400{i:04d}", f"bench message {i}", "gsm7", 1, delivery_report=reports)
+                         for i in range(n)]
                 spy = spy_start(pyspy) if pyspy is not None and phase == "busy" else None
                 c1 = cpu_s()
                 th1 = threads_cpu_s()
@@ -163,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-s", type=float, default=20.0)
     ap.add_argument("--pyspy", type=Path, help="write a py-spy speedscope profile of one phase here")
     ap.add_argument("--pyspy-phase", choices=("busy", "idle"), default="busy")
+    ap.add_argument("--no-reports", action="store_true",
+                    help="messages do not ask for status reports (the cpu bench's do, as here by default)")
     args = ap.parse_args(argv)
-    out = asyncio.run(run(args.modems, args.latency_s, args.messages, args.idle_s, args.pyspy, args.pyspy_phase))
+    out = asyncio.run(run(args.modems, args.latency_s, args.messages, args.idle_s, args.pyspy, args.pyspy_phase,
+                          not args.no_reports))
     print(json.dumps(out))
     return 0
 

@@ -38,7 +38,12 @@ class StatusReports:
                      index: int | None) -> bool:
         """Decode and record one status report; True once it is committed, or once
         it is known to be garbage when it came from storage (``index`` given), so
-        that the caller deletes it rather than reading it again forever."""
+        that the caller deletes it rather than reading it again forever.
+
+        A report from storage is committed without waiting for the disk, and True
+        comes once it is on disk (``Store.synced``): usually with the next send's
+        settle, whose commit syncs the WAL anyway; so the SIM's copy is deleted only
+        after that, and a busy pool spends no fsync of its own on a report."""
         try:
             rep = decode_pdu(pdu_hex, tpdu_length=tpdu_length)
         except CodecError as exc:
@@ -58,7 +63,15 @@ class StatusReports:
             scts=rep.scts,
             discharge_at=rep.discharge_time,
             window_s=self._config().dispatch.status_report_window_s,
+            durable=index is None,
         )
+        if index is not None:
+            try:
+                await self.store.synced()
+            except Exception as exc:  # the SIM keeps its copy: read again after a restart
+                log.warning("modem %s: status report at %d recorded, not yet on disk (%s); kept on the SIM",
+                            slot.id, index, exc)
+                return False
         if match.message_id is None:
             log.info("modem %s: status report for tp_mr=%d to %s matched no message (kept)",
                      slot.id, rep.tp_mr, rep.recipient)

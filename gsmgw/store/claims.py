@@ -63,10 +63,17 @@ class ClaimsRepo:
         ``care`` (SIM care, issue 20) adds the SIM's pacing and calendar caps as
         extra terms of the same query, and defers a message whose recipient is in
         quiet hours instead of claiming it (see :meth:`_care_block`).
+
+        Without ``mark_sending`` (a claim ahead, while another message is on the
+        air) the commit does not wait for the disk on SQLite (``tx(durable=False)``):
+        nothing of the claim is written to a modem until a later, durable commit
+        marks it ``sending`` (and WAL commits are kept in order), so a power cut that
+        undoes the claim only puts the message back in the queue, as it was. This
+        spares one fsync per message on the busy path (issue 17).
         """
         now = now or utcnow()
         grace_cutoff = now - dt.timedelta(seconds=avoid_grace_s)
-        with self.db.tx() as conn:
+        with self.db.tx(durable=mark_sending) as conn:
             alternatives = self._care_block(conn, modem_id, care)
             if alternatives is None:
                 return None

@@ -20,6 +20,17 @@ of their own, on connections that cannot write (``PRAGMA query_only``), beside t
 writer thread (WAL readers never block the writer): a 30 ms count over a million
 messages no longer holds every send's settle behind it.
 
+Some commits need not wait for the disk (``tx(durable=False)``: a prune batch, a
+claim taken ahead while another message is on the air, a status report read from
+the SIM): on SQLite they commit at ``synchronous=NORMAL``. The WAL keeps commits in
+order, so the next durable commit that writes makes them durable too; ``synced``
+lets a caller wait for that (the status report is deleted from the SIM only then),
+and syncs the WAL itself when no such commit comes within ``SYNC_WAIT_S``.
+
+A call's results (a group commit's, one per caller loop) and the wake-ups of the
+outbox listeners its commit owes go back in one ``call_soon_threadsafe`` per loop:
+one write to the loop's self-pipe, not one per result and one per listener.
+
 The writer thread keeps one connection open (SQLite): checking a pooled
 connection out and in for every transaction, with the pool's reset rollback and
 its events, cost about 40 µs of CPU per transaction, a fifth of a claim-and-settle
@@ -37,7 +48,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +60,16 @@ R = TypeVar("R")
 
 # (the call, its future, the loop that awaits it)
 _Item = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+class _Queued(NamedTuple):
+    """A call waiting for the writer thread (SQLite)."""
+
+    fn: Callable[[], Any]
+    fut: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    shareable: bool  # @batchable: may share a group commit
+
 
 # Keys in a pooled connection's info: events written in its open transaction, and
 # events of a transaction that is committing (see install_events_signal).
@@ -87,24 +108,43 @@ def install_events_signal(engine: Engine, signal: Callable[[], None]) -> None:
             signal()
 
 
-class _Listener:
-    """A loop-side callback woken after commits that wrote events (at most one
-    wake-up queued at a time: a burst of commits costs the loop one call)."""
+class _LoopWakes:
+    """The loop-side callbacks of one event loop, woken after commits that wrote
+    events: at most one wake-up queued per loop (a burst of commits, and every
+    consumer on that loop, cost the loop one call), and on the writer thread that
+    call rides on the hand-back of the commit's own results (one write to the loop's
+    self-pipe, not one per consumer and one per result)."""
 
-    __slots__ = ("callback", "loop", "pending")
+    __slots__ = ("callbacks", "loop", "pending")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.callback = callback
+        self.callbacks: list[Callable[[], None]] = []
         self.pending = False
 
     def fire(self) -> None:
         self.pending = False
-        self.callback()
+        for callback in list(self.callbacks):
+            try:
+                callback()
+            except Exception:  # one consumer's fault never keeps the others asleep
+                log.exception("events-committed callback failed")
+
+    def post(self) -> None:
+        """Queue :meth:`fire` on the loop (any thread)."""
+        try:
+            self.loop.call_soon_threadsafe(self.fire)
+        except RuntimeError:  # its loop is closed
+            self.pending = False
 
 
 # Reader threads of the read lane (SQLite): the console, the API and a scraper at once.
 READERS = 2
+
+# How long ``synced`` waits for a durable commit to carry the lax commits before it
+# (on a busy pool the next send's settle, within milliseconds) before the writer
+# thread syncs the WAL itself.
+SYNC_WAIT_S = 0.2
 
 
 def _read_only_engine(engine: Engine) -> Engine:
@@ -154,11 +194,18 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=1 if is_sqlite else 6, thread_name_prefix="gsmgw-db")
         self._local = threading.local()
         self._queue_lock = threading.Lock()
-        self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool]] = []
+        self._queue: list[_Queued] = []
         self._flushing = False
         # Background calls (call_idle): served only when _queue is empty, one at a time.
         self._idle: list[_Item] = []
-        self._listeners: list[_Listener] = []
+        # Lax commits (tx(durable=False)) made on the writer thread, and how many of them
+        # a later durable commit (or a sync of the WAL) has made durable: see synced().
+        self._lax_seq = 0
+        self._synced_seq = 0
+        self._sync_waiters: list[tuple[int, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        # The SQLite file as SQLite opened it (a later chdir must not move the WAL we sync).
+        self._db_path = os.path.abspath(engine.url.database) if is_sqlite and engine.url.database else ""
+        self._wakes: dict[asyncio.AbstractEventLoop, _LoopWakes] = {}
         # The read lane (SQLite): its threads and its engine are made on first use.
         self._readers: ThreadPoolExecutor | None = None
         self._reader_engine: Engine | None = None
@@ -166,25 +213,45 @@ class Executor:
     def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` on the running loop after each commit (through this
         executor) that wrote outbox events; returns the function that unregisters it."""
-        listener = _Listener(asyncio.get_running_loop(), callback)
-        self._listeners.append(listener)
+        loop = asyncio.get_running_loop()
+        wakes = self._wakes.get(loop)
+        if wakes is None:
+            wakes = self._wakes[loop] = _LoopWakes(loop)
+        wakes.callbacks.append(callback)
 
         def remove() -> None:
             with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
+                wakes.callbacks.remove(callback)
+            if not wakes.callbacks and self._wakes.get(loop) is wakes:
+                del self._wakes[loop]
 
         return remove
 
     def signal_events(self) -> None:
-        """After a commit that wrote events (any thread): wake the listeners."""
-        for listener in list(self._listeners):
-            if listener.pending:
-                continue
-            listener.pending = True
-            try:
-                listener.loop.call_soon_threadsafe(listener.fire)
-            except RuntimeError:  # its loop is closed
-                listener.pending = False
+        """After a commit that wrote events (any thread): wake the listeners. On the
+        writer thread the wake-up waits for the hand-back of the call's results
+        (``_due_wakes``), which follows at once and carries it."""
+        if getattr(self._local, "flushing", False):
+            self._local.events_due = True
+            return
+        for wakes in self._take_wakes():
+            wakes.post()
+
+    def _take_wakes(self) -> list[_LoopWakes]:
+        """The loops to wake, each marked pending (one wake-up queued per loop)."""
+        out = []
+        for wakes in list(self._wakes.values()):
+            if not wakes.pending:
+                wakes.pending = True
+                out.append(wakes)
+        return out
+
+    def _due_wakes(self) -> list[_LoopWakes]:
+        """Writer thread: the wake-ups the commit just made owes (see signal_events)."""
+        if not getattr(self._local, "events_due", False):
+            return []
+        self._local.events_due = False
+        return self._take_wakes()
 
     async def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a blocking store method off the event loop (group commit on SQLite)."""
@@ -193,7 +260,7 @@ class Executor:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         fut: asyncio.Future[R] = loop.create_future()
         with self._queue_lock:
-            self._queue.append((lambda: fn(*args, **kwargs), fut, loop, getattr(fn, "batchable", False)))
+            self._queue.append(_Queued(lambda: fn(*args, **kwargs), fut, loop, getattr(fn, "batchable", False)))
             start = not self._flushing
             self._flushing = True
         if start:
@@ -282,18 +349,25 @@ class Executor:
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[Connection]:
-        """``engine.begin()``, on the writer thread's kept connection where there is one."""
+        """``engine.begin()``, on the writer thread's kept connection where there is one.
+
+        There, a commit that wrote (a durable one: the WAL is synced) also makes the
+        lax commits before it durable (see :meth:`synced`)."""
         conn = self._held()
         if conn is None:
             with self.engine.begin() as pooled:
                 yield pooled
             return
+        raw = conn.connection.driver_connection
+        before, lax = raw.total_changes, self._lax_seq
         try:
             with conn.begin():
                 yield conn
         except BaseException:
             conn.info.pop(_COMMITTING, None)
             raise
+        if lax > self._synced_seq and raw.total_changes != before:
+            self._covered(lax)
         if conn.info.pop(_COMMITTING, False):
             self.signal_events()  # what the pool's checkin does for a pooled connection
 
@@ -308,7 +382,7 @@ class Executor:
         settle waiting behind it, no longer pays one more fsync per batch."""
         shared = getattr(self._local, "conn", None)
         if shared is not None:
-            yield shared
+            yield shared  # (a group commit waits for the disk: durable=False has no say there)
             return
         if getattr(self._local, "read_only", False):
             raise RuntimeError("a store call in the read lane (call_read) opened a write transaction")
@@ -325,6 +399,8 @@ class Executor:
             try:
                 with conn.begin():
                     yield conn
+                if getattr(self._local, "writer", False):
+                    self._lax_seq += 1
             finally:
                 try:
                     raw.execute(f"PRAGMA synchronous={int(level)}")
@@ -332,6 +408,71 @@ class Executor:
                     conn.invalidate()  # never hand a lax connection to a send
                 if held is not None and conn.info.pop(_COMMITTING, False):
                     self.signal_events()
+
+    async def synced(self) -> None:
+        """Return once the lax commits (``tx(durable=False)``) of calls that already
+        returned are on disk: a step that must follow durability (deleting a status
+        report from the SIM once its record is safe) awaits this.
+
+        A durable commit syncs the WAL, and with it every frame before it: on a busy
+        pool the next send's settle does, within milliseconds, and no fsync is spent on
+        the lax commit itself. Failing that within ``SYNC_WAIT_S``, the writer thread
+        syncs the WAL. On PostgreSQL (no lax commits) it returns at once."""
+        if not self.is_sqlite:
+            return
+        loop = asyncio.get_running_loop()
+        with self._queue_lock:
+            target = self._lax_seq
+            if self._synced_seq >= target:
+                return
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._sync_waiters.append((target, fut, loop))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), SYNC_WAIT_S)
+        except TimeoutError:
+            await self.call(self._sync_wal)
+            await fut
+
+    def _covered(self, lax: int) -> None:
+        """Writer thread: lax commits up to ``lax`` are durable now; their waiters
+        are answered with the hand-back that follows (``_due_synced``)."""
+        with self._queue_lock:
+            self._synced_seq = max(self._synced_seq, lax)
+            ready = [w for w in self._sync_waiters if w[0] <= self._synced_seq]
+            if ready:
+                self._sync_waiters = [w for w in self._sync_waiters if w[0] > self._synced_seq]
+        if ready:
+            due = getattr(self._local, "synced_due", None)
+            if due is None or not getattr(self._local, "flushing", False):
+                _hand_back_many([(loop, fut, None, None) for _t, fut, loop in ready], [])
+            else:
+                due.extend((loop, fut, None, None) for _t, fut, loop in ready)
+
+    def _due_synced(self) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, None]]:
+        due = getattr(self._local, "synced_due", None)
+        if not due:
+            return []
+        self._local.synced_due = []
+        return due
+
+    def _sync_wal(self) -> None:
+        """Writer thread: make every lax commit so far durable (fdatasync of the WAL,
+        which holds them; had a checkpoint restarted it, the checkpoint synced the
+        database file first, and the WAL then holds only what came after)."""
+        lax = self._lax_seq
+        if lax > self._synced_seq and self._db_path:
+            path = self._db_path
+            for name in (f"{path}-wal", path):
+                try:
+                    fd = os.open(name, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                break
+        self._covered(lax)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -376,6 +517,16 @@ class Executor:
         only when the queue is empty, and the queue is looked at again after it.
         """
         self._local.writer = True  # this thread keeps a connection (_held)
+        self._local.flushing = True  # events signalled here ride on the hand-back
+        self._local.synced_due = []  # and so do the synced() waiters a commit answers
+        try:
+            self._flush_queued()
+        finally:
+            self._local.flushing = False
+            # (none are left: each hand-back takes its own)
+            _hand_back_many(self._due_synced(), self._due_wakes())
+
+    def _flush_queued(self) -> None:
         while True:
             with self._queue_lock:
                 queued, self._queue = self._queue, []
@@ -386,17 +537,21 @@ class Executor:
             if idle is not None:
                 self._run_alone(idle)
                 continue
-            run: list[_Item] = []
-            for fn, fut, loop, shareable in queued:
-                if not shareable and run:
-                    self._run_batch(run)
-                    run = []
-                run.append((fn, fut, loop))
-                if not shareable:
-                    self._run_batch(run)
-                    run = []
-            if run:
+            self._run_queued(queued)
+
+    def _run_queued(self, queued: list[_Queued]) -> None:
+        """Run queued calls in order: consecutive batchable calls share a transaction."""
+        run: list[_Item] = []
+        for fn, fut, loop, shareable in queued:
+            if not shareable and run:
                 self._run_batch(run)
+                run = []
+            run.append((fn, fut, loop))
+            if not shareable:
+                self._run_batch(run)
+                run = []
+        if run:
+            self._run_batch(run)
 
     def _run_batch(self, batch: list[_Item]) -> None:
         """Run calls in one transaction. If one fails, the transaction is rolled back,
@@ -419,7 +574,8 @@ class Executor:
                 batch = batch[:failed] + batch[failed + 1 :]
                 continue
             _hand_back_many([(loop, fut, result, None)
-                             for (_fn, fut, loop), result in zip(batch, results, strict=True)])
+                             for (_fn, fut, loop), result in zip(batch, results, strict=True)]
+                            + self._due_synced(), self._due_wakes())
             return
         for item in batch:
             self._run_alone(item)
@@ -429,37 +585,39 @@ class Executor:
         try:
             result = fn()
         except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
-            _hand_back(loop, fut, None, exc)
+            _hand_back_many([(loop, fut, None, exc), *self._due_synced()], self._due_wakes())
         else:
-            _hand_back(loop, fut, result, None)
+            _hand_back_many([(loop, fut, result, None), *self._due_synced()], self._due_wakes())
 
 
-def _hand_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
-               exc: BaseException | None) -> None:
-    """From the writer thread to the caller's loop; a loop already closed gets nothing."""
-    try:
-        loop.call_soon_threadsafe(_resolve, fut, result, exc)
-    except RuntimeError:
-        log.debug("store result dropped: its event loop is closed")
-
-
-def _hand_back_many(items: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, BaseException | None]]
-                    ) -> None:
-    """A batch's results, one wake-up per loop (each call_soon_threadsafe writes to
-    the loop's self-pipe: one syscall per result, and one loop iteration, otherwise)."""
+def _hand_back_many(items: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, BaseException | None]],
+                    wakes: list[_LoopWakes]) -> None:
+    """Results from the writer thread to their callers' loops, one wake-up per loop
+    (each call_soon_threadsafe writes to the loop's self-pipe: one syscall per
+    result, and one loop iteration, otherwise); the events-committed ``wakes`` of a
+    loop ride along. A loop already closed gets nothing."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
     for loop, fut, result, exc in items:
         by_loop.setdefault(loop, []).append((fut, result, exc))
+    riding = {w.loop: w for w in wakes}
     for loop, results in by_loop.items():
+        wake = riding.pop(loop, None)
         try:
-            loop.call_soon_threadsafe(_resolve_all, results)
+            loop.call_soon_threadsafe(_resolve_all, results, wake)
         except RuntimeError:
             log.debug("store results dropped: their event loop is closed")
+            if wake is not None:
+                wake.pending = False
+    for wake in riding.values():
+        wake.post()
 
 
-def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+                 wake: _LoopWakes | None = None) -> None:
     for fut, result, exc in results:
         _resolve(fut, result, exc)
+    if wake is not None:
+        wake.fire()
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -193,6 +193,11 @@ class Store:
         its own, never in a group commit with the hot path's calls."""
         return await self.db.call_idle(fn, *args, **kwargs)
 
+    async def synced(self) -> None:
+        """Return once the lax commits of calls already returned are on disk (see
+        ``Executor.synced``): what must follow their durability awaits this."""
+        await self.db.synced()
+
     def on_events_committed(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Wake ``callback`` (on the running loop) after this process commits outbox
         events; returns the function that unregisters it. Other processes' events

@@ -69,8 +69,13 @@ class ReportsRepo:
         scts: dt.datetime | None,
         discharge_at: dt.datetime | None,
         window_s: float,
+        durable: bool = True,
     ) -> ReportMatch:
         """Store a status report and apply it to the part it answers, in one transaction.
+
+        ``durable=False``: the commit does not wait for the disk (SQLite); the caller
+        awaits ``Store.synced()`` before anything that needs it on disk (deleting the
+        report from the SIM, which keeps it until then).
 
         Matched on (SIM, TP-MR, recipient) among parts sent within ``window_s``;
         TP-MR wraps at 256, so among several candidates the part sent closest to
@@ -79,7 +84,7 @@ class ReportsRepo:
         is recorded as sent: it may have overtaken the send's own commit.
         """
         now = utcnow()
-        with self.db.tx() as conn:
+        with self.db.tx(durable=durable) as conn:
             lock_report_matching(conn, [modem_id])  # before the match: see there
             report_id = run(conn, _R.insert_report, {
                 "b_modem": modem_id, "b_tp_mr": tp_mr, "b_recipient": recipient, "b_status": status,

@@ -345,3 +345,35 @@ async def test_transient_321_on_the_first_read_is_retried_not_left_for_the_sweep
             await c.wait_state(sent["id"], {"delivered"}, timeout_s=3.0)
             assert gw.pool.inbound.read_retries_total >= 2
             await wait_until(lambda: sim.storages["SM"].used == 0, what="storage drained")
+
+
+async def test_a_stored_status_report_leaves_the_sim_only_once_its_record_is_on_disk(tmp_path: Path) -> None:
+    """A +CDSI report is recorded with a commit that does not wait for the disk (issue 17):
+    AT+CMGD of the SIM's copy is sent only once that record is durable, carried by a later
+    commit or by the writer thread's own sync of the WAL, never before."""
+    async with FakeModemPool(count=1, directory=tmp_path / "ports", report_delay_s=0.01) as fake:
+        sim = fake.modems[0].modem
+        cfg = inbound_config(tmp_path, [str(m.path) for m in fake.modems], sweep_interval_s=3600.0)
+        async with running_gateway(cfg) as (gw, c):
+            driver = gw.pool.slots["sim1"].driver
+            await driver.wait_ready(10)
+            db = gw.store.db
+            on_disk_at_delete: list[bool] = []
+            real_delete = driver.delete_sms
+
+            async def delete_sms(index: int, storage: str | None = None) -> None:
+                on_disk_at_delete.append(db._synced_seq >= db._lax_seq)
+                await real_delete(index, storage)
+
+            driver.delete_sms = delete_sms  # type: ignore[method-assign]
+            ids = []
+            for i in range(3):
+                # (not to the SIM itself: its SMS would be deleted too, after their own durable commits)
+                _, sent = await c.request("POST", "/api/v1/messages", json={"to": f"+4477009003{i:02d}",
+                                                                            "text": f"r{i}"})
+                ids.append(sent["id"])
+            for mid in ids:
+                await c.wait_state(mid, {"delivered"}, timeout_s=5.0)
+            await wait_until(lambda: sim.storages["SM"].used == 0, what="storage drained")
+            assert on_disk_at_delete and all(on_disk_at_delete), on_disk_at_delete
+            assert db._lax_seq >= 3  # the reports were recorded lax
