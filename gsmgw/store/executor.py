@@ -427,11 +427,27 @@ class Executor:
                 return
             fut: asyncio.Future[Any] = loop.create_future()
             self._sync_waiters.append((target, fut, loop))
+        # A timer, not wait_for (a task and a shield per status report): after SYNC_WAIT_S
+        # the WAL is synced by the writer thread, unless a commit has answered first.
+        timer = loop.call_later(SYNC_WAIT_S, self._sync_later, fut)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), SYNC_WAIT_S)
-        except TimeoutError:
-            await self.call(self._sync_wal)
             await fut
+        finally:
+            timer.cancel()
+
+    def _sync_later(self, fut: asyncio.Future[Any]) -> None:
+        """Loop: no durable commit answered ``fut`` in time; the writer thread syncs the
+        WAL (``fut`` is answered with that call's hand-back, or gets its error)."""
+        if fut.done():
+            return
+        def done(sync: asyncio.Future[Any]) -> None:
+            if fut.done():  # (a sync that went through answered it with its hand-back)
+                return
+            exc = RuntimeError("the WAL sync was cancelled") if sync.cancelled() else sync.exception()
+            if exc is not None:
+                fut.set_exception(exc)
+
+        asyncio.ensure_future(self.call(self._sync_wal)).add_done_callback(done)
 
     def _covered(self, lax: int) -> None:
         """Writer thread: lax commits up to ``lax`` are durable now; their waiters

@@ -236,6 +236,14 @@ async def test_synced_rides_on_the_next_durable_commit_else_syncs_the_wal_itself
         assert not waiting.done()  # it synced nothing, so it carried nothing
         await asyncio.wait_for(waiting, 5)
         assert len(synced_files) == 2
+
+        def failing(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fdatasync", failing)
+        await store.call(_report, store, 4, durable=False)
+        with pytest.raises(OSError):  # not on disk: the caller keeps the SIM's copy
+            await asyncio.wait_for(store.synced(), 5)
     finally:
         monkeypatch.undo()
         store.close()
