@@ -203,6 +203,7 @@ class Executor:
         self._lax_seq = 0
         self._synced_seq = 0
         self._sync_waiters: list[tuple[int, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        self._syncs: set[asyncio.Task[None]] = set()  # WAL syncs under way (synced's fallback)
         # The SQLite file as SQLite opened it (a later chdir must not move the WAL we sync).
         self._db_path = os.path.abspath(engine.url.database) if is_sqlite and engine.url.database else ""
         self._wakes: dict[asyncio.AbstractEventLoop, _LoopWakes] = {}
@@ -440,14 +441,18 @@ class Executor:
         WAL (``fut`` is answered with that call's hand-back, or gets its error)."""
         if fut.done():
             return
-        def done(sync: asyncio.Future[Any]) -> None:
+
+        def done(sync: asyncio.Task[None]) -> None:
+            self._syncs.discard(sync)
             if fut.done():  # (a sync that went through answered it with its hand-back)
                 return
             exc = RuntimeError("the WAL sync was cancelled") if sync.cancelled() else sync.exception()
             if exc is not None:
                 fut.set_exception(exc)
 
-        asyncio.ensure_future(self.call(self._sync_wal)).add_done_callback(done)
+        sync = asyncio.ensure_future(self.call(self._sync_wal))
+        self._syncs.add(sync)  # (the loop keeps only a weak reference to a task)
+        sync.add_done_callback(done)
 
     def _covered(self, lax: int) -> None:
         """Writer thread: lax commits up to ``lax`` are durable now; their waiters
