@@ -210,7 +210,7 @@ async def test_synced_rides_on_the_next_durable_commit_else_syncs_the_wal_itself
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", counting)
-    monkeypatch.setattr(ex, "SYNC_WAIT_S", 0.3)
+    monkeypatch.setattr(ex, "SYNC_WAIT_S", 1.0)
     loop = asyncio.get_running_loop()
     try:
         await store.synced()  # nothing lax yet
@@ -218,16 +218,15 @@ async def test_synced_rides_on_the_next_durable_commit_else_syncs_the_wal_itself
         waiting = asyncio.ensure_future(store.synced())
         await asyncio.sleep(0.05)
         assert not waiting.done()  # not on disk yet: the SIM must keep its copy
-        t0 = loop.time()
         await store.call(store.messages.enqueue, [NewMessage("+15551230001", "x", "gsm7", 1)])  # durable, writes
-        await asyncio.wait_for(waiting, 1)
-        assert loop.time() - t0 < 0.2 and synced_files == []  # carried by that commit
+        await asyncio.wait_for(waiting, 5)
+        assert synced_files == []  # carried by that commit
         await store.synced()  # and stays so
 
         await store.call(_report, store, 2, durable=False)
         t0 = loop.time()
         await asyncio.wait_for(store.synced(), 5)  # nothing else commits: the WAL is synced
-        assert loop.time() - t0 >= 0.25 and len(synced_files) == 1
+        assert loop.time() - t0 >= 0.9 and len(synced_files) == 1
 
         await store.call(_report, store, 3, durable=False)
         await store.call(store.messages.counts_by_state)  # a durable call that writes nothing
