@@ -456,25 +456,25 @@ class Executor:
 
     def _covered(self, lax: int) -> None:
         """Writer thread: lax commits up to ``lax`` are durable now; their waiters
-        are answered with the hand-back that follows (``_due_synced``)."""
+        are answered with the hand-back that follows (``_hand_back``)."""
         with self._queue_lock:
             self._synced_seq = max(self._synced_seq, lax)
             ready = [w for w in self._sync_waiters if w[0] <= self._synced_seq]
             if ready:
                 self._sync_waiters = [w for w in self._sync_waiters if w[0] > self._synced_seq]
         if ready:
-            due = getattr(self._local, "synced_due", None)
-            if due is None or not getattr(self._local, "flushing", False):
-                _hand_back_many([(loop, fut, None, None) for _t, fut, loop in ready], [])
+            answers = [(loop, fut, None, None) for _t, fut, loop in ready]
+            if getattr(self._local, "flushing", False):
+                self._local.synced_due.extend(answers)
             else:
-                due.extend((loop, fut, None, None) for _t, fut, loop in ready)
+                _hand_back_many(answers, [])
 
-    def _due_synced(self) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, None]]:
-        due = getattr(self._local, "synced_due", None)
-        if not due:
-            return []
-        self._local.synced_due = []
-        return due
+    def _hand_back(self, items: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any,
+                                           BaseException | None]]) -> None:
+        """Writer thread: results to their callers, with what the commit owes besides
+        (the synced() waiters it answered, the outbox wake-ups), in one call per loop."""
+        due, self._local.synced_due = self._local.synced_due, []
+        _hand_back_many(items + due, self._due_wakes())
 
     def _sync_wal(self) -> None:
         """Writer thread: make every lax commit so far durable (fdatasync of the WAL,
@@ -544,8 +544,7 @@ class Executor:
             self._flush_queued()
         finally:
             self._local.flushing = False
-            # (none are left: each hand-back takes its own)
-            _hand_back_many(self._due_synced(), self._due_wakes())
+            self._hand_back([])  # (nothing is left: each hand-back takes its own)
 
     def _flush_queued(self) -> None:
         while True:
@@ -594,9 +593,8 @@ class Executor:
                 self._run_alone(batch[failed])
                 batch = batch[:failed] + batch[failed + 1 :]
                 continue
-            _hand_back_many([(loop, fut, result, None)
-                             for (_fn, fut, loop), result in zip(batch, results, strict=True)]
-                            + self._due_synced(), self._due_wakes())
+            self._hand_back([(loop, fut, result, None)
+                             for (_fn, fut, loop), result in zip(batch, results, strict=True)])
             return
         for item in batch:
             self._run_alone(item)
@@ -606,9 +604,9 @@ class Executor:
         try:
             result = fn()
         except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
-            _hand_back_many([(loop, fut, None, exc), *self._due_synced()], self._due_wakes())
+            self._hand_back([(loop, fut, None, exc)])
         else:
-            _hand_back_many([(loop, fut, result, None), *self._due_synced()], self._due_wakes())
+            self._hand_back([(loop, fut, result, None)])
 
 
 def _hand_back_many(items: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any, BaseException | None]],
