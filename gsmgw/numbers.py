@@ -26,6 +26,9 @@ import phonenumbers
 _PUNCTUATION = str.maketrans("", "", " -.()/\t")
 # The opt-out table indexes numbers by their last digits (``number_key``).
 KEY_DIGITS = 8
+# The shortest national significant number of any region in phonenumbers' metadata
+# (Tristan da Cunha's, 4 digits; tests/test_numbers.py checks it against the metadata).
+SUFFIX_DIGITS = 4
 
 
 def _digits(raw: str) -> str:
@@ -88,11 +91,28 @@ def _guesses(raw: str, known: str) -> set[str]:
     return out
 
 
+def _plain(raw: str) -> bool:
+    """Digits only, or "+" and digits: how a PDU's address and a stored E.164 number read."""
+    return raw[1:].isdigit() and (raw[0] == "+" or raw[0].isdigit())
+
+
 def same_number(a: str, b: str, region: str | None = None) -> bool:
     """Whether ``a`` and ``b`` are renderings of the same number (see the module doc)."""
     if a == b:
         return True
-    if a.startswith("+") and b.startswith("+") and _digits(a) == _digits(b):
+    if _plain(a) and _plain(b):
+        da, db = _digits(a), _digits(b)
+        if a[0] == "+" and b[0] == "+" and da == db:
+            return True
+        # Every rendering of a number ends in its national significant number (the
+        # prefixes before it vary: "+", country code, "00", trunk "0"), and no
+        # numbering plan has one shorter than SUFFIX_DIGITS. Different last digits
+        # are different numbers, without parsing: a status report is checked against
+        # every part sent with its TP-MR in the window (issue 17).
+        k = min(SUFFIX_DIGITS, len(da), len(db))
+        if da[-k:] != db[-k:]:
+            return False
+    elif a.startswith("+") and b.startswith("+") and _digits(a) == _digits(b):
         return True  # the same international digits, punctuated differently
     ea, eb = to_e164(a, region), to_e164(b, region)
     if ea is not None and eb is not None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from gsmgw.numbers import lookup_keys, number_key, same_number, to_e164
+import phonenumbers
+import pytest
+from phonenumbers import PhoneMetadata, PhoneNumberType
+
+from gsmgw import numbers as numbers_mod
+from gsmgw.numbers import SUFFIX_DIGITS, lookup_keys, number_key, same_number, to_e164
 
 
 @pytest.mark.parametrize(
@@ -95,3 +100,53 @@ def test_number_key_is_the_last_8_digits() -> None:
     assert number_key("+447700900123") == "00900123"
     assert number_key("07700900123") == "00900123"
     assert number_key("BANK") == "BANK"
+
+
+def test_no_numbering_plan_is_shorter_than_the_suffix_same_number_compares() -> None:
+    """same_number rejects two plain renderings whose last SUFFIX_DIGITS digits differ
+    without parsing them: sound only while no national significant number is shorter."""
+    lengths = {min(PhoneMetadata.metadata_for_region(r).general_desc.possible_length or (99,))
+               for r in phonenumbers.SUPPORTED_REGIONS}
+    assert min(lengths) >= SUFFIX_DIGITS
+
+
+def test_every_regions_renderings_of_a_number_are_the_same_number() -> None:
+    """The quick rejection by last digits never parts two renderings of one number:
+    the example numbers of every region and type, as E.164, national (trunk prefix
+    included), international without the plus and with 00 (not every region's
+    international prefix: then another number), each read in its region."""
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE):
+            num = phonenumbers.example_number_for_type(region, kind)
+            if num is None:
+                continue
+            e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+            national = "".join(c for c in phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+                               if c.isdigit())
+            renderings = [e164, e164[1:], "00" + e164[1:], national]
+            for a in renderings:
+                for b in renderings:
+                    ea, eb = to_e164(a, region), to_e164(b, region)
+                    if ea is not None and eb is not None:  # then same_number is their E.164 forms' equality
+                        assert same_number(a, b, region) is (ea == eb), (region, kind, a, b)
+                        checked += ea == eb
+            # One digit off at the end: another number, however it is written.
+            last = str((int(e164[-1]) + 1) % 10)
+            assert not same_number(e164, national[:-1] + last, region), (region, kind)
+    assert checked > 2000
+
+
+def test_a_report_is_matched_among_many_parts_without_parsing_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts whose last digits differ are rejected before phonenumbers is asked."""
+    calls: list[str] = []
+    real = numbers_mod._parse
+
+    def counting(raw: str, region: str | None) -> Any:
+        calls.append(raw)
+        return real(raw, region)
+
+    monkeypatch.setattr(numbers_mod, "_parse", counting)
+    parts = [f"+4477009{i:05d}" for i in range(1000)]
+    assert [p for p in parts if same_number(p, "07700900123", "GB")] == ["+447700900123"]
+    assert len(calls) <= 10

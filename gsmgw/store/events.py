@@ -47,7 +47,7 @@ import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
@@ -182,7 +182,7 @@ def _final_upto(conn: Connection, gaps: GapNotes, consumer: str, cursor: int) ->
 def cursor_in(conn: Connection, consumer: str, now: dt.datetime) -> int:
     """The consumer's cursor, created at 0 in this transaction if it has none."""
     c = t.webhook_cursor
-    last = conn.execute(select(c.c.last_event_id).where(c.c.name == consumer)).scalar()
+    last = run(conn, _CURSOR_OF, {"b_name": consumer}).scalar()
     if last is None:
         conn.execute(insert(c).values(name=consumer, last_event_id=0, updated_at=now))
         return 0
@@ -195,21 +195,20 @@ def read_after_in(conn: Connection, consumer: str, *, limit: int, gap_wait_s: fl
     """``EventsRepo.read_after`` on an open transaction (the webhook fan-out's), which
     must be READ COMMITTED on PostgreSQL (the default). ``gaps``: the caller's notes
     (PostgreSQL's gap rule); None = only ``gap_wait_s`` decides."""
-    e = t.events
     cursor = cursor_in(conn, consumer, now)
-    q = select(e).where(e.c.id > cursor).order_by(e.c.id).limit(limit)
+    after = {"b_after": cursor, "b_limit": limit}
     if gaps is None or conn.dialect.name != "postgresql":
-        rows = conn.execute(q).all()
+        rows = run(conn, _EVENTS_AFTER, after).all()
         taken = safe_prefix(rows, cursor, now, gap_wait_s)
     else:
         final_upto = _final_upto(conn, gaps, consumer, cursor)  # before the read: see module doc
-        rows = conn.execute(q).all()
+        rows = run(conn, _EVENTS_AFTER, after).all()
         taken = safe_prefix(rows, cursor, now, gap_wait_s, final_upto)
         if len(taken) < len(rows) and gaps.get(consumer) is None:
             upto = rows[-1].id  # every gap below it is covered by the note
             xid, final = _note_gap(conn.engine)  # after the read
             if final:  # the gaps' transactions had all ended: read again, pass them now
-                rows = conn.execute(q).all()
+                rows = run(conn, _EVENTS_AFTER, after).all()
                 taken = safe_prefix(rows, cursor, now, gap_wait_s, max(final_upto, upto))
             else:
                 gaps.put(consumer, xid, upto)
@@ -227,12 +226,34 @@ def advance_in(conn: Connection, consumer: str, from_id: int, to_id: int, now: d
     """``EventsRepo.advance`` on an open transaction."""
     if to_id < from_id:
         raise ValueError(f"a cursor only moves forward ({consumer}: {from_id} -> {to_id})")
-    c = t.webhook_cursor
-    res = conn.execute(
-        update(c).where(c.c.name == consumer, c.c.last_event_id == from_id)
-        .values(last_event_id=to_id, updated_at=now)
-    )
+    res = run(conn, _ADVANCE, {"b_name": consumer, "b_from": from_id, "b_to": to_id, "b_now": now})
     return res.rowcount == 1
+
+
+# The consumers' statements, built once: each consumer round (webhook fan-out, rollup,
+# the compat doors' follower) runs them on the writer thread, a few times a second
+# on a busy pool (issue 17: prepared.run's fast path on SQLite).
+_CURSOR_OF = prebuilt(select(t.webhook_cursor.c.last_event_id).where(t.webhook_cursor.c.name == bindparam("b_name")))
+_EVENTS_AFTER = prebuilt(select(t.events).where(t.events.c.id > bindparam("b_after"))
+                         .order_by(t.events.c.id).limit(bindparam("b_limit", type_=Integer)))
+_ADVANCE = prebuilt(
+    update(t.webhook_cursor)
+    .where(t.webhook_cursor.c.name == bindparam("b_name"), t.webhook_cursor.c.last_event_id == bindparam("b_from"))
+    .values(last_event_id=bindparam("b_to"), updated_at=bindparam("b_now"))
+)
+
+
+def _list_query(with_door: bool, typed: bool) -> Any:
+    e, m = t.events, t.messages
+    q = select(e, m.c.door).select_from(e.outerjoin(m, m.c.id == e.c.message_id)) if with_door else select(e)
+    q = q.where(e.c.id > bindparam("b_after"))
+    if typed:
+        q = q.where(e.c.type == bindparam("b_type"))
+    return prebuilt(q.order_by(e.c.id).limit(bindparam("b_limit", type_=Integer)))
+
+
+# list_events' four shapes: (with_door, with a type filter) -> statement.
+_LIST = {(door, typed): _list_query(door, typed) for door in (False, True) for typed in (False, True)}
 
 
 class EventsRepo:
@@ -257,16 +278,11 @@ class EventsRepo:
                     with_door: bool = False) -> list[dict[str, Any]]:
         """Events after ``after_id`` in id order; with ``with_door`` each carries its
         message's ``door`` (None without one), read in the same query."""
-        e, m = t.events, t.messages
-        if with_door:
-            q = (select(e, m.c.door).select_from(e.outerjoin(m, m.c.id == e.c.message_id))
-                 .where(e.c.id > after_id).order_by(e.c.id).limit(limit))
-        else:
-            q = select(e).where(e.c.id > after_id).order_by(e.c.id).limit(limit)
+        params: dict[str, Any] = {"b_after": after_id, "b_limit": limit}
         if type_:
-            q = q.where(e.c.type == type_)
+            params["b_type"] = type_
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q).all()]
+            return [r._asdict() for r in run(conn, _LIST[with_door, bool(type_)], params).all()]
 
     @batchable
     def max_id(self) -> int:

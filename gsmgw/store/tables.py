@@ -172,7 +172,9 @@ message_parts = Table(
     Column("error_code", String(40)),
     Column("error_text", Text),
 )
-Index("ix_message_parts_report", message_parts.c.modem_id, message_parts.c.tp_mr)
+# A status report's candidates: the parts sent on its modem with its TP-MR within the
+# report window (migration 0016 added sent_at: the window is read, not the history).
+Index("ix_message_parts_report", message_parts.c.modem_id, message_parts.c.tp_mr, message_parts.c.sent_at)
 
 inbound_messages = Table(
     "inbound_messages",

@@ -12,11 +12,12 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Integer, bindparam, func, insert, or_, select, update
 
 from gsmgw.store import tables as t
 from gsmgw.store.events import GapNotes, advance_in, read_after_in
 from gsmgw.store.executor import Executor
+from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import utcnow
 
 # render(event, message row or None) -> the JSON body of a webhook.
@@ -76,8 +77,8 @@ class WebhooksRepo:
             # Targets depend on a message's callback_url only: read that first, and the
             # whole rows (for the bodies) only of events that go somewhere.
             callbacks = {}
-            if msg_ids:
-                callbacks = dict(conn.execute(select(m.c.id, m.c.callback_url).where(m.c.id.in_(msg_ids))).all())
+            if msg_ids:  # the messages of the events read (the same range, no list of ids)
+                callbacks = dict(run(conn, _CALLBACKS, {"b_after": batch.cursor, "b_through": batch.through_id}).all())
             routed = []
             for ev in batch.events:
                 stub = _CallbackOnly(callbacks[ev.message_id]) if ev.message_id in callbacks else None
@@ -110,15 +111,8 @@ class WebhooksRepo:
         now = now or utcnow()
         d = t.webhook_deliveries
         with self.db.engine.begin() as conn:
-            q = (
-                select(d.c.id, d.c.event_id, d.c.event_type, d.c.url, d.c.body, d.c.attempts)
-                .where(d.c.state == "pending", d.c.next_attempt_at <= now,
-                       or_(d.c.lease_until.is_(None), d.c.lease_until < now))
-                .order_by(d.c.id).limit(limit).with_for_update(skip_locked=True)
-            )
-            if exclude_urls:
-                q = q.where(d.c.url.not_in(list(exclude_urls)))
-            rows = [dict(r._mapping) for r in conn.execute(q).all()]
+            q = _DUE if not exclude_urls else _DUE.where(d.c.url.not_in(list(exclude_urls)))
+            rows = [r._asdict() for r in run(conn, q, {"b_now": now, "b_limit": limit}).all()]
             if rows:
                 conn.execute(update(d).where(d.c.id.in_([r["id"] for r in rows]))
                              .values(lease_until=now + dt.timedelta(seconds=lease_s), lease_owner=self.host))
@@ -204,5 +198,24 @@ class WebhooksRepo:
             rows = conn.execute(select(d.c.state, func.count()).group_by(d.c.state)).all()
         return {s: n for s, n in rows}
 
+
+
+# Built once (prepared.run's fast path on SQLite): the webhook sender runs them a few
+# times a second on a busy pool, most rounds finding no receiver (issue 17).
+# The messages of the events after a cursor, up to where a batch read them.
+_CALLBACKS = prebuilt(
+    select(t.messages.c.id, t.messages.c.callback_url).where(t.messages.c.id.in_(
+        select(t.events.c.message_id).where(t.events.c.id > bindparam("b_after"),
+                                            t.events.c.id <= bindparam("b_through"))))
+)
+# Due pending deliveries, oldest first (claim_webhook_deliveries; a receiver in backoff
+# is left out with one more term).
+_DUE = prebuilt(
+    select(t.webhook_deliveries.c.id, t.webhook_deliveries.c.event_id, t.webhook_deliveries.c.event_type,
+           t.webhook_deliveries.c.url, t.webhook_deliveries.c.body, t.webhook_deliveries.c.attempts)
+    .where(t.webhook_deliveries.c.state == "pending", t.webhook_deliveries.c.next_attempt_at <= bindparam("b_now"),
+           or_(t.webhook_deliveries.c.lease_until.is_(None), t.webhook_deliveries.c.lease_until < bindparam("b_now")))
+    .order_by(t.webhook_deliveries.c.id).limit(bindparam("b_limit", type_=Integer)).with_for_update(skip_locked=True)
+)
 
 __all__ = ["CURSOR_NAME", "RenderFn", "WebhooksRepo"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 
 from gsmgw.domain import MessageState
 from gsmgw.store import NewMessage, PartResult, Store
@@ -134,3 +134,20 @@ def test_the_prebuilt_claim_walks_the_claim_index_on_sqlite(store: Store) -> Non
     with store.engine.connect() as conn:
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "ix_messages_claim" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_report_candidates_read_the_window_not_the_history(store: Store) -> None:
+    """A status report reads the parts sent on its modem with its TP-MR in the window
+    through (modem_id, tp_mr, sent_at) (migration 0016), not every part ever sent
+    with that TP-MR on the SIM."""
+    cols = {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes("message_parts")}
+    assert cols["ix_message_parts_report"] == ["modem_id", "tp_mr", "sent_at"]
+    if not store.is_sqlite:
+        return
+    from gsmgw.store import reports as repo
+
+    sql = str(repo._R.candidates.compile(store.engine))
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
+                                                                  ("sim1", 7, "2020-01-01 00:00:00")))
+    assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in plan, plan
