@@ -230,8 +230,10 @@ class ClaimsRepo:
             else:
                 run(conn, _S.part_other, {"b_mid": message_id, "b_seq": r.seq, "b_state": r.state,
                                              "b_code": r.error_code, "b_text": r.error_text})
-        run(conn, _S.unsent_back, {"b_mid": message_id})
         states = [s for (s,) in run(conn, _S.part_states, {"b_mid": message_id})]
+        if MessageState.SENDING.value in states:  # parts never written (not in results): queued again
+            run(conn, _S.unsent_back, {"b_mid": message_id})
+            states = [MessageState.QUEUED.value if s == MessageState.SENDING.value else s for s in states]
         settled = settle_states(states)
         if settled in (MessageState.FAILED, MessageState.UNKNOWN):
             # The rest was never written; it will not be either.

@@ -118,12 +118,12 @@ class ReportsRepo:
             run(conn, _R.part_failed, {**key, "b_code": f"report:0x{status:02X}", "b_text": meaning})
         else:
             run(conn, _R.part_status, key)
-        msg_state = run(conn, _R.message_state, {"b_mid": best.message_id}).scalar()
+        rows = run(conn, _R.message_and_part_states, {"b_mid": best.message_id}).all()
+        msg_state = rows[0].msg_state if rows else None
         if msg_state not in (MessageState.SENT, MessageState.DELIVERED):
             # Still sending other parts (or already final): the claim's settlement decides.
             return ReportMatch(report_id=report_id, message_id=best.message_id, seq=best.seq)
-        states = [s for (s,) in run(conn, _R.part_states, {"b_mid": best.message_id})]
-        settled = settle_states(states)
+        settled = settle_states([r.part_state for r in rows if r.part_state is not None])
         new_state = None
         if settled is not None and settled != msg_state:
             mvalues: dict[str, Any] = {"state": settled, "updated_at": now}
@@ -141,19 +141,13 @@ class ReportsRepo:
     def match_waiting(self, conn: Connection, message_id: str, window_s: float) -> bool:
         """Reports that arrived before this message's parts were recorded as sent;
         whether there was any (then the message's state may have changed)."""
-        parts = run(conn, _R.sent_parts, {"b_mid": message_id}).all()
         now = utcnow()
-        since = now - dt.timedelta(seconds=window_s)
-        applied = False
-        for part in parts:
-            waiting = run(conn, _R.waiting, {"b_modem": part.modem_id, "b_tp_mr": part.tp_mr,
-                                                "b_since": since}).all()
-            for w in waiting:
-                rep = ReportIn(w.modem_id, w.tp_mr, w.recipient, w.status, w.category, w.meaning,
-                               w.scts, w.discharge_at)
-                self.apply_in(conn, w.id, rep, window_s, now)
-                applied = True
-        return applied
+        waiting = run(conn, _R.waiting_for, {"b_mid": message_id,
+                                              "b_since": now - dt.timedelta(seconds=window_s)}).all()
+        for w in {w.id: w for w in waiting}.values():  # a report once, were two parts to share a TP-MR
+            rep = ReportIn(w.modem_id, w.tp_mr, w.recipient, w.status, w.category, w.meaning, w.scts, w.discharge_at)
+            self.apply_in(conn, w.id, rep, window_s, now)
+        return bool(waiting)
 
     @batchable
     def list_status_reports(
@@ -190,14 +184,18 @@ class _R:
                                   delivered_at=bindparam("b_at"))
     part_failed = _part.values(report_status=bindparam("b_status"), state=MessageState.FAILED.value,
                                error_code=bindparam("b_code"), error_text=bindparam("b_text"))
-    message_state = select(m.c.state).where(m.c.id == bindparam("b_mid"))
-    part_states = select(p.c.state).where(p.c.message_id == bindparam("b_mid"))
-    sent_parts = select(p.c.modem_id, p.c.tp_mr).where(
-        p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.SENT.value, p.c.tp_mr.is_not(None)
+    # A message's state and its parts' (one row per part; a message without parts, none).
+    message_and_part_states = (
+        select(m.c.state.label("msg_state"), p.c.state.label("part_state"))
+        .select_from(m.join(p, p.c.message_id == m.c.id)).where(m.c.id == bindparam("b_mid"))
     )
-    waiting = select(sr).where(
-        sr.c.modem_id == bindparam("b_modem"), sr.c.tp_mr == bindparam("b_tp_mr"), sr.c.message_id.is_(None),
-        sr.c.received_at >= bindparam("b_since"),
+    # The reports waiting (unmatched, in the window) for a message's sent parts: one
+    # statement for what was a read of the parts and one of the reports per part.
+    waiting_for = (
+        select(sr).select_from(sr.join(p, (sr.c.modem_id == p.c.modem_id) & (sr.c.tp_mr == p.c.tp_mr)))
+        .where(p.c.message_id == bindparam("b_mid"), p.c.state == MessageState.SENT.value,
+               p.c.tp_mr.is_not(None), sr.c.message_id.is_(None), sr.c.received_at >= bindparam("b_since"))
+        .order_by(p.c.seq, sr.c.id)
     )
 
 

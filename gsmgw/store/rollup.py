@@ -40,6 +40,7 @@ from gsmgw.domain import MessageState
 from gsmgw.store import tables as t
 from gsmgw.store.events import advance_in, read_after_in
 from gsmgw.store.executor import Executor, batchable
+from gsmgw.store.prepared import prebuilt, run
 from gsmgw.store.records import utcnow
 
 CONSUMER = "reports"
@@ -152,6 +153,11 @@ class RollResult:
     more: bool  # more events are waiting
 
 
+# A message's new mark (one executemany per chunk; prepared.run's fast path on SQLite).
+_SET_MARK = prebuilt(update(t.messages).where(t.messages.c.id == bindparam("mid"))
+                     .values(report_mark=bindparam("mark")))
+
+
 def _upsert(table: str, period: str) -> TextClause:
     """INSERT ... ON CONFLICT (period, sim, key, campaign) DO UPDATE SET c = c + new c:
     the same SQL on SQLite and PostgreSQL. As text, built once: SQLAlchemy does not cache
@@ -252,8 +258,7 @@ class RollupRepo:
             _add(deltas, new, +1)
             marks.append({"mid": r.id, "mark": json.dumps(new, separators=(",", ":"))})
         if marks:
-            conn.execute(update(m).where(m.c.id == bindparam("mid")).values(report_mark=bindparam("mark")),
-                         marks)
+            run(conn, _SET_MARK, marks)
         return len(marks)
 
     def _inbound_in(self, conn: Connection, events: Iterable[Any], deltas: dict[Key, _Delta]) -> None:

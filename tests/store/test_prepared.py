@@ -177,7 +177,7 @@ def test_outside_a_transaction_it_is_sqlalchemy(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(Connection, "execute", spy)
     try:
         with engine.connect() as conn:
-            assert prepared.run(conn, reports._R.message_state, {"b_mid": mid}).scalar() == "sent"
+            assert prepared.run(conn, claims._S.message_state, {"b_mid": mid}).scalar() == "sent"
         assert seen, "a read outside a transaction went around SQLAlchemy"
     finally:
         engine.dispose()

@@ -77,6 +77,36 @@ def test_report_that_overtakes_the_send_record_is_applied_later(store: Store) ->
     assert store.reports.list_status_reports(unmatched_only=True) == []
 
 
+def test_reports_that_overtake_a_multipart_send_record_are_applied_once_each(store: Store) -> None:
+    """The settle reads the reports waiting for all its sent parts in one statement:
+    each is applied once, another number's report with the same TP-MR stays waiting,
+    and the message is delivered when every part is."""
+    mid = store.messages.enqueue([NewMessage("+447700900123", "x" * 200, "gsm7", 2)]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    store.claims.mark_parts_sending(mid, [1, 2], "m1")
+    assert report(store, "m1", 7, "+447700900123").message_id is None  # before the commit of the TP-MRs
+    assert report(store, "m1", 8, "+447700900123").message_id is None
+    assert report(store, "m1", 8, "+447700900999").message_id is None  # someone else's part
+    final = store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=7),
+                                            PartResult(2, MessageState.SENT, tp_mr=8)])
+    assert final is MessageState.DELIVERED
+    left = store.reports.list_status_reports(unmatched_only=True)
+    assert [r["recipient"] for r in left] == ["+447700900999"]
+    matched = store.reports.list_status_reports(message_id=mid)
+    assert sorted(r["seq"] for r in matched) == [1, 2]
+
+
+def test_a_settle_with_a_part_it_never_wrote_requeues_that_part(store: Store) -> None:
+    mid = store.messages.enqueue([NewMessage("+447700900123", "x" * 200, "gsm7", 2)]).message_ids[0]
+    store.claims.claim_next("m1", lease_s=30)
+    store.claims.mark_parts_sending(mid, [1, 2], "m1")
+    final = store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=9)])
+    assert final is MessageState.QUEUED
+    parts = {p["seq"]: p["state"] for p in store.messages.get_message(mid)["parts"]}  # type: ignore[index]
+    assert parts == {1: "sent", 2: "queued"}
+    assert store.messages.get_message(mid)["sim_requested"] == "m1"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
