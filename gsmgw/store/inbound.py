@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gsmgw.domain import EventType
 from gsmgw.isotime import iso_or_value
-from gsmgw.numbers import lookup_keys, same_number
+from gsmgw.numbers import lookup_keys, same_number, to_e164
 from gsmgw.store import tables as t
 from gsmgw.store.events import insert_event
 from gsmgw.store.executor import Executor
@@ -193,13 +193,27 @@ class InboundRepo:
 
     def _last_outbound(self, conn: Connection, sender: str, modem_id: str,
                        since: dt.datetime) -> str | None:
-        """The last message sent to this number, preferring one from the same SIM."""
+        """The last message sent to this number, preferring one from the same SIM.
+
+        Messages are stored to E.164 numbers (every door normalises them), so a sender
+        that can be placed (international, or national in the configured region) is
+        looked up by its E.164 form in the number's index. Only one that cannot (a
+        national rendering with no region set) is searched by its last digits among
+        the window's messages: a scan of the window, 38 ms at 100,000 messages, paid
+        before on every SMS from a number never written to (issue 17)."""
         m = t.messages
         base = select(m.c.id, m.c.to_number, m.c.modem_id).where(m.c.created_at >= since)
-        rows = conn.execute(
-            base.where(m.c.to_number == sender).order_by(m.c.created_at.desc(), m.c.id.desc()).limit(20)
-        ).all()
-        if not rows:
+
+        def exactly(number: str) -> list[Any]:
+            return list(conn.execute(
+                base.where(m.c.to_number == number).order_by(m.c.created_at.desc(), m.c.id.desc()).limit(20)
+            ).all())
+
+        rows = exactly(sender)
+        placed = None if rows else to_e164(sender, self.region)
+        if placed is not None:
+            rows = exactly(placed) if placed != sender else []
+        elif not rows:
             keys = [k for k in lookup_keys(sender, self.region) if len(k) >= 6]
             if not keys:
                 return None

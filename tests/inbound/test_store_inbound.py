@@ -105,6 +105,25 @@ def test_reply_links_to_last_outbound_and_prefers_same_sim(store: Any) -> None:
     assert store.inbound.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message.in_reply_to is None
 
 
+def test_a_reply_in_another_rendering_links_to_the_message_it_answers(store: Any, monkeypatch: Any) -> None:
+    """Stored numbers are E.164: a sender that can be placed is looked up by its E.164
+    form; one that cannot (national, no region) by its last digits, as before."""
+    mid = store.messages.enqueue([NewMessage("+447700900123", "hi", "gsm7", 1)]).message_ids[0]
+
+    texts = iter(f"yes {i}" for i in range(10))  # another SMS each time, not a repeat
+
+    def reply_to(sender: str) -> Any:
+        [p] = parts_of(sender, next(texts))
+        return store.inbound.ingest_inbound_part(p, join=join_parts, classify=MATCH.classify).message.in_reply_to
+
+    assert reply_to("07700900123") == mid  # no region: found by its last digits
+    assert reply_to("447700900123") == mid  # international without the plus
+    monkeypatch.setattr(store.inbound, "region", "GB")
+    assert reply_to("07700900123") == mid  # national in the region: its E.164 form
+    assert reply_to("07700900124") is None
+    assert reply_to("+15559990000") is None  # never written to: one index probe, no scan
+
+
 def test_stop_and_start_keywords_change_the_list_in_the_same_commit(store: Any) -> None:
     [stop] = parts_of(ALICE, "STOP")
     msg = ingest(store, stop).message
