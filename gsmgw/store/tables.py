@@ -686,6 +686,9 @@ report_monthly = Table(
 
 # The pruner deletes a message's status reports by message id.
 Index("ix_status_reports_message", status_reports.c.message_id)
+# A settle's look for reports that overtook it: unmatched, its modem and TP-MR, in the
+# window (migration 0016; through the index above it read every unmatched report kept).
+Index("ix_status_reports_match", status_reports.c.modem_id, status_reports.c.tp_mr, status_reports.c.received_at)
 
 # Admin actions: who did what to what, when (keys, modems, erasures, reloads, prunes).
 audit_log = Table(

@@ -151,3 +151,19 @@ def test_report_candidates_read_the_window_not_the_history(store: Store) -> None
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
                                                                   ("sim1", 7, "2020-01-01 00:00:00")))
     assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in plan, plan
+
+
+def test_a_settle_looks_for_overtaking_reports_among_its_modems_and_tp_mrs(store: Store) -> None:
+    """The reports waiting for a settled message's parts are read through (modem_id,
+    tp_mr, received_at) (migration 0016), not through every unmatched report kept."""
+    cols = {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes("status_reports")}
+    assert cols["ix_status_reports_match"] == ["modem_id", "tp_mr", "received_at"]
+    if not store.is_sqlite:
+        return
+    from gsmgw.store import reports as repo
+
+    sql = str(repo._R.waiting_for.compile(store.engine))
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
+                                                                  ("sent", "m1", "2020-01-01 00:00:00")))
+    assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in plan, plan
