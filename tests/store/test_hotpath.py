@@ -6,6 +6,7 @@ report statements record what the built-anew ones did."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import inspect, update
 
@@ -136,34 +137,36 @@ def test_the_prebuilt_claim_walks_the_claim_index_on_sqlite(store: Store) -> Non
     assert "ix_messages_claim" in plan and "TEMP B-TREE" not in plan, plan
 
 
+def _index_columns(store: Store, table: str) -> dict[str, list[str]]:
+    return {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes(table)}
+
+
+def _sqlite_plan(store: Store, stmt: Any, params: tuple[Any, ...]) -> str:
+    """SQLite's query plan of a prebuilt statement, as one line."""
+    sql = str(stmt.compile(store.engine))
+    with store.engine.connect() as conn:
+        return " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
 def test_report_candidates_read_the_window_not_the_history(store: Store) -> None:
     """A status report reads the parts sent on its modem with its TP-MR in the window
     through (modem_id, tp_mr, sent_at) (migration 0016), not every part ever sent
     with that TP-MR on the SIM."""
-    cols = {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes("message_parts")}
-    assert cols["ix_message_parts_report"] == ["modem_id", "tp_mr", "sent_at"]
-    if not store.is_sqlite:
-        return
-    from gsmgw.store import reports as repo
+    assert _index_columns(store, "message_parts")["ix_message_parts_report"] == ["modem_id", "tp_mr", "sent_at"]
+    if store.is_sqlite:
+        from gsmgw.store import reports as repo
 
-    sql = str(repo._R.candidates.compile(store.engine))
-    with store.engine.connect() as conn:
-        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
-                                                                  ("sim1", 7, "2020-01-01 00:00:00")))
-    assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in plan, plan
+        plan = _sqlite_plan(store, repo._R.candidates, ("sim1", 7, "2020-01-01 00:00:00"))
+        assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in plan, plan
 
 
 def test_a_settle_looks_for_overtaking_reports_among_its_modems_and_tp_mrs(store: Store) -> None:
     """The reports waiting for a settled message's parts are read through (modem_id,
     tp_mr, received_at) (migration 0016), not through every unmatched report kept."""
-    cols = {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes("status_reports")}
+    cols = _index_columns(store, "status_reports")
     assert cols["ix_status_reports_match"] == ["modem_id", "tp_mr", "received_at"]
-    if not store.is_sqlite:
-        return
-    from gsmgw.store import reports as repo
+    if store.is_sqlite:
+        from gsmgw.store import reports as repo
 
-    sql = str(repo._R.waiting_for.compile(store.engine))
-    with store.engine.connect() as conn:
-        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
-                                                                  ("sent", "m1", "2020-01-01 00:00:00")))
-    assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in plan, plan
+        plan = _sqlite_plan(store, repo._R.waiting_for, ("sent", "m1", "2020-01-01 00:00:00"))
+        assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in plan, plan
