@@ -170,3 +170,30 @@ def test_a_settle_looks_for_overtaking_reports_among_its_modems_and_tp_mrs(store
 
         plan = _sqlite_plan(store, repo._R.waiting_for, ("sent", "m1", "2020-01-01 00:00:00"))
         assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in plan, plan
+
+
+def test_counts_by_state_are_exact_on_a_small_store(store: Store) -> None:
+    mids = store.messages.enqueue([new(f"+1555123456{i}") for i in range(3)]).message_ids
+    assert store.messages.counts_by_state() == {"queued": 3}
+    store.messages.cancel(mids[0])
+    assert store.messages.counts_by_state() == {"cancelled": 1, "queued": 2}
+
+
+def test_a_costly_count_of_the_kept_messages_is_reused_and_the_queue_is_counted_each_time(
+        store: Store, monkeypatch: Any) -> None:
+    """On a store whose full count is costly (here: any), the states that are not live
+    are counted once per reuse window; queued and sending are always exact."""
+    from gsmgw.store import messages as repo
+
+    monkeypatch.setattr(repo, "COUNT_EXACT_S", 0.0)
+    monkeypatch.setattr(repo, "COUNT_REUSE", 1e9)
+    monkeypatch.setattr(repo, "COUNT_REUSE_MAX_S", 3600.0)
+    mids = store.messages.enqueue([new(f"+1555123456{i}") for i in range(3)]).message_ids
+    store.messages.cancel(mids[0])
+    assert store.messages.counts_by_state() == {"cancelled": 1, "queued": 2}
+    store.messages.cancel(mids[1])
+    store.messages.enqueue([new("+15551234569")])
+    # The queue is exact; the cancelled count is the one of the window's first count.
+    assert store.messages.counts_by_state() == {"cancelled": 1, "queued": 2}
+    store.messages._final_counts = (0.0, {})  # the window has passed
+    assert store.messages.counts_by_state() == {"cancelled": 2, "queued": 2}
