@@ -199,7 +199,6 @@ class WebhooksRepo:
         return {s: n for s, n in rows}
 
 
-
 # Built once (prepared.run's fast path on SQLite): the webhook sender runs them a few
 # times a second on a busy pool, most rounds finding no receiver (issue 17).
 # The messages of the events after a cursor, up to where a batch read them.
