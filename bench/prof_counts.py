@@ -50,7 +50,7 @@ def run(messages: int, n: int, scrape_s: float) -> dict[str, float]:
                 store.messages.counts_by_state()
             rest = (time.process_time() - t0) / n
             # Scraping every scrape_s: one full count per reuse window, the live count otherwise.
-            window_s = 0.0 if first < repo.COUNT_EXACT_S else min(repo.COUNT_REUSE_MAX_S, first * repo.COUNT_REUSE)
+            window_s = repo.count_reuse_s(first)
             scrapes_per_count = max(1.0, window_s / scrape_s)
             share = (first + rest * (scrapes_per_count - 1)) / scrapes_per_count / scrape_s
             return {"messages": sum(counts.values()), "full_count_ms_cpu": round(first * 1000, 2),

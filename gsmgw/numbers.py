@@ -100,10 +100,10 @@ def same_number(a: str, b: str, region: str | None = None) -> bool:
     """Whether ``a`` and ``b`` are renderings of the same number (see the module doc)."""
     if a == b:
         return True
+    if a.startswith("+") and b.startswith("+") and _digits(a) == _digits(b):
+        return True  # the same international digits, punctuated differently
     if _plain(a) and _plain(b):
         da, db = _digits(a), _digits(b)
-        if a[0] == "+" and b[0] == "+" and da == db:
-            return True
         # Every rendering of a number ends in its national significant number (the
         # prefixes before it vary: "+", country code, "00", trunk "0"), and no
         # numbering plan has one shorter than SUFFIX_DIGITS. Different last digits
@@ -112,8 +112,6 @@ def same_number(a: str, b: str, region: str | None = None) -> bool:
         k = min(SUFFIX_DIGITS, len(da), len(db))
         if da[-k:] != db[-k:]:
             return False
-    elif a.startswith("+") and b.startswith("+") and _digits(a) == _digits(b):
-        return True  # the same international digits, punctuated differently
     ea, eb = to_e164(a, region), to_e164(b, region)
     if ea is not None and eb is not None:
         return ea == eb

@@ -478,9 +478,7 @@ class MessagesRepo:
             if cached is None or now >= cached[0]:
                 t0 = time.perf_counter()
                 rest = {state: n for state, n in conn.execute(_ALL_COUNTS).all() if state not in _LIVE}
-                took = time.perf_counter() - t0
-                reuse_s = 0.0 if took < COUNT_EXACT_S else min(COUNT_REUSE_MAX_S, took * COUNT_REUSE)
-                cached = self._final_counts = (now + reuse_s, rest)
+                cached = self._final_counts = (now + count_reuse_s(time.perf_counter() - t0), rest)
         counts = {**cached[1], **live}
         return {state: counts[state] for state in sorted(counts)}
 
@@ -494,6 +492,11 @@ _ALL_COUNTS = select(t.messages.c.state, func.count()).group_by(t.messages.c.sta
 COUNT_EXACT_S = 0.01
 COUNT_REUSE = 100.0
 COUNT_REUSE_MAX_S = 60.0
+
+
+def count_reuse_s(took_s: float) -> float:
+    """How long counts_by_state reuses a full count that took ``took_s``."""
+    return 0.0 if took_s < COUNT_EXACT_S else min(COUNT_REUSE_MAX_S, took_s * COUNT_REUSE)
 
 
 __all__ = ["WORK_CHANNEL", "MessagesRepo", "batch_view", "settle_states"]

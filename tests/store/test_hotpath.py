@@ -13,6 +13,7 @@ from sqlalchemy import inspect, update
 from gsmgw.domain import MessageState
 from gsmgw.store import NewMessage, PartResult, Store
 from gsmgw.store import tables as t
+from tests.store.plans import plans_of
 
 
 def new(to: str = "+15551234567", **kw: object) -> NewMessage:
@@ -141,11 +142,10 @@ def _index_columns(store: Store, table: str) -> dict[str, list[str]]:
     return {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes(table)}
 
 
-def _sqlite_plan(store: Store, stmt: Any, params: tuple[Any, ...]) -> str:
-    """SQLite's query plan of a prebuilt statement, as one line."""
-    sql = str(stmt.compile(store.engine))
-    with store.engine.connect() as conn:
-        return " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+def _report(store: Store, tp_mr: int, recipient: str) -> Any:
+    return store.reports.record_status_report("sim1", tp_mr=tp_mr, recipient=recipient, status=0,
+                                              category="delivered", meaning="ok", scts=None, discharge_at=None,
+                                              window_s=3 * 86400.0)
 
 
 def test_report_candidates_read_the_window_not_the_history(store: Store) -> None:
@@ -154,10 +154,9 @@ def test_report_candidates_read_the_window_not_the_history(store: Store) -> None
     with that TP-MR on the SIM."""
     assert _index_columns(store, "message_parts")["ix_message_parts_report"] == ["modem_id", "tp_mr", "sent_at"]
     if store.is_sqlite:
-        from gsmgw.store import reports as repo
-
-        plan = _sqlite_plan(store, repo._R.candidates, ("sim1", 7, "2020-01-01 00:00:00"))
-        assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in plan, plan
+        [plan] = plans_of(store, lambda sql: "FROM message_parts" in sql and "tp_mr" in sql and "sent_at >=" in sql,
+                          lambda: _report(store, 7, "+15551234567"))
+        assert "ix_message_parts_report (modem_id=? AND tp_mr=? AND sent_at>?)" in " ".join(plan), plan
 
 
 def test_a_settle_looks_for_overtaking_reports_among_its_modems_and_tp_mrs(store: Store) -> None:
@@ -166,10 +165,11 @@ def test_a_settle_looks_for_overtaking_reports_among_its_modems_and_tp_mrs(store
     cols = _index_columns(store, "status_reports")
     assert cols["ix_status_reports_match"] == ["modem_id", "tp_mr", "received_at"]
     if store.is_sqlite:
-        from gsmgw.store import reports as repo
-
-        plan = _sqlite_plan(store, repo._R.waiting_for, ("sent", "m1", "2020-01-01 00:00:00"))
-        assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in plan, plan
+        mid = store.messages.enqueue([new()]).message_ids[0]
+        store.claims.claim_next("sim1", lease_s=30, mark_sending=True)
+        [plan] = plans_of(store, lambda sql: "FROM status_reports JOIN message_parts" in sql,
+                          lambda: store.claims.settle_claim(mid, [PartResult(1, MessageState.SENT, tp_mr=7)]))
+        assert "ix_status_reports_match (modem_id=? AND tp_mr=? AND received_at>?)" in " ".join(plan), plan
 
 
 def test_counts_by_state_are_exact_on_a_small_store(store: Store) -> None:
