@@ -467,10 +467,9 @@ class MessagesRepo:
         index: a range as long as the queue. The others need a pass over every message
         kept, which grows with the retention: 70-90 ms of CPU at 1,000,000 messages on a
         2-core Xeon (``bench.prof_counts``), several times that on a Raspberry Pi, on
-        every scrape. That count is
-        reused for ``COUNT_REUSE`` times what it cost (at most ``COUNT_REUSE_MAX_S``)
-        once it costs more than ``COUNT_EXACT_S``, so that monitoring a big store spends
-        at most about 1 % of a core on it; a small store is counted exactly each time."""
+        every scrape. That count is reused for as long as ``count_reuse_s`` says, so
+        that monitoring a big store spends at most about 1 % of a core on it; a small
+        store is counted exactly each time."""
         now = time.monotonic()
         cached = self._final_counts
         with self.db.read() as conn:
