@@ -121,6 +121,7 @@ class SendPipeline:
     async def run(self, slot: ModemSlot) -> None:
         """Send loop of one modem, until the pool stops (or the task is cancelled)."""
         prepared: Prepared | None = None
+        on_air = False  # cancelled while True: prepared's PDU may have been written
         try:
             while not self.stopping:
                 pause_s = self._blocked_s(slot)
@@ -136,11 +137,19 @@ class SendPipeline:
                         if pause_s > 0:
                             await self._sleep(slot, pause_s)
                         continue
+                on_air = True
                 prepared = await self._send_guarded(slot, prepared)
+                on_air = False
         finally:
             if prepared is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.release(slot, prepared))
+                    if on_air:
+                        # Cancelled mid-send (the stop's drain timeout ran out): what may have
+                        # left the modem is unknown, never back in the queue to be sent again.
+                        await asyncio.shield(self.abandon(prepared.claim.id, f"{slot.id} was stopped during the send",
+                                                          (slot.id, prepared.claim.attempts)))
+                    else:
+                        await asyncio.shield(self.release(slot, prepared))
 
     def can_send(self, slot: ModemSlot) -> bool:
         return (

@@ -148,8 +148,8 @@ class Pool:
         try:
             await asyncio.wait_for(asyncio.gather(*idle), timeout=drain_timeout_s)
         except TimeoutError:
-            log.error("sends still in flight after %.0f s; their parts stay 'sending' "
-                      "and are settled as unknown at next start", drain_timeout_s)
+            log.error("sends still in flight after %.0f s; stopped, their parts are settled as unknown",
+                      drain_timeout_s)
         await self.inbound.stop()
         for slot in self.slots.values():
             with contextlib.suppress(Exception):

@@ -264,6 +264,30 @@ async def test_a_timeout_after_the_pdu_leaves_the_part_unknown_and_never_resends
     assert (await harness.message(first))["state"] == "unknown"
 
 
+async def test_a_send_still_on_the_air_when_the_stop_gives_up_is_unknown_not_requeued(
+        harness: Harness, start_pool: Any) -> None:
+    """The stop waits for sends in flight up to its drain timeout, then cancels the
+    workers. A PDU handed to the modem may have left: its part becomes unknown (never
+    resent blindly), it does not go back to the queue as if it had never been written."""
+    written = asyncio.Event()
+
+    async def written_then_no_answer(driver: FakeDriver, parts: Sequence[tuple[str, int]]) -> list[SendOutcome]:
+        written.set()
+        await asyncio.sleep(3600)  # (a multipart send, each part waiting its send_timeout_s)
+        raise AssertionError("unreachable")
+
+    harness.scripts["sim1"] = written_then_no_answer
+    pool = Pool(config(modem("sim1")), harness.store, driver_factory=harness.factory, clock=FakeClock())
+    await pool.start()
+    [mid] = await harness.enqueue("+15551230021")
+    await asyncio.wait_for(written.wait(), 10)
+    await asyncio.wait_for(pool.stop(drain_timeout_s=0.2), 20)
+    msg = await harness.message(mid)
+    assert msg["state"] == "unknown", msg["state"]
+    assert [(p["state"], p["error_code"]) for p in msg["parts"]] == [("unknown", "unknown")]
+    assert len(harness.driver("sim1").sent) == 1
+
+
 async def test_a_claim_ahead_taken_over_by_another_host_is_never_written(
         harness: Harness, start_pool: Any) -> None:
     """While sim1 sends its first message, the one it claimed ahead is recovered by
