@@ -264,8 +264,7 @@ async def test_a_timeout_after_the_pdu_leaves_the_part_unknown_and_never_resends
     assert (await harness.message(first))["state"] == "unknown"
 
 
-async def test_a_send_still_on_the_air_when_the_stop_gives_up_is_unknown_not_requeued(
-        harness: Harness, start_pool: Any) -> None:
+async def test_a_send_still_on_the_air_when_the_stop_gives_up_is_unknown_not_requeued(harness: Harness) -> None:
     """The stop waits for sends in flight up to its drain timeout, then cancels the
     workers. A PDU handed to the modem may have left: its part becomes unknown (never
     resent blindly), it does not go back to the queue as if it had never been written."""
