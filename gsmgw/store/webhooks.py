@@ -30,6 +30,16 @@ class _CursorMoved(Exception):
     pass
 
 
+class Fanned(NamedTuple):
+    """What one fan-out did: events read past the cursor, delivery rows queued."""
+
+    events: int
+    deliveries: int
+
+
+NOTHING_FANNED = Fanned(0, 0)
+
+
 class _CallbackOnly(NamedTuple):
     """What ``targets`` reads of a message (its own receiver URL)."""
 
@@ -50,8 +60,10 @@ class WebhooksRepo:
         limit: int = 500,
         gap_wait_s: float = 30.0,
         now: dt.datetime | None = None,
-    ) -> int:
-        """Turn events after the cursor into deliveries; returns how many events were read.
+    ) -> Fanned:
+        """Turn events after the cursor into deliveries; returns how many events were
+        read and how many deliveries that queued (none: the sender need not look for due
+        ones).
 
         ``targets(event, message row or None)`` names the receiver URLs of an event.
         Event ids come from a sequence, and on PostgreSQL a transaction that took an
@@ -63,16 +75,16 @@ class WebhooksRepo:
         try:
             return self._fanout(targets, render, limit=limit, gap_wait_s=gap_wait_s, now=now)
         except _CursorMoved:
-            return 0
+            return NOTHING_FANNED
 
     def _fanout(self, targets: Callable[[Any, Any], list[str]], render: RenderFn, *, limit: int,
-                gap_wait_s: float, now: dt.datetime) -> int:
+                gap_wait_s: float, now: dt.datetime) -> Fanned:
         d, m = t.webhook_deliveries, t.messages
         with self.db.engine.begin() as conn:
             batch = read_after_in(conn, CURSOR_NAME, limit=limit, gap_wait_s=gap_wait_s, types=None, now=now,
                                   gaps=self.gaps)
             if not batch.events:
-                return 0
+                return NOTHING_FANNED
             msg_ids = {ev.message_id for ev in batch.events if ev.message_id}
             # Targets depend on a message's callback_url only: read that first, and the
             # whole rows (for the bodies) only of events that go somewhere.
@@ -102,7 +114,7 @@ class WebhooksRepo:
                 raise _CursorMoved  # another host fanned these out first: roll back
             if rows:
                 conn.execute(insert(d), rows)
-            return len(batch.events)
+            return Fanned(len(batch.events), len(rows))
 
     def claim_webhook_deliveries(self, *, limit: int = 50, lease_s: float = 60.0,
                                  exclude_urls: Sequence[str] = (),

@@ -45,7 +45,7 @@ class WebhookSender:
         self._failing: set[str] = set()
         # When every event is signalled (SQLite, Store.events_signalled), a round reads
         # the outbox only after a signal and claims deliveries only when some may be
-        # due: right after a fan-out, after a round that found some, or when a retry
+        # due: right after a fan-out that queued some, after a round that found some, or when a retry
         # this sender scheduled comes due; otherwise both wait for the safety poll.
         # Monotonic times; 0 = at the next round.
         self._fanout_due = 0.0
@@ -116,15 +116,15 @@ class WebhookSender:
         now = time.monotonic()
         if not signalled or now >= self._fanout_due:
             self._fanout_due = now + SIGNALLED_POLL_S
-            fanned = 0
-            while (n := await self.store.call(
+            queued = 0
+            while (fanned := await self.store.call(
                 self.store.webhooks.webhook_fanout, self._targets, payload.render_event,
                 gap_wait_s=0.0 if self.store.is_sqlite else 300.0,  # PostgreSQL: the gap rule's safety net
-            )):
-                fanned += n
-                if n < 500:
+            )).events:
+                queued += fanned.deliveries
+                if fanned.events < 500:
                     break  # else a backlog: keep fanning out before sending
-            if fanned:
+            if queued:  # (events no receiver wants queue nothing, and cost no claim)
                 self._claim_due = 0.0
         if signalled and now < self._claim_due:
             return 0

@@ -157,9 +157,10 @@ def test_fanout_claim_settle_and_give_up(store: Any) -> None:
     store.messages.cancel(r.message_ids[0])  # -> sms:cancelled
     [p] = parts_of(ALICE, "hello")
     ingest(store, p)
-    n = store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
-    assert n == 3  # online, cancelled, received (queueing writes no event)
-    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0) == 0
+    fanned = store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0)
+    assert fanned.events == 3  # online, cancelled, received (queueing writes no event)
+    assert fanned.deliveries == 4  # cancelled to a.lan and to its callback_url
+    assert store.webhooks.webhook_fanout(_targets(cfg), payload.render_event, gap_wait_s=0) == (0, 0)
     rows = store.webhooks.claim_webhook_deliveries(limit=10)
     got = sorted((r["event_type"], r["url"]) for r in rows)
     assert got == [("modem:online", "http://b.lan/h"), ("sms:cancelled", "http://a.lan/h"),
@@ -199,7 +200,7 @@ def test_fanout_waits_at_a_fresh_gap_in_event_ids(store: Any) -> None:
         """PostgreSQL: a gap is final once the transactions open when it was seen ended,
         other databases' on the shared server too: allow a few rounds."""
         for _ in range(1000):
-            got = fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=at)
+            got = fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=at).events
             if got or store.is_sqlite:
                 return got
             time.sleep(0.01)
@@ -212,9 +213,9 @@ def test_fanout_waits_at_a_fresh_gap_in_event_ids(store: Any) -> None:
         pg_open.execute(t.events.insert().values(id=last + 1, type="sim:storage-full", payload="{}", created_at=now))
     with store.engine.begin() as conn:  # id last+1 is "still in flight": skip it
         conn.execute(t.events.insert().values(id=last + 2, type="modem:offline", payload="{}", created_at=now))
-    assert fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 0
+    assert fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=now).events == 0
     if pg_open is not None:
-        assert fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=now) == 0
+        assert fan(_targets(cfg), payload.render_event, gap_wait_s=30, now=now).events == 0
         pg_open.commit()
         pg_open.close()
     else:

@@ -164,7 +164,7 @@ def test_the_webhook_fanout_waits_for_an_open_transaction_too(pg_store: Store) -
         a.insert()
         b.insert()
         b.end(commit=True)
-        assert fan(lambda _e, _m: [], lambda _e, _m: "{}", gap_wait_s=NET_S) == 0
+        assert fan(lambda _e, _m: [], lambda _e, _m: "{}", gap_wait_s=NET_S).events == 0
         assert pg_store.events.cursor("main") == start
         a.end(commit=False)
         t0 = time.monotonic()
