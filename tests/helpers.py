@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,15 @@ import aiohttp
 
 from gsmgw.config import ApiConfig, Config, DispatchConfig, ModemConfig, StoreConfig
 from gsmgw.daemon import Gateway
+
+
+async def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Wait until ``cond()`` holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
 
 
 @dataclass

@@ -5,7 +5,6 @@ for due deliveries; one that queued some delivers them in the same round."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,7 @@ from aiohttp import web
 from gsmgw.config import Config, WebhooksConfig, WebhookSubscription
 from gsmgw.store import Store
 from gsmgw.webhooks.sender import WebhookSender
-
-
-async def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not cond():
-            await asyncio.sleep(0.01)
-    assert cond(), what
+from tests.helpers import until
 
 
 async def test_events_no_receiver_wants_cost_no_claim_and_wanted_ones_are_delivered(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from gsmgw.pool import Driver, NoPortYet, Pool
 from gsmgw.sms import decode_pdu
 from gsmgw.store import NewMessage, Store
 from gsmgw.store import tables as t
+from tests.helpers import until
 
 Script = Callable[["FakeDriver", Sequence[tuple[str, int]]], Awaitable[list[SendOutcome]]]
 
@@ -149,14 +150,6 @@ class Harness:
                 return msg
             await asyncio.sleep(0.01)
         raise AssertionError(f"message {message_id} not in {states} after {timeout_s} s: {msg.get('state')}")
-
-
-async def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def config(*modems: ModemConfig, **dispatch: Any) -> Config:
